@@ -1,0 +1,103 @@
+// The stream-api command: serve, migrate, keys, tenants.
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Role } from '../config.ts';
+import { migrate } from '../db/migrate.ts';
+import { createLogger } from '../logger.ts';
+import { openRuntime } from '../runtime.ts';
+import { serve } from '../server.ts';
+import { createApiKey, ensureTenant } from '../tenants/tenants.repository.ts';
+
+const USAGE = `usage: stream-api <command>
+
+  serve [--role all|api|worker|dispatcher]   run the service (default role: all)
+  migrate                                    apply database migrations and exit
+  keys create --tenant NAME                  create an API key (and the tenant if needed); prints only the key
+`;
+
+const ROLES: readonly Role[] = ['all', 'api', 'worker', 'dispatcher'];
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serveCommand(rest);
+    case 'migrate':
+      return withRuntime(async (rt) => {
+        const applied = await migrate(rt.pool);
+        process.stderr.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
+      });
+    case 'keys':
+      return keysCommand(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+      process.stdout.write(USAGE);
+      return command ? 0 : 2;
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function serveCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { role: { type: 'string', default: 'all' } } });
+  const role = values.role as Role;
+  if (!ROLES.includes(role)) {
+    process.stderr.write(`--role must be one of ${ROLES.join(', ')}\n`);
+    return 2;
+  }
+  const service = await serve(loadConfig(), role, (line) => process.stdout.write(line + '\n'));
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      process.stderr.write(`${signal}: shutting down\n`);
+      service.stop().then(resolve, (err) => {
+        process.stderr.write(`shutdown failed: ${String(err)}\n`);
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+async function keysCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'create') {
+    process.stderr.write(`usage: stream-api keys create --tenant NAME\n`);
+    return 2;
+  }
+  const { values } = parseArgs({ args: rest, options: { tenant: { type: 'string' } } });
+  if (!values.tenant) {
+    process.stderr.write('--tenant NAME is required\n');
+    return 2;
+  }
+  const tenantName = values.tenant;
+  return withRuntime(async (rt) => {
+    await migrate(rt.pool);
+    const tenant = await ensureTenant(rt.db, tenantName);
+    process.stdout.write((await createApiKey(rt.db, tenant.id)) + '\n');
+  });
+}
+
+/** Commands other than serve: logs go to stderr so stdout carries only the command's result. */
+async function withRuntime(fn: (rt: Awaited<ReturnType<typeof openRuntime>>) => Promise<void>): Promise<number> {
+  const config = loadConfig();
+  const logger = createLogger(process.env.LOG_LEVEL ? config.logLevel : 'warn', 'stderr');
+  const rt = await openRuntime(config, logger, 'stream-api:cli');
+  try {
+    await fn(rt);
+    return 0;
+  } finally {
+    await rt.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+    else process.stderr.write(`stream-api: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,167 @@
+// The only module that reads process.env. Everything else receives a frozen Config.
+import path from 'node:path';
+
+export type Role = 'all' | 'api' | 'worker' | 'dispatcher';
+
+export interface Config {
+  /** null → start an embedded PostgreSQL under dataDir */
+  databaseUrl: string | null;
+  s3: {
+    /** null → start an embedded S3-protocol server under dataDir */
+    endpoint: string | null;
+    bucket: string;
+    region: string;
+    accessKeyId: string;
+    secretAccessKey: string;
+    forcePathStyle: boolean;
+  };
+  host: string;
+  port: number;
+  publicUrl: string | null;
+  maxUploadBytes: number;
+  dataDir: string;
+  embeddedPgPort: number;
+  embeddedS3Port: number;
+  logLevel: string;
+  /** create (and remember under dataDir) a dev tenant + key at start-up */
+  devKey: boolean;
+  worker: { concurrency: number; leaseSeconds: number; maxAttempts: number };
+  webhook: {
+    maxRetries: number;
+    backoffBaseMs: number;
+    backoffMaxMs: number;
+    timeoutMs: number;
+    allowedCidrs: string;
+  };
+  retentionDays: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+const GiB = 1024 ** 3;
+
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const problems: string[] = [];
+  const read = new Reader(env, problems);
+
+  const databaseUrl = read.url('DATABASE_URL', ['postgres:', 'postgresql:']);
+  const s3Endpoint = read.url('S3_ENDPOINT', ['http:', 'https:']);
+  const config: Config = {
+    databaseUrl,
+    s3: {
+      endpoint: s3Endpoint,
+      bucket: read.string('S3_BUCKET', 'stream-api', /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/),
+      region: read.string('S3_REGION', 'us-east-1'),
+      // s3rver's fixed credentials are the defaults so zero-config start works.
+      accessKeyId: read.string('S3_ACCESS_KEY_ID', s3Endpoint ? '' : 'S3RVER'),
+      secretAccessKey: read.string('S3_SECRET_ACCESS_KEY', s3Endpoint ? '' : 'S3RVER'),
+      forcePathStyle: read.bool('S3_FORCE_PATH_STYLE', true),
+    },
+    host: read.string('HOST', '0.0.0.0'),
+    port: read.int('PORT', 3002, 0, 65535),
+    publicUrl: read.url('PUBLIC_URL', ['http:', 'https:']),
+    maxUploadBytes: read.int('MAX_UPLOAD_BYTES', 10 * GiB, 1, Number.MAX_SAFE_INTEGER),
+    dataDir: path.resolve(read.string('DATA_DIR', '.data')),
+    embeddedPgPort: read.int('EMBEDDED_PG_PORT', 54329, 1, 65535),
+    embeddedS3Port: read.int('EMBEDDED_S3_PORT', 4569, 0, 65535),
+    logLevel: read.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    devKey: read.bool('DEV_API_KEY', env.NODE_ENV !== 'production'),
+    worker: {
+      concurrency: read.int('WORKER_CONCURRENCY', 2, 1, 64),
+      leaseSeconds: read.int('WORKER_LEASE_SECONDS', 15, 2, 3600),
+      maxAttempts: read.int('JOB_MAX_ATTEMPTS', 5, 1, 100),
+    },
+    webhook: {
+      maxRetries: read.int('WEBHOOK_MAX_RETRIES', 3, 0, 50),
+      backoffBaseMs: read.int('WEBHOOK_BACKOFF_BASE_MS', 5_000, 1, 86_400_000),
+      backoffMaxMs: read.int('WEBHOOK_BACKOFF_MAX_MS', 3_600_000, 1, 7 * 86_400_000),
+      timeoutMs: read.int('WEBHOOK_TIMEOUT_MS', 10_000, 100, 600_000),
+      allowedCidrs: read.string('WEBHOOK_ALLOWED_CIDRS', ''),
+    },
+    retentionDays: read.int('RETENTION_DAYS', 7, 1, 3650),
+  };
+
+  if (config.s3.endpoint && (!config.s3.accessKeyId || !config.s3.secretAccessKey)) {
+    problems.push('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY are required when S3_ENDPOINT is set');
+  }
+  if (config.webhook.backoffMaxMs < config.webhook.backoffBaseMs) {
+    problems.push('WEBHOOK_BACKOFF_MAX_MS must be ≥ WEBHOOK_BACKOFF_BASE_MS');
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+  return deepFreeze(config);
+}
+
+class Reader {
+  constructor(
+    private readonly env: Env,
+    private readonly problems: string[],
+  ) {}
+
+  private raw(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value === '' ? undefined : value;
+  }
+
+  string(name: string, fallback: string, pattern?: RegExp): string {
+    const value = this.raw(name) ?? fallback;
+    if (pattern && !pattern.test(value)) this.problems.push(`${name}=${JSON.stringify(value)} does not match ${pattern}`);
+    return value;
+  }
+
+  url(name: string, protocols: string[]): string | null {
+    const value = this.raw(name);
+    if (value === undefined) return null;
+    try {
+      const url = new URL(value);
+      if (!protocols.includes(url.protocol)) {
+        this.problems.push(`${name} must be a ${protocols.join(' or ')} URL`);
+      }
+    } catch {
+      this.problems.push(`${name} is not a valid URL`);
+    }
+    return value;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      this.problems.push(`${name}=${JSON.stringify(value)} must be an integer between ${min} and ${max}`);
+      return fallback;
+    }
+    return n;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const value = this.raw(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+    if (['0', 'false', 'no', 'off'].includes(value)) return false;
+    this.problems.push(`${name}=${JSON.stringify(value)} must be true or false`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(name: string, fallback: T, values: readonly T[]): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!(values as readonly string[]).includes(value)) {
+      this.problems.push(`${name} must be one of ${values.join(', ')}`);
+      return fallback;
+    }
+    return value as T;
+  }
+}
+
+function deepFreeze<T extends object>(value: T): Readonly<T> {
+  for (const child of Object.values(value)) {
+    if (child && typeof child === 'object') deepFreeze(child);
+  }
+  return Object.freeze(value);
+}

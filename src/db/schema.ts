@@ -1,0 +1,68 @@
+// Row types of the tables (the migrations are the truth; these mirror them for Kysely).
+import type { ColumnType, Generated } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type DefaultTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export interface TenantsTable {
+  id: Generated<string>;
+  name: string;
+  webhook_secret: string;
+  previous_webhook_secret: string | null;
+  previous_secret_expires_at: Timestamp | null;
+  created_at: DefaultTimestamp;
+}
+
+export interface ApiKeysTable {
+  id: Generated<string>;
+  tenant_id: string;
+  key_hash: Buffer;
+  prefix: string;
+  created_at: DefaultTimestamp;
+  revoked_at: Timestamp | null;
+}
+
+export type UploadStatus = 'uploaded' | 'processing' | 'completed' | 'failed';
+
+export interface UploadsTable {
+  id: string;
+  seq: Generated<number>;
+  tenant_id: string;
+  dataset: string;
+  filename: string;
+  size_bytes: number;
+  sha256: string;
+  object_key: string;
+  object_deleted_at: Timestamp | null;
+  status: ColumnType<UploadStatus, UploadStatus | undefined, UploadStatus>;
+  rows_processed: Generated<number>;
+  rows_failed: Generated<number>;
+  bytes_processed: Generated<number>;
+  error_code: string | null;
+  error: string | null;
+  callback_url: string | null;
+  max_errors: number | null;
+  max_error_ratio: number | null;
+  unknown_columns: string[] | null;
+  attempt: Generated<number>;
+  created_at: DefaultTimestamp;
+  started_at: Timestamp | null;
+  completed_at: Timestamp | null;
+  updated_at: DefaultTimestamp;
+}
+
+export interface IdempotencyKeysTable {
+  tenant_id: string;
+  key: string;
+  request_hash: string;
+  upload_id: string;
+  response: unknown;
+  created_at: DefaultTimestamp;
+}
+
+export interface DB {
+  tenants: TenantsTable;
+  api_keys: ApiKeysTable;
+  uploads: UploadsTable;
+  idempotency_keys: IdempotencyKeysTable;
+}

@@ -1,0 +1,80 @@
+// Builds the Fastify app as a set of plugins over injected dependencies (no globals, easy to test).
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import multipart from '@fastify/multipart';
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import type { Config } from '../config.ts';
+import type { DB } from '../db/schema.ts';
+import { AppError, errorBody, errorTable } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import { requireApiKey } from './auth.ts';
+import { uploadRoutes } from './routes/uploads.ts';
+
+export interface AppDeps {
+  config: Readonly<Config>;
+  db: Kysely<DB>;
+  pool: pg.Pool;
+  store: ObjectStore;
+  logger: Logger;
+}
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // Uploads of many GB take long: no whole-request timeout, only a generous idle one.
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    bodyLimit: 1024 * 1024,
+    genReqId: (req) => (req.headers['x-request-id'] as string | undefined)?.slice(0, 64) || crypto.randomUUID(),
+  });
+
+  await app.register(multipart, {
+    limits: {
+      fileSize: deps.config.maxUploadBytes,
+      files: 2, // one `file`; a second file part is drained and ignored rather than failing the upload
+      fields: 20,
+      fieldSize: 4096,
+    },
+  });
+
+  app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
+    const { status, code, message } = toPublicError(err);
+    if (status >= 500) request.log.error({ err }, 'request failed');
+    else request.log.info({ code, status }, 'request rejected');
+    // An error sent before the request body was read: close rather than read gigabytes we will discard.
+    if (!request.raw.readableEnded) reply.header('connection', 'close');
+    return reply.status(status).send(errorBody(code, message));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send(errorBody('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  await app.register(async (api) => {
+    requireApiKey(api, deps.db);
+    await api.register(uploadRoutes, deps);
+  });
+  return app;
+}
+
+function toPublicError(err: FastifyError | AppError): { status: number; code: string; message: string } {
+  if (err instanceof AppError) return { status: err.status, code: err.code, message: err.message };
+  const fastifyCodes: Record<string, keyof typeof errorTable> = {
+    FST_REQ_FILE_TOO_LARGE: 'file_too_large',
+    FST_INVALID_MULTIPART_CONTENT_TYPE: 'not_multipart',
+    FST_PARTS_LIMIT: 'validation_failed',
+    FST_FILES_LIMIT: 'validation_failed',
+    FST_FIELDS_LIMIT: 'validation_failed',
+    FST_PROTO_VIOLATION: 'validation_failed',
+    FST_MP_PREMATURE_CLOSE: 'upload_aborted',
+  };
+  const mapped = err.code ? fastifyCodes[err.code] : undefined;
+  if (mapped) return { status: errorTable[mapped].status, code: mapped, message: err.message };
+  if (err.validation) return { status: 400, code: 'validation_failed', message: err.message };
+  const status = err.statusCode ?? 500;
+  if (status >= 500) return { status: 500, code: 'internal', message: errorTable.internal.message };
+  // Client errors raised by Fastify itself (bad JSON, bad content type …) are safe to describe.
+  return { status, code: 'validation_failed', message: err.message };
+}

@@ -1,0 +1,113 @@
+// /uploads — receive, read, list, count and delete uploads (all scoped to the caller's tenant).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { UploadStatus } from '../../db/schema.ts';
+import { AppError } from '../../errors.ts';
+import { parseAllowedCidrs } from '../../notify/ssrf.ts';
+import { isFinal, presentUpload } from '../../uploads/present.ts';
+import { receiveUpload } from '../../uploads/receive.ts';
+import {
+  countByStatus,
+  deleteUploadUnlessProcessing,
+  findUpload,
+  listUploads,
+} from '../../uploads/uploads.repository.ts';
+import type { AppDeps } from '../app.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const STATUSES: readonly UploadStatus[] = ['uploaded', 'processing', 'completed', 'failed'];
+
+type IdParams = { Params: { id: string } };
+
+/** A malformed id can name no upload: 404, like any id the caller cannot see. */
+export function uploadIdParam(request: FastifyRequest<IdParams>): string {
+  const { id } = request.params;
+  if (!UUID.test(id)) throw new AppError('not_found', 'upload not found');
+  return id.toLowerCase();
+}
+
+export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  const allowedCidrs = parseAllowedCidrs(deps.config.webhook.allowedCidrs);
+  const receive = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!request.isMultipart()) throw new AppError('not_multipart');
+    const idempotencyKey = request.headers['idempotency-key'];
+    const result = await receiveUpload(
+      { db: deps.db, store: deps.store, jobMaxAttempts: deps.config.worker.maxAttempts, allowedCidrs },
+      {
+        tenantId: request.tenant.id,
+        parts: request.parts(),
+        query: request.query as Record<string, unknown>,
+        idempotencyKey: Array.isArray(idempotencyKey) ? idempotencyKey[0] : idempotencyKey,
+        log: request.log,
+      },
+    );
+    if (result.replayed) reply.header('idempotent-replayed', 'true');
+    return reply.status(202).header('location', result.body.statusUrl).send(result.body);
+  };
+  app.post('/uploads', receive);
+  app.post('/upload', receive); // the specification's path
+
+  const status = async (request: FastifyRequest<IdParams>, reply: FastifyReply) => {
+    const row = await findUpload(deps.db, request.tenant.id, uploadIdParam(request));
+    if (!row) throw new AppError('not_found', 'upload not found');
+    if (!isFinal(row)) reply.header('retry-after', '2');
+    return presentUpload(row);
+  };
+  app.get('/uploads/:id', status);
+  app.get('/upload/:id/status', status);
+
+  app.get('/uploads/stats', async (request) => {
+    const counts = await countByStatus(deps.db, request.tenant.id);
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    return { ...counts, total };
+  });
+
+  app.get<{ Querystring: { status?: string; limit?: string; cursor?: string } }>('/uploads', async (request) => {
+    const { status, limit: rawLimit, cursor } = request.query;
+    if (status !== undefined && !STATUSES.includes(status as UploadStatus)) {
+      throw new AppError('validation_failed', `status must be one of ${STATUSES.join(', ')}`);
+    }
+    const limit = rawLimit === undefined ? 20 : Number(rawLimit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+      throw new AppError('validation_failed', 'limit must be an integer from 1 to 100');
+    }
+    const beforeSeq = cursor === undefined ? undefined : decodeCursor(cursor);
+    // One extra row tells whether another page exists without a count query.
+    const rows = await listUploads(deps.db, request.tenant.id, {
+      limit: limit + 1,
+      ...(status ? { status: status as UploadStatus } : {}),
+      ...(beforeSeq !== undefined ? { beforeSeq } : {}),
+    });
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      items: page.map(presentUpload),
+      nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null,
+    };
+  });
+
+  const remove = async (request: FastifyRequest<IdParams>, reply: FastifyReply) => {
+    const id = uploadIdParam(request);
+    const result = await deps.db
+      .transaction()
+      .execute((trx) => deleteUploadUnlessProcessing(trx, request.tenant.id, id));
+    if (result.outcome !== 'deleted') {
+      throw result.outcome === 'processing'
+        ? new AppError('upload_processing', 'upload is being processed; try again when it has finished')
+        : new AppError('not_found', 'upload not found');
+    }
+    // The row is gone first: a failed object delete leaves an orphan for retention, never a dangling row.
+    await deps.store.delete(result.objectKey).catch((err) => request.log.warn({ err }, 'object delete failed'));
+    return reply.status(204).send();
+  };
+  app.delete('/uploads/:id', remove);
+}
+
+function encodeCursor(seq: number): string {
+  return Buffer.from(`s:${seq}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const match = /^s:(\d{1,18})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!match) throw new AppError('validation_failed', 'cursor is invalid');
+  return Number(match[1]);
+}

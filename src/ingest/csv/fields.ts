@@ -1,0 +1,116 @@
+// Per-column validation of one field, dispatched on a small integer per header position.
+
+import type { ColumnDef } from '../datasets/types.ts';
+import { checkJsonb } from './json.ts';
+import { F_ESCAPED } from './scan.ts';
+import type { RejectCode } from './types.ts';
+import {
+  checkInteger,
+  INT4_LIMITS,
+  INT8_LIMITS,
+  INT_OK,
+  INT_OUT_OF_RANGE,
+  isBoolean,
+  isDate,
+  isNumeric,
+  isTimestamp,
+  isUuid,
+} from './validate.ts';
+
+export interface CompiledColumn {
+  def: ColumnDef;
+  /** Needs nothing beyond the record-level UTF-8 / NUL checks (plain text). */
+  free: boolean;
+  values: ReadonlySet<string> | null;
+}
+
+export function compileColumn(def: ColumnDef): CompiledColumn {
+  const plainText = def.type === 'text' && def.maxLength === undefined && def.pattern === undefined;
+  return { def, free: plainText, values: def.values ? new Set(def.values) : null };
+}
+
+/** The value as PostgreSQL will see it: decoded, doubled quotes unescaped. */
+export function decodeValue(b: Buffer, s: number, e: number, flags: number): string {
+  const text = b.toString('utf8', s, e);
+  return flags & F_ESCAPED ? text.replaceAll('""', '"') : text;
+}
+
+/** Length in Unicode code points (what PostgreSQL counts for varchar(n)); bytes are valid UTF-8. */
+function charLength(b: Uint8Array, s: number, e: number, flags: number): number {
+  let n = 0;
+  let quotes = 0;
+  for (let i = s; i < e; i++) {
+    const c = b[i]!;
+    if ((c & 0xc0) !== 0x80) n++;
+    if (c === 0x22) quotes++;
+  }
+  return flags & F_ESCAPED ? n - quotes / 2 : n;
+}
+
+/**
+ * Checks the non-empty trimmed value b[s, e). Returns null if PostgreSQL will accept it for the
+ * column (and it meets the dataset's rules), else the reject code.
+ */
+export function checkField(b: Buffer, s: number, e: number, flags: number, col: CompiledColumn): RejectCode | null {
+  const def = col.def;
+  // A doubled quote is a literal `"`: never valid in a uuid/number/date/boolean, so the byte
+  // checks below reject it without special handling.
+  switch (def.type) {
+    case 'text':
+      return checkText(b, s, e, flags, def);
+    case 'uuid':
+      return isUuid(b, s, e) ? null : 'invalid_uuid';
+    case 'bigint':
+    case 'integer': {
+      const r = checkInteger(b, s, e, def.type === 'bigint' ? INT8_LIMITS : INT4_LIMITS);
+      if (r === INT_OK) return null;
+      return r === INT_OUT_OF_RANGE ? 'out_of_range' : 'invalid_integer';
+    }
+    case 'numeric':
+      return isNumeric(b, s, e) ? null : 'invalid_numeric';
+    case 'boolean':
+      return isBoolean(b, s, e) ? null : 'invalid_boolean';
+    case 'date':
+      return isDate(b, s, e) ? null : 'invalid_date';
+    case 'timestamptz':
+      return isTimestamp(b, s, e) ? null : 'invalid_timestamp';
+    case 'jsonb':
+      return checkJsonb(decodeValue(b, s, e, flags)) === null ? null : 'invalid_json';
+    case 'enum':
+      return col.values?.has(decodeValue(b, s, e, flags)) ? null : 'invalid_enum';
+  }
+}
+
+function checkText(b: Buffer, s: number, e: number, flags: number, def: ColumnDef): RejectCode | null {
+  // Bytes ≥ characters, so the exact count is needed only for values near the limit.
+  if (def.maxLength !== undefined && e - s > def.maxLength) {
+    const n = charLength(b, s, e, flags);
+    if (charLength(b, s, e, flags) > def.maxLength) return 'too_long';
+  }
+  if (def.pattern) {
+    def.pattern.lastIndex = 0;
+    if (!def.pattern.test(decodeValue(b, s, e, flags))) return 'pattern';
+  }
+  return null;
+}
+
+/** Human-readable reason for a field reject (cold path: may recompute). */
+export function describeReject(code: RejectCode, def: ColumnDef, value: string): string {
+  const shown = JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  switch (code) {
+    case 'required':
+      return `${def.name} is required`;
+    case 'invalid_json':
+      return `${def.name}: invalid JSON for jsonb (${checkJsonb(value) ?? 'rejected'})`;
+    case 'too_long':
+      return `${def.name}: ${[...value].length} characters, at most ${def.maxLength} allowed`;
+    case 'pattern':
+      return `${def.name}: ${shown} does not match ${String(def.pattern)}`;
+    case 'invalid_enum':
+      return `${def.name}: ${shown} is not one of ${(def.values ?? []).join(', ')}`;
+    case 'out_of_range':
+      return `${def.name}: ${shown} is out of range for ${def.type}`;
+    default:
+      return `${def.name}: ${shown} is not a valid ${def.type}`;
+  }
+}

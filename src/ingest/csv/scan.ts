@@ -1,0 +1,246 @@
+// Hand-written RFC 4180 byte scanner — the hot path of CSV ingestion.
+//
+// csv-parse builds a JS string per field; here one pass over the bytes records only offsets,
+// so a valid record can later be copied to the COPY stream as its original bytes.
+//
+// Two functions implement the SAME automaton and must agree on where a record ends:
+//  - RecordScanner.parse: full parse of one record starting at a record boundary (field
+//    offsets, trimming, malformed-ness); gives up (-1) when the record is not complete.
+//  - findRecordEnd: resumable, offsets-free; used only for a record that spans input chunks.
+//
+// Quote rules (strict, so one bad line costs one reject and never desynchronises the file):
+// a quote opens a quoted field only at field start (leading spaces/tabs allowed); inside an
+// unquoted field, or after a closing quote, a quote is a literal that marks the record malformed.
+
+export const QUOTE = 0x22;
+export const COMMA = 0x2c;
+export const LF = 0x0a;
+export const CR = 0x0d;
+const SP = 0x20;
+const TAB = 0x09;
+
+/** Per-field flags (RecordScanner.fields[3 * i + 2]). */
+export const F_QUOTED = 1;
+/** The quoted content holds doubled quotes (`""`) that must be unescaped when decoded. */
+export const F_ESCAPED = 2;
+/** The original bytes are not the canonical output: trimmed, spaces around quotes, or blank. */
+export const F_REBUILD = 4;
+
+export const MALFORMED_NONE = 0;
+export const MALFORMED_QUOTE_IN_FIELD = 1;
+export const MALFORMED_AFTER_QUOTE = 2;
+export const MALFORMED_BARE_CR = 3;
+export const MALFORMED_UNTERMINATED = 4;
+
+export class RecordScanner {
+  /** Stride 3 per field: value start, value end (trimmed; for quoted fields the content inside
+   * the quotes, doubled quotes still escaped), flags. */
+  fields = new Int32Array(3 * 64);
+  fieldCount = 0;
+  /** Offset where the record's content ends (its CR LF / LF terminator excluded). */
+  contentEnd = 0;
+  /** LFs inside quoted fields, for physical line numbering. */
+  newlines = 0;
+  malformed = MALFORMED_NONE;
+  malformedField = -1;
+  /** Some field has F_REBUILD. */
+  rebuild = false;
+
+  /**
+   * Parses the record starting at `start`. Returns the offset just after its terminator, or
+   * -1 if `buf[start, limit)` does not hold the whole record. With `eof`, the end of the data
+   * terminates the record (and an open quote is reported as MALFORMED_UNTERMINATED).
+   */
+  parse(buf: Uint8Array, start: number, limit: number, eof: boolean): number {
+    let i = start;
+    let nf = 0;
+    let c = 0;
+    this.newlines = 0;
+    this.malformed = MALFORMED_NONE;
+    this.malformedField = -1;
+    this.rebuild = false;
+    for (;;) {
+      if (3 * nf + 3 > this.fields.length) this.grow();
+      let flags = 0;
+      let fs = i;
+      // Leading blanks: part of a blank/unquoted value, or allowed before an opening quote.
+      while (i < limit && ((c = buf[i]!) === SP || c === TAB)) i++;
+      if (i >= limit) {
+        if (!eof) return -1;
+        return this.endAt(nf, i, i, i > fs ? F_REBUILD : 0, limit, limit);
+      }
+      let vs = i;
+      if (c === QUOTE) {
+        if (i > fs) flags = F_REBUILD;
+        flags |= F_QUOTED;
+        const cs = ++i;
+        let newlines = 0;
+        for (;;) {
+          while (i < limit && (c = buf[i]!) !== QUOTE) {
+            if (c === LF) newlines++;
+            i++;
+          }
+          if (i + 1 >= limit) {
+            if (!eof) return -1;
+            if (i >= limit) {
+              this.newlines += newlines;
+              this.markMalformed(MALFORMED_UNTERMINATED, nf);
+              return this.endAt(nf, cs, limit, flags, limit, limit);
+            }
+            break; // closing quote is the last byte of the data
+          }
+          if (buf[i + 1] !== QUOTE) break;
+          flags |= F_ESCAPED;
+          i += 2;
+        }
+        this.newlines += newlines;
+        let ts = cs;
+        let te = i++;
+        while (ts < te && ((c = buf[ts]!) === SP || c === TAB)) ts++;
+        while (te > ts && ((c = buf[te - 1]!) === SP || c === TAB)) te--;
+        if (ts !== cs || te !== i - 1 || ts === te) flags |= F_REBUILD;
+        while (i < limit && ((c = buf[i]!) === SP || c === TAB)) {
+          flags |= F_REBUILD;
+          i++;
+        }
+        if (i >= limit) {
+          if (!eof) return -1;
+          return this.endAt(nf, ts, te, flags, limit, limit);
+        }
+        if (c === COMMA) {
+          this.setField(nf++, ts, te, flags);
+          i++;
+          continue;
+        }
+        if (c === LF) return this.endAt(nf, ts, te, flags, i, i + 1);
+        if (c === CR) {
+          if (i + 1 >= limit) {
+            if (!eof) return -1;
+            return this.endAt(nf, ts, te, flags, i, limit);
+          }
+          if (buf[i + 1] === LF) return this.endAt(nf, ts, te, flags, i, i + 2);
+        }
+        // Anything else after the closing quote: malformed; continue as an unquoted field so
+        // the record ends where findRecordEnd says it does.
+        this.markMalformed(MALFORMED_AFTER_QUOTE, nf);
+        fs = vs = i;
+      }
+      // Unquoted field (or the garbage tail of a malformed quoted one).
+      for (;;) {
+        while (i < limit) {
+          c = buf[i]!;
+          if (c === COMMA || c === LF || c === CR || c === QUOTE) break;
+          i++;
+        }
+        if (i >= limit) {
+          if (!eof) return -1;
+          return this.endUnquoted(nf, fs, vs, limit, limit, limit, buf);
+        }
+        if (c === QUOTE) {
+          this.markMalformed(MALFORMED_QUOTE_IN_FIELD, nf);
+          i++;
+          continue;
+        }
+        if (c === CR) {
+          if (i + 1 >= limit) {
+            if (!eof) return -1;
+            return this.endUnquoted(nf, fs, vs, i, i, limit, buf);
+          }
+          if (buf[i + 1] === LF) return this.endUnquoted(nf, fs, vs, i, i, i + 2, buf);
+          this.markMalformed(MALFORMED_BARE_CR, nf);
+          i++;
+          continue;
+        }
+        break;
+      }
+      if (c === LF) return this.endUnquoted(nf, fs, vs, i, i, i + 1, buf);
+      // comma
+      let te = i;
+      while (te > vs && ((c = buf[te - 1]!) === SP || c === TAB)) te--;
+      this.setField(nf++, vs, te, te !== i || vs !== fs ? F_REBUILD : 0);
+      i++;
+    }
+  }
+
+  /** True if the parsed record is a blank line (nothing but spaces/tabs). */
+  isBlank(): boolean {
+    return this.fieldCount === 1 && (this.fields[2]! & F_QUOTED) === 0 && this.fields[0] === this.fields[1];
+  }
+
+  private grow(): void {
+    const bigger = new Int32Array(this.fields.length * 2);
+    bigger.set(this.fields);
+    this.fields = bigger;
+  }
+
+  // fs: where the field's bytes start; vs: after its leading blanks; fe: where it ends.
+  private endUnquoted(nf: number, fs: number, vs: number, fe: number, contentEnd: number, next: number, buf: Uint8Array): number {
+    let te = fe;
+    let c = 0;
+    while (te > vs && ((c = buf[te - 1]!) === SP || c === TAB)) te--;
+    const flags = te !== fe || vs !== fs ? F_REBUILD : 0;
+    return this.endAt(nf, vs, te, flags, contentEnd, next);
+  }
+
+  private setField(n: number, s: number, e: number, flags: number): void {
+    if (3 * n + 3 > this.fields.length) this.grow();
+    const f = this.fields;
+    f[3 * n] = s;
+    f[3 * n + 1] = e;
+    f[3 * n + 2] = flags;
+    if (flags & F_REBUILD) this.rebuild = true;
+  }
+
+  private endAt(nf: number, s: number, e: number, flags: number, contentEnd: number, next: number): number {
+    this.setField(nf, s, e, flags);
+    this.fieldCount = nf + 1;
+    this.contentEnd = contentEnd;
+    return next;
+  }
+
+  private markMalformed(kind: number, field: number): void {
+    if (this.malformed === MALFORMED_NONE) {
+      this.malformed = kind;
+      this.malformedField = field;
+    }
+  }
+}
+
+const S_START = 0;
+const S_UNQUOTED = 1;
+const S_QUOTED = 2;
+const S_QUOTE_IN_QUOTED = 3; // a quote seen inside a quoted field: escaped or closing
+
+export interface FinderState {
+  s: number;
+  /** LFs inside quoted fields seen so far (physical line numbering). */
+  newlines: number;
+}
+
+export function newFinderState(): FinderState {
+  return { s: S_START, newlines: 0 };
+}
+
+/** Continues the record automaton over `buf` from `from`; returns the index of the LF that ends
+ * the record, or -1 (state saved) if the record continues past the end of `buf`. */
+export function findRecordEnd(buf: Uint8Array, from: number, st: FinderState): number {
+  let s = st.s;
+  for (let i = from; i < buf.length; i++) {
+    const c = buf[i]!;
+    if (s === S_QUOTED) {
+      if (c === QUOTE) s = S_QUOTE_IN_QUOTED;
+      else if (c === LF) st.newlines++;
+    } else if (c === LF) {
+      return i;
+    } else if (c === COMMA) {
+      s = S_START;
+    } else if (s === S_START) {
+      if (c === QUOTE) s = S_QUOTED;
+      else if (c !== SP && c !== TAB) s = S_UNQUOTED;
+    } else if (s === S_QUOTE_IN_QUOTED) {
+      s = c === QUOTE ? S_QUOTED : S_UNQUOTED;
+    }
+  }
+  st.s = s;
+  return -1;
+}

@@ -1,0 +1,30 @@
+// Shared, I/O-free types for the notification pieces. Kept apart from deliver.ts so the pure
+// modules (retry-policy) can depend on the result shape without importing the HTTP module.
+
+/** Why an attempt failed; null when it succeeded (2xx). */
+export type AttemptErrorCode =
+  | 'timeout'
+  | 'connect_refused'
+  | 'dns'
+  | 'tls'
+  | 'ssrf_blocked'
+  | 'reset'
+  | 'http_3xx'
+  | 'http_4xx'
+  | 'http_5xx'
+  | 'network';
+
+/** What one HTTP delivery attempt produced; enough to record the attempt and decide the next step. */
+export interface AttemptResult {
+  /** true only for a 2xx response. */
+  ok: boolean;
+  /** HTTP status, or null when no response arrived. */
+  statusCode: number | null;
+  errorCode: AttemptErrorCode | null;
+  errorMessage: string | null;
+  /** First bytes of the response body (≤ 2 KiB, UTF-8 decoded), or null when there was none. */
+  responseExcerpt: string | null;
+  durationMs: number;
+  /** Raw `Retry-After` response header, when the receiver sent one. */
+  retryAfter?: string;
+}

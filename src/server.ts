@@ -1,0 +1,71 @@
+// `serve --role …`: one process hosts any of the API, the worker and the dispatcher.
+import type { FastifyInstance } from 'fastify';
+import type { Config, Role } from './config.ts';
+import { migrate } from './db/migrate.ts';
+import { ensureDevKey } from './dev-key.ts';
+import { buildApp } from './http/app.ts';
+import { startWorker, type WorkerHandle } from './ingest/worker.ts';
+import { createLogger } from './logger.ts';
+import { startDispatcher, type DispatcherHandle } from './notify/dispatcher.ts';
+import { openRuntime } from './runtime.ts';
+
+export interface Service {
+  url: string | null;
+  stop(): Promise<void>;
+}
+
+export async function serve(config: Readonly<Config>, role: Role, print: (line: string) => void): Promise<Service> {
+  const logger = createLogger(config.logLevel);
+  const runtime = await openRuntime(config, logger, `stream-api:${role}`);
+  await migrate(runtime.pool, (msg) => logger.info(msg));
+
+  let app: FastifyInstance | null = null;
+  let worker: WorkerHandle | null = null;
+  let dispatcher: DispatcherHandle | null = null;
+  let url: string | null = null;
+  try {
+    if (role === 'all' || role === 'worker') worker = await startWorker(runtime);
+    if (role === 'all' || role === 'dispatcher') dispatcher = await startDispatcher(runtime);
+    if (role === 'all' || role === 'api') {
+      app = await buildApp(runtime);
+      await app.listen({ host: config.host, port: config.port });
+      const address = app.server.address();
+      const port = typeof address === 'object' && address ? address.port : config.port;
+      url = config.publicUrl ?? `http://localhost:${port}`;
+      const key = config.devKey ? await ensureDevKey(runtime.db, config.dataDir) : null;
+      printBanner(print, url, role, key);
+    } else {
+      print(`stream-api ${role} running`);
+    }
+  } catch (err) {
+    await app?.close();
+    await worker?.stop();
+    await dispatcher?.stop();
+    await runtime.close();
+    throw err;
+  }
+
+  return {
+    url,
+    async stop() {
+      // Stop taking work first, then finish or release what is in flight, then close connections.
+      await app?.close();
+      await dispatcher?.stop();
+      await worker?.stop();
+      await runtime.close();
+    },
+  };
+}
+
+function printBanner(print: (line: string) => void, url: string, role: Role, key: string | null): void {
+  print('');
+  print(`stream-api (${role}) listening on ${url}`);
+  if (key) {
+    print(`dev API key: ${key}`);
+    print('try it:');
+    print(`  node ../shared/gen-events.mjs 1000 > events.csv   # or any CSV of webhook_events`);
+    print(`  curl -H "Authorization: Bearer ${key}" -F file=@events.csv ${url}/upload`);
+    print(`  curl -H "Authorization: Bearer ${key}" ${url}/uploads`);
+  }
+  print('');
+}

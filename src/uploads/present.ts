@@ -1,0 +1,39 @@
+// The public shape of an upload: camelCase, ISO-8601 timestamps, explicit nulls.
+import type { UploadRow } from './uploads.repository.ts';
+
+export function presentUpload(row: UploadRow) {
+  return {
+    uploadId: row.id,
+    status: row.status,
+    dataset: row.dataset,
+    filename: row.filename,
+    sizeBytes: row.size_bytes,
+    sha256: row.sha256,
+    rowsProcessed: row.rows_processed,
+    rowsFailed: row.rows_failed,
+    bytesProcessed: row.bytes_processed,
+    progress: progressOf(row),
+    attempt: row.attempt,
+    error: row.error === null ? null : { code: row.error_code, message: row.error },
+    unknownColumns: row.unknown_columns ?? [],
+    callbackUrl: row.callback_url,
+    createdAt: iso(row.created_at),
+    startedAt: iso(row.started_at),
+    completedAt: iso(row.completed_at),
+    updatedAt: iso(row.updated_at),
+  };
+}
+
+function progressOf(row: UploadRow): number {
+  if (row.status === 'completed') return 1;
+  if (row.size_bytes <= 0) return 0;
+  return Math.min(1, Math.round((row.bytes_processed / row.size_bytes) * 1e4) / 1e4);
+}
+
+function iso(value: Date | null): string | null {
+  return value === null ? null : value.toISOString();
+}
+
+export function isFinal(row: UploadRow): boolean {
+  return row.status === 'completed' || row.status === 'failed';
+}

@@ -1,0 +1,213 @@
+// Receiving an upload: multipart file part → (hash, count, sniff) → object store, then one
+// transaction records the upload and enqueues its job. Nothing touches local disk.
+import { randomUUID, createHash } from 'node:crypto';
+import { pipeline, Writable, type Readable } from 'node:stream';
+import type { Multipart, MultipartFile } from '@fastify/multipart';
+import type { Kysely } from 'kysely';
+import type { DB } from '../db/schema.ts';
+import { AppError } from '../errors.ts';
+import { getDataset } from '../ingest/datasets/index.ts';
+import { checkUrl, type AddressList, type UrlRejection } from '../notify/ssrf.ts';
+import { objectKeyFor, type ObjectStore } from '../storage/object-store.ts';
+import { InspectStream } from './inspect.ts';
+import { claimIdempotencyKey, findIdempotentResponse, type StoredResponse } from './idempotency.repository.ts';
+import { insertUploadWithJob } from './uploads.repository.ts';
+
+export interface ReceiveDeps {
+  db: Kysely<DB>;
+  store: ObjectStore;
+  jobMaxAttempts: number;
+  /** WEBHOOK_ALLOWED_CIDRS: private ranges a callback may target */
+  allowedCidrs: AddressList;
+}
+
+export interface ReceiveRequest {
+  tenantId: string;
+  parts: AsyncIterable<Multipart>;
+  query: Record<string, unknown>;
+  idempotencyKey: string | undefined;
+  log: { info(obj: object, msg: string): void };
+}
+
+export interface UploadAccepted {
+  uploadId: string;
+  status: 'uploaded';
+  statusUrl: string;
+}
+
+interface UploadOptions {
+  dataset: string;
+  callbackUrl: string | null;
+  maxErrors: number | null;
+  maxErrorRatio: number | null;
+}
+
+class KeyTaken extends Error {}
+
+const OPTION_FIELDS = ['dataset', 'callbackUrl', 'maxErrors', 'maxErrorRatio'] as const;
+
+export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Promise<{ replayed: boolean; body: UploadAccepted }> {
+  if (req.idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(req.idempotencyKey)) {
+    throw new AppError('invalid_idempotency_key');
+  }
+  const raw: Record<string, string> = {};
+  for (const name of OPTION_FIELDS) {
+    if (typeof req.query[name] === 'string') raw[name] = req.query[name];
+  }
+  parseOptions(raw, deps.allowedCidrs); // fail fast on bad query parameters, before reading the file
+
+  const uploadId = randomUUID();
+  const objectKey = objectKeyFor(req.tenantId, uploadId);
+  let file: { filename: string; bytes: number; sha256: string } | null = null;
+  let stored = false;
+  const previous = req.idempotencyKey
+    ? await findIdempotentResponse(deps.db, req.tenantId, req.idempotencyKey)
+    : undefined;
+
+  try {
+    for await (const part of req.parts) {
+      if (part.type === 'field') {
+        if ((OPTION_FIELDS as readonly string[]).includes(part.fieldname)) raw[part.fieldname] = String(part.value);
+        continue;
+      }
+      if (part.fieldname !== 'file' || file) {
+        part.file.resume(); // not ours: drain it so the parser moves on
+        continue;
+      }
+      parseOptions(raw, deps.allowedCidrs); // options sent before the file are checked before storing anything
+      const inspect = new InspectStream(() => part.file.truncated);
+      const body = pipeline(part.file, inspect, () => {});
+      if (previous) {
+        await drain(body); // a replay stores nothing: hash only, to compare with the first request
+      } else {
+        await storeFile(deps.store, objectKey, body);
+        stored = true;
+      }
+      file = { filename: safeFilename(part), bytes: inspect.bytes, sha256: inspect.sha256 };
+    }
+    if (!file) throw new AppError('missing_file');
+    const options = parseOptions(raw, deps.allowedCidrs);
+    const requestHash = hashRequest(file, options);
+
+    if (previous) return replay(previous, requestHash);
+
+    const accepted: UploadAccepted = { uploadId, status: 'uploaded', statusUrl: `/uploads/${uploadId}` };
+    const record = uploadRecord(req.tenantId, uploadId, objectKey, file, options);
+    const key = req.idempotencyKey;
+    try {
+      await deps.db.transaction().execute(async (trx) => {
+        await insertUploadWithJob(trx, record, deps.jobMaxAttempts);
+        const claim = { tenantId: req.tenantId, key: key ?? '', requestHash, uploadId, response: accepted };
+        if (key && !(await claimIdempotencyKey(trx, claim))) throw new KeyTaken();
+      });
+    } catch (err) {
+      if (!(err instanceof KeyTaken)) throw err;
+      // A concurrent request with the same key committed first: this one stores nothing.
+      const winner = await findIdempotentResponse(deps.db, req.tenantId, key!);
+      if (!winner) throw new Error('idempotency key conflict without a stored response', { cause: err });
+      await deps.store.delete(objectKey).catch(() => {});
+      stored = false;
+      return replay(winner, requestHash);
+    }
+    req.log.info({ uploadId, bytes: file.bytes, dataset: options.dataset }, 'upload stored and queued');
+    return { replayed: false, body: accepted };
+  } catch (err) {
+    if (stored) await deps.store.delete(objectKey).catch(() => {});
+    throw err;
+  }
+}
+
+/** Stores the stream; a failure of the store itself (not of the client's stream) is a 503. */
+async function storeFile(store: ObjectStore, key: string, body: Readable): Promise<void> {
+  let sourceError: unknown = null;
+  body.once('error', (err) => (sourceError ??= err));
+  try {
+    await store.putStream(key, body);
+  } catch (err) {
+    if (sourceError) throw sourceError;
+    if (err instanceof AppError) throw err;
+    throw new AppError('storage_unavailable', undefined, { cause: err });
+  }
+}
+
+function replay(previous: StoredResponse, requestHash: string): { replayed: boolean; body: UploadAccepted } {
+  if (previous.requestHash !== requestHash) throw new AppError('idempotency_key_reused');
+  return { replayed: true, body: previous.response as UploadAccepted };
+}
+
+function uploadRecord(
+  tenantId: string,
+  id: string,
+  objectKey: string,
+  file: { filename: string; bytes: number; sha256: string },
+  options: UploadOptions,
+) {
+  return {
+    id,
+    tenantId,
+    objectKey,
+    dataset: options.dataset,
+    filename: file.filename,
+    sizeBytes: file.bytes,
+    sha256: file.sha256,
+    callbackUrl: options.callbackUrl,
+    maxErrors: options.maxErrors,
+    maxErrorRatio: options.maxErrorRatio,
+  };
+}
+
+const CALLBACK_PROBLEMS: Record<UrlRejection, string> = {
+  invalid_url: 'is not a valid absolute URL',
+  too_long: 'is longer than 2048 characters',
+  unsupported_scheme: 'must use http or https',
+  credentials: 'must not contain a user name or password',
+  missing_host: 'has no host',
+  forbidden_address: 'points at a private, loopback or link-local address',
+};
+
+export function parseOptions(raw: Record<string, string>, allowedCidrs?: AddressList): UploadOptions {
+  const dataset = raw.dataset?.trim() || 'webhook_events';
+  if (!getDataset(dataset)) throw new AppError('unknown_dataset', `unknown dataset "${dataset}"`);
+
+  let callbackUrl: string | null = null;
+  if (raw.callbackUrl !== undefined && raw.callbackUrl.trim() !== '') {
+    const checked = checkUrl(raw.callbackUrl.trim(), allowedCidrs);
+    if (!checked.ok) throw new AppError('invalid_callback_url', `callbackUrl ${CALLBACK_PROBLEMS[checked.reason]}`);
+    callbackUrl = checked.url.href;
+  }
+
+  let maxErrors: number | null = null;
+  if (raw.maxErrors !== undefined && raw.maxErrors !== '') {
+    maxErrors = Number(raw.maxErrors);
+    if (!Number.isSafeInteger(maxErrors) || maxErrors < 0) {
+      throw new AppError('validation_failed', 'maxErrors must be a non-negative integer');
+    }
+  }
+  let maxErrorRatio: number | null = null;
+  if (raw.maxErrorRatio !== undefined && raw.maxErrorRatio !== '') {
+    maxErrorRatio = Number(raw.maxErrorRatio);
+    if (!Number.isFinite(maxErrorRatio) || maxErrorRatio < 0 || maxErrorRatio > 1) {
+      throw new AppError('validation_failed', 'maxErrorRatio must be a number between 0 and 1');
+    }
+  }
+  return { dataset, callbackUrl, maxErrors, maxErrorRatio };
+}
+
+function hashRequest(file: { filename: string; sha256: string; bytes: number }, options: UploadOptions): string {
+  return createHash('sha256')
+    .update(JSON.stringify([file.sha256, file.bytes, file.filename, options]))
+    .digest('hex');
+}
+
+function safeFilename(part: MultipartFile): string {
+  // Display only (never a path): strip control characters and cap the length.
+  const name = (part.filename || 'upload.csv').replace(/[\x00-\x1f\x7f]/g, '').slice(0, 255);
+  return name || 'upload.csv';
+}
+
+function drain(stream: Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sink = new Writable({ write: (_chunk, _enc, cb) => cb() });
+    pipeline(stream, sink, (err) => (err ? reject(err) : resolve()));
+  });
+}

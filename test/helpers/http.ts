@@ -1,0 +1,149 @@
+// A real HTTP client for tests: streams a multipart body from a file or a buffer over a socket.
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import http from 'node:http';
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface HttpResult {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: any;
+  text: string;
+}
+
+export interface UploadInput {
+  file?: { path: string } | { content: string | Buffer; filename?: string };
+  fields?: Record<string, string>;
+  /** fields sent after the file part */
+  trailingFields?: Record<string, string>;
+  headers?: Record<string, string>;
+  query?: string;
+  path?: string;
+  /** abort the request after this many body bytes have been written */
+  abortAfterBytes?: number;
+  onProgress?: (bytesSent: number) => void;
+}
+
+export async function upload(baseUrl: string, key: string | null, input: UploadInput): Promise<HttpResult> {
+  const boundary = `----stream-api-test-${randomBytes(8).toString('hex')}`;
+  const fieldPart = (name: string, value: string) =>
+    `--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+  const head = Object.entries(input.fields ?? {}).map(([k, v]) => fieldPart(k, v)).join('');
+  const tail =
+    Object.entries(input.trailingFields ?? {}).map(([k, v]) => fieldPart(k, v)).join('') + `--${boundary}--\r\n`;
+
+  let fileHead = '';
+  let fileSize = 0;
+  let fileSource: (() => AsyncIterable<Buffer | string>) | null = null;
+  if (input.file) {
+    const filename = 'path' in input.file ? path.basename(input.file.path) : (input.file.filename ?? 'data.csv');
+    fileHead = `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${filename}"\r\ncontent-type: text/csv\r\n\r\n`;
+    if ('path' in input.file) {
+      const p = input.file.path;
+      fileSize = (await stat(p)).size;
+      fileSource = () => createReadStream(p, { highWaterMark: 256 * 1024 });
+    } else {
+      const content = Buffer.from(input.file.content);
+      fileSize = content.length;
+      fileSource = async function* () {
+        yield content;
+      };
+    }
+  }
+  const length = Buffer.byteLength(head) + Buffer.byteLength(fileHead) + fileSize + (input.file ? 2 : 0) + Buffer.byteLength(tail);
+
+  const url = new URL((input.path ?? '/upload') + (input.query ? `?${input.query}` : ''), baseUrl);
+  return new Promise<HttpResult>((resolve, reject) => {
+    const req = http.request(url, {
+      method: 'POST',
+      headers: {
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+        'content-length': String(length),
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
+        ...input.headers,
+      },
+    });
+    req.on('response', (res) => collect(res).then(resolve, reject));
+    req.on('error', reject);
+    (async () => {
+      let sent = 0;
+      const write = async (chunk: Buffer | string) => {
+        if (req.destroyed) return;
+        sent += Buffer.byteLength(chunk);
+        if (input.abortAfterBytes !== undefined && sent >= input.abortAfterBytes) {
+          req.destroy(new Error('client aborted on purpose'));
+          return;
+        }
+        input.onProgress?.(sent);
+        if (!req.write(chunk)) await drainOrClose(req);
+      };
+      await write(head);
+      if (fileSource) {
+        await write(fileHead);
+        for await (const chunk of fileSource()) await write(chunk);
+        await write('\r\n');
+      }
+      await write(tail);
+      if (!req.destroyed) req.end();
+    })().catch((err) => req.destroy(err));
+  });
+}
+
+export async function request(
+  baseUrl: string,
+  key: string | null,
+  method: string,
+  pathname: string,
+  headers: Record<string, string> = {},
+): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(pathname, baseUrl), {
+      method,
+      headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers },
+    });
+    req.on('response', (res) => collect(res).then(resolve, reject));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function drainOrClose(req: http.ClientRequest): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      req.off('drain', done);
+      req.off('close', done);
+      resolve();
+    };
+    req.on('drain', done);
+    req.on('close', done);
+  });
+}
+
+async function collect(res: http.IncomingMessage): Promise<HttpResult> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  let body: unknown = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = text;
+  }
+  return { status: res.statusCode ?? 0, headers: res.headers, body, text };
+}
+
+const GENERATOR = fileURLToPath(new URL('../../../shared/gen-events.mjs', import.meta.url));
+
+/** Writes `rows` rows of the shared deterministic webhook_events generator to `file`. */
+export async function generateEvents(rows: number, file: string): Promise<void> {
+  const child = spawn(process.execPath, [GENERATOR, String(rows)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await pipeline(child.stdout, createWriteStream(file));
+  const [code] = await once(child, 'close');
+  if (code !== 0) throw new Error(`generator exited with ${code}`);
+}

@@ -1,0 +1,119 @@
+// Size limits, client aborts and a 200 MB upload in flat memory — over real sockets.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
+import { generateEvents, upload } from '../helpers/http.ts';
+
+let t: TestEnv;
+let api: Awaited<ReturnType<typeof startApi>>;
+let dir: string;
+const LIMIT = 5 * 1024 * 1024;
+
+beforeAll(async () => {
+  // The limit is per-environment config: a small one here, so "too large" is quick to reach.
+  t = await createTestEnv({ MAX_UPLOAD_BYTES: String(300 * 1024 * 1024) });
+  api = await startApi(t);
+  dir = await mkdtemp(path.join(os.tmpdir(), 'stream-api-uploads-'));
+});
+afterAll(async () => {
+  await api?.close();
+  await t?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function sha256Object(key: string): Promise<{ sha256: string; size: number }> {
+  const res = await t.s3.send(new GetObjectCommand({ Bucket: t.config.s3.bucket, Key: key }));
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of res.Body as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
+async function waitFor<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (ok(value) || Date.now() > until) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('large and broken uploads', () => {
+  it('streams a ~200 MB file into storage with flat memory; bytes and sha256 match', async () => {
+    const file = path.join(dir, 'big.csv');
+    await generateEvents(1_150_000, file);
+    const { size } = await stat(file);
+    expect(size).toBeGreaterThan(195 * 1024 * 1024);
+    const { key, tenantId } = await t.newTenantKey();
+
+    global.gc?.();
+    const baseline = process.memoryUsage().rss;
+    let peak = baseline;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    const res = await upload(api.url, key, { file: { path: file } });
+    clearInterval(sampler);
+    expect(res.status).toBe(202);
+
+    const growthMb = (peak - baseline) / 1024 / 1024;
+    console.log(`200 MB upload: RSS growth ${growthMb.toFixed(1)} MB (client and server share this process)`);
+    expect(growthMb).toBeLessThan(64);
+
+    const { rows } = await t.pool.query('SELECT * FROM uploads WHERE tenant_id = $1', [tenantId]);
+    expect(rows).toHaveLength(1);
+    const expected = await sha256File(file);
+    expect(rows[0].sha256).toBe(expected);
+    expect(rows[0].size_bytes).toBe(size);
+    expect(await sha256Object(rows[0].object_key)).toEqual({ sha256: expected, size });
+    expect(await t.jobsFor(rows[0].id)).toHaveLength(1);
+  }, 180_000);
+
+  it('answers 413 for a file over MAX_UPLOAD_BYTES and stores nothing', async () => {
+    const small = await createTestEnv({ MAX_UPLOAD_BYTES: String(LIMIT) });
+    const smallApi = await startApi(small);
+    try {
+      const file = path.join(dir, 'over.csv');
+      await generateEvents(40_000, file); // ~7 MB
+      const { key, tenantId } = await small.newTenantKey();
+      const res = await upload(smallApi.url, key, { file: { path: file } });
+      expect(res.status).toBe(413);
+      expect(res.body.error.code).toBe('file_too_large');
+      expect((await small.pool.query('SELECT 1 FROM uploads WHERE tenant_id = $1', [tenantId])).rowCount).toBe(0);
+      expect(await small.listObjects(`uploads/${tenantId}/`)).toEqual([]);
+
+      // Just under the limit still works.
+      const ok = await upload(smallApi.url, key, { file: { content: 'a,b\n'.repeat(LIMIT / 4 - 1) } });
+      expect(ok.status).toBe(202);
+    } finally {
+      await smallApi.close();
+      await small.close();
+    }
+  });
+
+  it('leaves no row and no object when the client disconnects halfway', async () => {
+    const file = path.join(dir, 'abort.csv');
+    await generateEvents(120_000, file); // ~21 MB: several multipart parts
+    const { key, tenantId } = await t.newTenantKey();
+    const res = upload(api.url, key, { file: { path: file }, abortAfterBytes: 12 * 1024 * 1024 });
+    await expect(res).rejects.toThrow();
+    // The server notices the close asynchronously: wait for its cleanup, then check it stays clean.
+    const objects = await waitFor(() => t.listObjects(`uploads/${tenantId}/`), (o) => o.length === 0);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(objects).toEqual([]);
+    expect(await t.listObjects(`uploads/${tenantId}/`)).toEqual([]);
+    expect((await t.pool.query('SELECT 1 FROM uploads WHERE tenant_id = $1', [tenantId])).rowCount).toBe(0);
+  });
+});
