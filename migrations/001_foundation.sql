@@ -41,7 +41,7 @@ CREATE TABLE uploads (
   max_errors bigint,
   max_error_ratio double precision CHECK (max_error_ratio BETWEEN 0 AND 1),
   unknown_columns text[],
-  attempt integer NOT NULL DEFAULT 1,
+  attempt integer NOT NULL DEFAULT 0,   -- processing attempts started (a retry or a crash re-run adds one)
   created_at timestamptz NOT NULL DEFAULT now(),
   started_at timestamptz,
   completed_at timestamptz,

@@ -1,4 +1,5 @@
 // `serve --role …`: one process hosts any of the API, the worker and the dispatcher.
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Config, Role } from './config.ts';
 import { migrate } from './db/migrate.ts';
@@ -57,14 +58,15 @@ export async function serve(config: Readonly<Config>, role: Role, print: (line: 
   };
 }
 
+const SAMPLE_CSV = fileURLToPath(new URL('../examples/webhook_events.csv', import.meta.url));
+
 function printBanner(print: (line: string) => void, url: string, role: Role, key: string | null): void {
   print('');
   print(`stream-api (${role}) listening on ${url}`);
   if (key) {
     print(`dev API key: ${key}`);
     print('try it:');
-    print(`  node ../shared/gen-events.mjs 1000 > events.csv   # or any CSV of webhook_events`);
-    print(`  curl -H "Authorization: Bearer ${key}" -F file=@events.csv ${url}/upload`);
+    print(`  curl -H "Authorization: Bearer ${key}" -F file=@${SAMPLE_CSV} ${url}/upload`);
     print(`  curl -H "Authorization: Bearer ${key}" ${url}/uploads`);
   }
   print('');

@@ -2,6 +2,7 @@
 
 import type { ColumnDef } from '../datasets/types.ts';
 import { checkJsonb } from './json.ts';
+import { isJsonb } from './json-bytes.ts';
 import { F_ESCAPED } from './scan.ts';
 import type { RejectCode } from './types.ts';
 import {
@@ -75,7 +76,7 @@ export function checkField(b: Buffer, s: number, e: number, flags: number, col: 
     case 'timestamptz':
       return isTimestamp(b, s, e) ? null : 'invalid_timestamp';
     case 'jsonb':
-      return checkJsonb(decodeValue(b, s, e, flags)) === null ? null : 'invalid_json';
+      return isJsonb(b, s, e, flags & F_ESCAPED ? 2 : 1) ? null : 'invalid_json';
     case 'enum':
       return col.values?.has(decodeValue(b, s, e, flags)) ? null : 'invalid_enum';
   }

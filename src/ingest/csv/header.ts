@@ -9,6 +9,8 @@ export interface HeaderPlan {
   info: HeaderInfo;
   /** Per CSV position: the dataset column it feeds, or null for an unknown (dropped) column. */
   columns: (CompiledColumn | null)[];
+  /** Per CSV position: the header name as written (trimmed). */
+  names: string[];
   hasUnknown: boolean;
 }
 
@@ -23,11 +25,13 @@ export function planHeader(dataset: DatasetDef, buf: Buffer, scanner: RecordScan
   const byName = new Map(dataset.columns.map((c) => [c.name.toLowerCase(), c]));
   const seen = new Set<string>();
   const columns: (CompiledColumn | null)[] = [];
+  const names: string[] = [];
   const info: HeaderInfo = { columns: [], unknownColumns: [], line };
   const f = scanner.fields;
   for (let i = 0; i < scanner.fieldCount; i++) {
     const name = decodeValue(buf, f[3 * i]!, f[3 * i + 1]!, f[3 * i + 2]!).trim();
     const key = name.toLowerCase();
+    names.push(name);
     if (key !== '') {
       if (seen.has(key)) throw new HeaderError('bad_header', `duplicate column in header: ${name}`);
       seen.add(key);
@@ -45,5 +49,5 @@ export function planHeader(dataset: DatasetDef, buf: Buffer, scanner: RecordScan
   if (missing.length > 0) {
     throw new HeaderError('missing_columns', `missing required column(s): ${missing.join(', ')}`, missing);
   }
-  return { info, columns, hasUnknown: info.unknownColumns.length > 0 };
+  return { info, columns, names, hasUnknown: info.unknownColumns.length > 0 };
 }

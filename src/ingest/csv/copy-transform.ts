@@ -1,0 +1,303 @@
+// Raw CSV bytes in, PostgreSQL `COPY … (FORMAT csv)` bytes out: one line per valid record,
+// `<line_number>,<fields>\n`. Invalid records go to onReject and are not sent.
+//
+// Why it looks like this (see PERFORMANCE.md): the cost that matters is JS work per row. A
+// valid record whose bytes are already canonical is copied to the output as its ORIGINAL bytes
+// behind its line number; only records that must change (trimmed values, dropped unknown
+// columns) are re-assembled, and even that is byte copies. Anything forwarded has been checked
+// to be acceptable to PostgreSQL, because one bad value aborts the whole COPY.
+
+import { isUtf8 } from 'node:buffer';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { DatasetDef } from '../datasets/types.ts';
+import { checkField, decodeValue, describeReject } from './fields.ts';
+import { type HeaderPlan, planHeader } from './header.ts';
+import { ChunkWriter } from './output.ts';
+import {
+  COMMA,
+  F_QUOTED,
+  findRecordEnd,
+  LF,
+  MALFORMED_AFTER_QUOTE,
+  MALFORMED_BARE_CR,
+  MALFORMED_NONE,
+  MALFORMED_QUOTE_IN_FIELD,
+  newFinderState,
+  QUOTE,
+  RecordScanner,
+} from './scan.ts';
+import {
+  type CopyTransformOptions,
+  type CopyTransformStats,
+  HeaderError,
+  type HeaderInfo,
+  type RejectCode,
+} from './types.ts';
+
+const DEFAULT_CHUNK_BYTES = 1 << 20;
+const DEFAULT_MAX_RECORD_BYTES = 16 << 20;
+const RAW_CAP = 8192;
+/** Line number digits + ',' + '\n' around a record, with room to spare. */
+const LINE_OVERHEAD = 24;
+
+const MALFORMED_MESSAGES: Record<number, string> = {
+  [MALFORMED_QUOTE_IN_FIELD]: 'quote inside an unquoted field',
+  [MALFORMED_AFTER_QUOTE]: 'unexpected characters after a closing quote',
+  [MALFORMED_BARE_CR]: 'carriage return outside quotes that does not end the line',
+};
+
+export class CopyTransform extends Transform {
+  readonly stats: CopyTransformStats = {
+    bytesIn: 0, bytesOut: 0, records: 0, rowsAccepted: 0, rowsRejected: 0, rowsRebuilt: 0, lines: 0,
+  };
+  /** Set once the header record has been read (before any output). */
+  header: HeaderInfo | null = null;
+
+  private readonly dataset: DatasetDef;
+  private readonly opts: CopyTransformOptions;
+  private readonly maxRecordBytes: number;
+  private readonly scanner = new RecordScanner();
+  private readonly out: ChunkWriter;
+  private plan: HeaderPlan | null = null;
+  /** Physical line where the next record starts. */
+  private line = 1;
+  /** First bytes held until we know whether they start with a UTF-8 BOM; null once decided. */
+  private head: Buffer | null = Buffer.alloc(0);
+  /** A record spanning input chunks: its pieces so far (dropped once it is known too large). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private pendingRaw: Buffer | null = null; // first RAW_CAP bytes of an oversized record
+  private readonly finder = newFinderState();
+
+  constructor(dataset: DatasetDef, opts: CopyTransformOptions) {
+    const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    super({ readableHighWaterMark: chunkBytes });
+    this.dataset = dataset;
+    this.opts = opts;
+    this.maxRecordBytes = opts.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+    this.out = new ChunkWriter(chunkBytes, (b) => this.push(b));
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.stats.bytesIn += chunk.length;
+      const body = this.stripBom(chunk);
+      if (body !== null) this.consume(body);
+      this.stats.lines = this.line - 1;
+      this.stats.bytesOut = this.out.bytesOut;
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      if (this.head !== null && this.head.length > 0) this.consume(this.head); // 1–2 bytes, not a BOM
+      this.head = null;
+      if (this.pendingBytes > 0) this.finishPending(null);
+      this.stats.lines = this.line - 1;
+      if (this.plan === null) throw new HeaderError('empty_file', 'the file is empty: no header record');
+      this.out.flush(true);
+      this.stats.bytesOut = this.out.bytesOut;
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  /** Returns the bytes to parse, without a leading BOM; null while the first 3 bytes are unknown. */
+  private stripBom(chunk: Buffer): Buffer | null {
+    if (this.head === null) return chunk;
+    const b = this.head.length > 0 ? Buffer.concat([this.head, chunk]) : chunk;
+    const isBomPrefix = (b[0] === 0xef || b.length === 0) && (b.length < 2 || b[1] === 0xbb) && (b.length < 3 || b[2] === 0xbf);
+    if (b.length < 3 && isBomPrefix) {
+      this.head = b;
+      return null;
+    }
+    this.head = null;
+    return isBomPrefix ? b.subarray(3) : b;
+  }
+
+  private consume(chunk: Buffer): void {
+    let pos = 0;
+    if (this.pendingBytes > 0) {
+      const end = findRecordEnd(chunk, 0, this.finder);
+      if (end < 0) return this.hold(chunk);
+      this.finishPending(chunk.subarray(0, end + 1));
+      pos = end + 1;
+    }
+    // Every complete record in this chunk ends at or before the last LF, so one native UTF-8
+    // check and one NUL search over that span usually spare any per-record check.
+    const lastLF = chunk.lastIndexOf(LF);
+    if (lastLF >= pos) {
+      const utf8Ok = isUtf8(chunk.subarray(pos, lastLF + 1));
+      let nulAt = chunk.indexOf(0, pos);
+      const sc = this.scanner;
+      while (pos <= lastLF) {
+        const next = sc.parse(chunk, pos, chunk.length, false);
+        if (next < 0) break;
+        if (nulAt >= 0 && nulAt < pos) nulAt = chunk.indexOf(0, pos);
+        this.onRecord(chunk, pos, utf8Ok, nulAt >= 0 && nulAt < sc.contentEnd);
+        this.line += sc.newlines + 1;
+        pos = next;
+      }
+    }
+    if (pos < chunk.length) {
+      const tail = chunk.subarray(pos);
+      this.finder.s = 0;
+      this.finder.newlines = 0;
+      if (findRecordEnd(tail, 0, this.finder) >= 0) throw new Error('csv scanner and record finder disagree');
+      this.hold(tail);
+    }
+  }
+
+  private hold(piece: Buffer): void {
+    this.pendingBytes += piece.length;
+    if (this.pendingRaw !== null) return; // oversized: only scanning for its end now
+    this.pending.push(piece);
+    if (this.pendingBytes > this.maxRecordBytes) {
+      this.pendingRaw = Buffer.from(Buffer.concat(this.pending).subarray(0, RAW_CAP));
+      this.pending = [];
+    }
+  }
+
+  /** Completes the record held in `pending` with `last` (null at end of input). */
+  private finishPending(last: Buffer | null): void {
+    const sc = this.scanner;
+    const total = this.pendingBytes + (last?.length ?? 0);
+    const raw = this.pendingRaw;
+    const pieces = last ? [...this.pending, last] : this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.pendingRaw = null;
+    if (raw !== null || total > this.maxRecordBytes) {
+      const prefix = raw ?? Buffer.concat(pieces).subarray(0, RAW_CAP);
+      const message = `record is larger than ${this.maxRecordBytes} bytes (a quote never closed?)`;
+      if (this.plan === null) throw new HeaderError('bad_header', `header ${message}`);
+      this.stats.records++;
+      this.emitReject(null, 'record_too_large', message, prefix, 0, prefix.length);
+      this.line += this.finder.newlines + 1;
+      return;
+    }
+    const record = Buffer.concat(pieces, total);
+    if (sc.parse(record, 0, total, last === null) !== total) throw new Error('csv scanner and record finder disagree');
+    const nulAt = record.indexOf(0);
+    this.onRecord(record, 0, false, nulAt >= 0 && nulAt < sc.contentEnd);
+    this.line += sc.newlines + 1;
+  }
+
+  /** Handles the record just parsed by `scanner` at buf[start…]. */
+  private onRecord(buf: Buffer, start: number, utf8Known: boolean, hasNul: boolean): void {
+    const sc = this.scanner;
+    if (sc.isBlank()) return;
+    const end = sc.contentEnd;
+    const utf8Ok = utf8Known || isUtf8(buf.subarray(start, end));
+    const plan = this.plan;
+    if (plan === null) return this.onHeaderRecord(buf, utf8Ok, hasNul);
+    this.stats.records++;
+    if (sc.malformed !== MALFORMED_NONE) {
+      const message = MALFORMED_MESSAGES[sc.malformed] ?? 'unterminated quoted field at end of file';
+      return this.reject(buf, start, sc.malformedField, 'malformed_csv', `malformed CSV: ${message}`);
+    }
+    if (!utf8Ok) return this.reject(buf, start, this.fieldWhere(buf, (s, e) => !isUtf8(buf.subarray(s, e))), 'invalid_utf8', 'not valid UTF-8');
+    if (hasNul) return this.reject(buf, start, this.fieldWhere(buf, (s, e) => buf.indexOf(0, s) < e), 'nul_byte', 'contains a NUL (0x00) byte');
+    const columns = plan.columns;
+    const n = columns.length;
+    if (sc.fieldCount !== n) {
+      return this.reject(buf, start, -1, 'field_count', `expected ${n} fields, found ${sc.fieldCount}`);
+    }
+    const f = sc.fields;
+    for (let j = 0; j < n; j++) {
+      const col = columns[j];
+      if (col == null) continue;
+      const s = f[3 * j]!;
+      const e = f[3 * j + 1]!;
+      if (s === e) {
+        if (col.def.required) return this.reject(buf, start, j, 'required', '');
+        continue;
+      }
+      if (col.free) continue;
+      const code = checkField(buf, s, e, f[3 * j + 2]!, col);
+      if (code !== null) return this.reject(buf, start, j, code, '');
+    }
+    this.stats.rowsAccepted++;
+    const out = this.out;
+    out.reserve(end - start + LINE_OVERHEAD);
+    out.writeInt(this.line);
+    if (!sc.rebuild && !plan.hasUnknown) {
+      out.byte(COMMA);
+      out.copy(buf, start, end);
+    } else {
+      this.stats.rowsRebuilt++;
+      this.writeRebuilt(buf, plan);
+    }
+    out.byte(LF);
+  }
+
+  // Same fields, trimmed, blanks as NULL (nothing), unknown columns dropped. Quoted values stay
+  // quoted with their doubled quotes as they were, so no value needs re-escaping.
+  private writeRebuilt(buf: Buffer, plan: HeaderPlan): void {
+    const out = this.out;
+    const f = this.scanner.fields;
+    for (let j = 0; j < plan.columns.length; j++) {
+      if (plan.columns[j] == null) continue;
+      out.byte(COMMA);
+      const s = f[3 * j]!;
+      const e = f[3 * j + 1]!;
+      if (s === e) continue;
+      if (f[3 * j + 2]! & F_QUOTED) {
+        out.byte(QUOTE);
+        out.copy(buf, s, e);
+        out.byte(QUOTE);
+      } else {
+        out.copy(buf, s, e);
+      }
+    }
+  }
+
+  private onHeaderRecord(buf: Buffer, utf8Ok: boolean, hasNul: boolean): void {
+    if (!utf8Ok) throw new HeaderError('bad_header', 'header is not valid UTF-8');
+    if (hasNul) throw new HeaderError('bad_header', 'header contains a NUL byte');
+    this.plan = planHeader(this.dataset, buf, this.scanner, this.line);
+    this.header = this.plan.info;
+    this.opts.onHeader(this.header);
+  }
+
+  /** Index of the first field whose value bytes satisfy `bad`, or -1. */
+  private fieldWhere(buf: Buffer, bad: (s: number, e: number) => boolean): number {
+    const f = this.scanner.fields;
+    for (let j = 0; j < this.scanner.fieldCount; j++) if (bad(f[3 * j]!, f[3 * j + 1]!)) return j;
+    return -1;
+  }
+
+  /** Rejects the parsed record; `field` is a CSV position (-1: none). Cold path. */
+  private reject(buf: Buffer, start: number, field: number, code: RejectCode, message: string): void {
+    const plan = this.plan!;
+    const col = field >= 0 ? plan.columns[field] : undefined;
+    const name = field < 0 ? null : (col?.def.name ?? plan.names[field] ?? null);
+    if (message === '' && col) {
+      const f = this.scanner.fields;
+      const value = decodeValue(buf, f[3 * field]!, f[3 * field + 1]!, f[3 * field + 2]!);
+      message = describeReject(code, col.def, value);
+    }
+    this.emitReject(name, code, message, buf, start, this.scanner.contentEnd);
+  }
+
+  private emitReject(column: string | null, code: RejectCode, message: string, buf: Buffer, s: number, e: number): void {
+    this.stats.rowsRejected++;
+    this.opts.onReject({ line: this.line, column, code, message, raw: rawText(buf, s, e) });
+  }
+}
+
+/** The record as text for the reject log: ≤ RAW_CAP bytes cut on a character boundary, with
+ * invalid UTF-8 and NUL as U+FFFD so it can be stored in PostgreSQL. */
+function rawText(buf: Buffer, s: number, e: number): string {
+  let end = Math.min(e, s + RAW_CAP);
+  if (end < e) while (end > s && (buf[end]! & 0xc0) === 0x80) end--;
+  return buf.toString('utf8', s, end).replaceAll('\u0000', '\uFFFD');
+}
+
+export function createCopyTransform(dataset: DatasetDef, opts: CopyTransformOptions): CopyTransform {
+  return new CopyTransform(dataset, opts);
+}

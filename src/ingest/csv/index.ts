@@ -1,0 +1,11 @@
+export { CopyTransform, createCopyTransform } from './copy-transform.ts';
+export { copyStatement, quoteIdent } from './copy-sql.ts';
+export {
+  type CopyTransformOptions,
+  type CopyTransformStats,
+  HeaderError,
+  type HeaderErrorCode,
+  type HeaderInfo,
+  type Reject,
+  type RejectCode,
+} from './types.ts';

@@ -1,0 +1,189 @@
+// The `process-upload` task: object store → CSV → validate → COPY, in one stream.pipeline with
+// backpressure end to end; the rows, the final status and the outbox row commit in one transaction.
+import { pipeline } from 'node:stream/promises';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { Task } from 'graphile-worker';
+import type pg from 'pg';
+import type { Logger } from '../logger.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import { copyStatement, createCopyTransform, type HeaderInfo } from './csv/index.ts';
+import { CopySink } from './copy-sink.ts';
+import { getDataset } from './datasets/index.ts';
+import { asPermanent, PermanentFailure } from './failures.ts';
+import { RejectRecorder } from './rejects.ts';
+import {
+  claimUpload,
+  completeUpload,
+  failUpload,
+  markObjectDeleted,
+  reportProgress,
+  type ClaimedUpload,
+  type Counts,
+} from './upload-state.ts';
+
+export interface ProcessDeps {
+  pool: pg.Pool;
+  store: ObjectStore;
+  logger: Logger;
+  progressIntervalMs?: number;
+  rejectCap?: number;
+  /** test hook: wraps the COPY destination (e.g. to throttle it) */
+  wrapSink?: (sink: CopySink) => NodeJS.WritableStream;
+}
+
+export function assertPayload(payload: unknown): { uploadId: string } {
+  const id = (payload as { uploadId?: unknown } | null)?.uploadId;
+  if (typeof id !== 'string' || !/^[0-9a-f-]{36}$/i.test(id)) {
+    throw new Error(`process-upload: invalid payload ${JSON.stringify(payload)}`);
+  }
+  return { uploadId: id };
+}
+
+export function createProcessUploadTask(deps: ProcessDeps): Task {
+  return async (payload, helpers) => {
+    const { uploadId } = assertPayload(payload);
+    const upload = await claimUpload(deps.pool, uploadId);
+    if (!upload) {
+      helpers.logger.info(`upload ${uploadId} is already final or gone; nothing to do`);
+      return;
+    }
+    const log = deps.logger.child({ uploadId, attempt: upload.attempt, jobAttempt: helpers.job.attempts });
+    log.info('processing started');
+    const progress: Counts & { csvHeader: string | null } = { rowsProcessed: 0, rowsFailed: 0, bytesProcessed: 0, csvHeader: null };
+    try {
+      const result = await load(deps, upload, progress, log);
+      log.info({ ...result }, 'processing completed');
+    } catch (err) {
+      const permanent = asPermanent(err);
+      const lastAttempt = helpers.job.attempts >= helpers.job.max_attempts;
+      if (!permanent && !lastAttempt) {
+        log.warn({ err }, 'processing failed; the job will be retried');
+        throw err;
+      }
+      const failure = permanent ?? new PermanentFailure('processing_failed', `gave up after ${helpers.job.attempts} attempts: ${(err as Error).message}`);
+      log.info({ code: failure.code, message: failure.message }, 'upload failed');
+      await failUpload(deps.pool, upload, { code: failure.code, message: failure.message, csvHeader: progress.csvHeader }, progress);
+    }
+  };
+}
+
+async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Counts & { csvHeader: string | null }, log: Logger) {
+  const dataset = getDataset(upload.dataset);
+  if (!dataset) throw new PermanentFailure('unknown_dataset', `dataset "${upload.dataset}" is not defined`);
+
+  const rejects = new RejectRecorder(deps.pool, upload.id, deps.rejectCap ?? 10_000);
+  await rejects.reset();
+  const { body } = await deps.store.getStream(upload.object_key);
+
+  let header: HeaderInfo | null = null;
+  const headLine = new HeadLine();
+  const transform = createCopyTransform(dataset, {
+    onHeader: (h) => (header = h),
+    onReject: (r) => {
+      rejects.add(r);
+      // maxErrors can be judged as soon as it is passed; the ratio needs the total (see below).
+      if (upload.max_errors !== null && transform.stats.rowsRejected > upload.max_errors) {
+        const err = budgetExceeded(`more than ${upload.max_errors} rows were rejected`);
+        process.nextTick(() => transform.destroy(err));
+      }
+    },
+  });
+
+  const client = await deps.pool.connect();
+  let broken = false;
+  const timer = setInterval(() => {
+    Object.assign(progress, countsOf(transform));
+    reportProgress(deps.pool, upload.id, upload.attempt, progress).catch((err) => log.warn({ err }, 'progress update failed'));
+  }, deps.progressIntervalMs ?? 1000);
+  try {
+    await client.query('BEGIN');
+    // The dataset table's upload_id DEFAULT reads this, so it is not sent with every row.
+    await client.query(`SELECT set_config('app.upload_id', $1, true)`, [upload.id]);
+    const sink = new CopySink(client, () => copyStatement(dataset, header!));
+    const destination = deps.wrapSink ? deps.wrapSink(sink) : sink;
+    try {
+      await pipeline(body, headLine, transform, destination);
+    } finally {
+      clearInterval(timer);
+      progress.csvHeader = headLine.line;
+      Object.assign(progress, countsOf(transform));
+    }
+    await rejects.flush();
+
+    const { rowsAccepted, rowsRejected, records } = transform.stats;
+    if (sink.rowCount !== rowsAccepted) {
+      throw new Error(`COPY stored ${sink.rowCount} rows but ${rowsAccepted} were sent`);
+    }
+    if (upload.max_error_ratio !== null && records > 0 && rowsRejected / records > upload.max_error_ratio) {
+      throw budgetExceeded(`${rowsRejected} of ${records} rows were rejected, over the allowed ratio ${upload.max_error_ratio}`);
+    }
+    await completeUpload(client, upload, {
+      ...countsOf(transform),
+      unknownColumns: (header as HeaderInfo | null)?.unknownColumns ?? [],
+      csvHeader: headLine.line,
+    });
+    await client.query('COMMIT');
+  } catch (err) {
+    clearInterval(timer);
+    // A failed COPY can leave the connection unusable: throw it away rather than return it to the pool.
+    broken = !(await client.query('ROLLBACK').then(() => true, () => false));
+    await rejects.flush().catch(() => {});
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+
+  // Committed. The object is no longer needed; if this delete fails, retention removes it later.
+  await deps.store
+    .delete(upload.object_key)
+    .then(() => markObjectDeleted(deps.pool, upload.id))
+    .catch((err) => log.warn({ err }, 'could not delete the processed object'));
+  return { rows: transform.stats.rowsAccepted, rejected: transform.stats.rowsRejected, bytes: transform.stats.bytesIn };
+}
+
+function countsOf(transform: ReturnType<typeof createCopyTransform>): Counts {
+  return {
+    rowsProcessed: transform.stats.rowsAccepted,
+    rowsFailed: transform.stats.rowsRejected,
+    bytesProcessed: transform.stats.bytesIn,
+  };
+}
+
+function budgetExceeded(detail: string): PermanentFailure {
+  return new PermanentFailure('error_budget_exceeded', `error budget exceeded: ${detail}; no rows were loaded`);
+}
+
+/** Keeps the file's first line (the header, as written) for errors.csv; passes bytes through untouched. */
+class HeadLine extends Transform {
+  line: string | null = null;
+  private head: Buffer[] | null = [];
+  private headBytes = 0;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.head) {
+      this.head.push(chunk);
+      this.headBytes += chunk.length;
+      const all = this.head.length === 1 ? chunk : Buffer.concat(this.head);
+      const end = all.indexOf(0x0a);
+      if (end !== -1 || this.headBytes > 64 * 1024) {
+        this.line = all
+          .subarray(0, end === -1 ? 64 * 1024 : end)
+          .toString('utf8')
+          .replace(/^\uFEFF/, '')
+          .replace(/\r$/, '');
+        this.head = null;
+      } else {
+        this.head = [all];
+      }
+    }
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.head && this.headBytes > 0) {
+      this.line = Buffer.concat(this.head).toString('utf8').replace(/^\uFEFF/, '').replace(/\r$/, '');
+    }
+    cb();
+  }
+}
+

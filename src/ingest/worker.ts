@@ -1,0 +1,67 @@
+// The worker role: graphile-worker runs `process-upload` jobs; a lease loop makes crashes visible fast.
+import { EventEmitter } from 'node:events';
+import { Logger as GraphileLogger, run, type Runner, type WorkerEvents } from 'graphile-worker';
+import type { Runtime } from '../runtime.ts';
+import { PROCESS_UPLOAD_TASK } from '../uploads/uploads.repository.ts';
+import { dropLeases, releaseDeadWorkers, renewLeases } from './leases.ts';
+import { createProcessUploadTask, type ProcessDeps } from './process-upload.ts';
+
+export interface WorkerHandle {
+  stop(): Promise<void>;
+}
+
+type WorkerRuntime = Pick<Runtime, 'pool' | 'store' | 'logger' | 'config'>;
+
+export async function startWorker(rt: WorkerRuntime, extra: Partial<ProcessDeps> = {}): Promise<WorkerHandle> {
+  const log = rt.logger.child({ role: 'worker' });
+  const leaseSeconds = rt.config.worker.leaseSeconds;
+  const workerIds = new Set<string>();
+  const events: WorkerEvents = new EventEmitter() as WorkerEvents;
+  events.on('worker:create', ({ worker }) => workerIds.add(worker.workerId));
+  events.on('worker:stop', ({ worker }) => workerIds.delete(worker.workerId));
+
+  const heartbeat = async () => {
+    try {
+      await renewLeases(rt.pool, [...workerIds], leaseSeconds);
+      const released = await releaseDeadWorkers(rt.pool, leaseSeconds);
+      if (released.length) log.warn({ workers: released }, 'released jobs of workers whose lease expired');
+    } catch (err) {
+      log.warn({ err }, 'lease heartbeat failed');
+    }
+  };
+
+  const runner: Runner = await run({
+    pgPool: rt.pool,
+    concurrency: rt.config.worker.concurrency,
+    noHandleSignals: true, // our process owns signals and shuts every role down in order
+    pollInterval: 1000,
+    events,
+    logger: graphileLogger(log),
+    taskList: {
+      [PROCESS_UPLOAD_TASK]: createProcessUploadTask({ pool: rt.pool, store: rt.store, logger: log, ...extra }),
+    },
+  });
+  await heartbeat();
+  // Renew at a third of the lease so one missed beat does not expire it.
+  const timer = setInterval(heartbeat, Math.max(500, (leaseSeconds * 1000) / 3));
+  log.info({ concurrency: rt.config.worker.concurrency, leaseSeconds }, 'worker started');
+
+  return {
+    async stop() {
+      clearInterval(timer);
+      // graphile-worker's stop waits for running jobs; a load still running past a grace period is
+      // left to roll back with the connection, and the job re-runs elsewhere after its lease lapses.
+      await runner.stop();
+      await dropLeases(rt.pool, [...workerIds]).catch(() => {});
+    },
+  };
+}
+
+function graphileLogger(log: WorkerRuntime['logger']): GraphileLogger {
+  return new GraphileLogger((scope) => (level, message, meta) => {
+    const line = { scope, ...meta };
+    if (level === 'error') log.error(line, message);
+    else if (level === 'warning') log.warn(line, message);
+    else log.debug(line, message);
+  });
+}

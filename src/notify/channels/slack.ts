@@ -1,0 +1,13 @@
+// A Slack-compatible incoming webhook: `{ text }` describing the outcome.
+import type { Channel } from './types.ts';
+
+export const slackChannel: Channel = {
+  build(delivery) {
+    const p = delivery.payload as { uploadId?: string; status?: string; rowsProcessed?: number; rowsFailed?: number; error?: string };
+    const icon = p.status === 'completed' ? ':white_check_mark:' : ':x:';
+    const text =
+      `${icon} upload ${p.uploadId} ${p.status}: ${p.rowsProcessed ?? 0} rows loaded, ${p.rowsFailed ?? 0} rejected` +
+      (p.error ? ` — ${p.error}` : '');
+    return { url: delivery.target, body: JSON.stringify({ text }), headers: { 'content-type': 'application/json' } };
+  },
+};
