@@ -45,6 +45,8 @@ export interface UploadsTable {
   max_error_ratio: number | null;
   unknown_columns: string[] | null;
   attempt: Generated<number>;
+  csv_header: string | null;
+  callback_channel: Generated<'webhook' | 'slack'>;
   created_at: DefaultTimestamp;
   started_at: Timestamp | null;
   completed_at: Timestamp | null;

@@ -1,7 +1,7 @@
 // The `process-upload` task: object store → CSV → validate → COPY, in one stream.pipeline with
 // backpressure end to end; the rows, the final status and the outbox row commit in one transaction.
 import { pipeline } from 'node:stream/promises';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import type { Task } from 'graphile-worker';
 import type pg from 'pg';
 import type { Logger } from '../logger.ts';
@@ -27,8 +27,9 @@ export interface ProcessDeps {
   logger: Logger;
   progressIntervalMs?: number;
   rejectCap?: number;
-  /** test hook: wraps the COPY destination (e.g. to throttle it) */
-  wrapSink?: (sink: CopySink) => NodeJS.WritableStream;
+  /** test hooks: observe the object-store read, or wrap the COPY destination (e.g. to throttle it) */
+  wrapSource?: (body: Readable) => Readable;
+  wrapSink?: (sink: CopySink) => Writable;
 }
 
 export function assertPayload(payload: unknown): { uploadId: string } {
@@ -102,7 +103,7 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Counts &
     const sink = new CopySink(client, () => copyStatement(dataset, header!));
     const destination = deps.wrapSink ? deps.wrapSink(sink) : sink;
     try {
-      await pipeline(body, headLine, transform, destination);
+      await pipeline(deps.wrapSource ? deps.wrapSource(body) : body, headLine, transform, destination);
     } finally {
       clearInterval(timer);
       progress.csvHeader = headLine.line;

@@ -17,8 +17,8 @@ export async function startWorker(rt: WorkerRuntime, extra: Partial<ProcessDeps>
   const leaseSeconds = rt.config.worker.leaseSeconds;
   const workerIds = new Set<string>();
   const events: WorkerEvents = new EventEmitter() as WorkerEvents;
-  events.on('worker:create', ({ worker }) => workerIds.add(worker.workerId));
-  events.on('worker:stop', ({ worker }) => workerIds.delete(worker.workerId));
+  // graphile-worker locks jobs in the name of the worker pool (jobs.locked_by = pool id).
+  events.on('pool:create', ({ workerPool }) => workerIds.add(workerPool.id));
 
   const heartbeat = async () => {
     try {

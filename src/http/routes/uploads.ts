@@ -12,6 +12,7 @@ import {
   listUploads,
 } from '../../uploads/uploads.repository.ts';
 import type { AppDeps } from '../app.ts';
+import { uploadProcessingRoutes } from './upload-processing.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const STATUSES: readonly UploadStatus[] = ['uploaded', 'processing', 'completed', 'failed'];
@@ -100,6 +101,8 @@ export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise
     return reply.status(204).send();
   };
   app.delete('/uploads/:id', remove);
+
+  await uploadProcessingRoutes(app, deps);
 }
 
 function encodeCursor(seq: number): string {

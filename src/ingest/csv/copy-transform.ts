@@ -68,6 +68,8 @@ export class CopyTransform extends Transform {
   private pendingBytes = 0;
   private pendingRaw: Buffer | null = null; // first RAW_CAP bytes of an oversized record
   private readonly finder = newFinderState();
+  /** The last byte consumed was an LF (only needed at end of input). */
+  private endsWithLF = false;
 
   constructor(dataset: DatasetDef, opts: CopyTransformOptions) {
     const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
@@ -120,6 +122,8 @@ export class CopyTransform extends Transform {
   }
 
   private consume(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.endsWithLF = chunk[chunk.length - 1] === LF;
     let pos = 0;
     if (this.pendingBytes > 0) {
       const end = findRecordEnd(chunk, 0, this.finder);
@@ -137,8 +141,13 @@ export class CopyTransform extends Transform {
       while (pos <= lastLF) {
         const next = sc.parse(chunk, pos, chunk.length, false);
         if (next < 0) break;
-        if (nulAt >= 0 && nulAt < pos) nulAt = chunk.indexOf(0, pos);
-        this.onRecord(chunk, pos, utf8Ok, nulAt >= 0 && nulAt < sc.contentEnd);
+        if (next - pos > this.maxRecordBytes) {
+          // Same verdict as when the record spans chunks: the result must not depend on chunking.
+          this.tooLarge(chunk.subarray(pos, pos + RAW_CAP));
+        } else {
+          if (nulAt >= 0 && nulAt < pos) nulAt = chunk.indexOf(0, pos);
+          this.onRecord(chunk, pos, utf8Ok, nulAt >= 0 && nulAt < sc.contentEnd);
+        }
         this.line += sc.newlines + 1;
         pos = next;
       }
@@ -171,20 +180,27 @@ export class CopyTransform extends Transform {
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingRaw = null;
+    // At end of input the record has no terminator; its last line counts unless it ends in an
+    // LF (inside an open quote).
+    const terminator = last !== null || !this.endsWithLF ? 1 : 0;
     if (raw !== null || total > this.maxRecordBytes) {
-      const prefix = raw ?? Buffer.concat(pieces).subarray(0, RAW_CAP);
-      const message = `record is larger than ${this.maxRecordBytes} bytes (a quote never closed?)`;
-      if (this.plan === null) throw new HeaderError('bad_header', `header ${message}`);
-      this.stats.records++;
-      this.emitReject(null, 'record_too_large', message, prefix, 0, prefix.length);
-      this.line += this.finder.newlines + 1;
+      this.tooLarge(raw ?? Buffer.concat(pieces).subarray(0, RAW_CAP));
+      this.line += this.finder.newlines + terminator;
       return;
     }
     const record = Buffer.concat(pieces, total);
     if (sc.parse(record, 0, total, last === null) !== total) throw new Error('csv scanner and record finder disagree');
     const nulAt = record.indexOf(0);
     this.onRecord(record, 0, false, nulAt >= 0 && nulAt < sc.contentEnd);
-    this.line += sc.newlines + 1;
+    this.line += sc.newlines + terminator;
+  }
+
+  /** Rejects a record longer than maxRecordBytes, of which only `prefix` was kept. */
+  private tooLarge(prefix: Buffer): void {
+    const message = `record is larger than ${this.maxRecordBytes} bytes (a quote never closed?)`;
+    if (this.plan === null) throw new HeaderError('bad_header', `header ${message}`);
+    this.stats.records++;
+    this.emitReject(null, 'record_too_large', message, prefix, 0, prefix.length);
   }
 
   /** Handles the record just parsed by `scanner` at buf[start…]. */

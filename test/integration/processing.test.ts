@@ -1,0 +1,178 @@
+// The process-upload task end to end: real HTTP upload → s3rver → worker → COPY into Postgres.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkerHandle } from '../../src/ingest/worker.ts';
+import { breakRows } from '../helpers/bad-rows.ts';
+import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
+import { request, upload } from '../helpers/http.ts';
+import { countRows, startTestWorker, uploadState, waitForStatus } from '../helpers/worker.ts';
+
+const GENERATOR = fileURLToPath(new URL('../../../shared/gen-events.mjs', import.meta.url));
+const generate = (rows: number) => spawnSync(process.execPath, [GENERATOR, String(rows)], { maxBuffer: 1 << 30 }).stdout.toString();
+
+let t: TestEnv;
+let api: Awaited<ReturnType<typeof startApi>>;
+let worker: WorkerHandle;
+let key: string;
+
+beforeAll(async () => {
+  t = await createTestEnv({ WORKER_CONCURRENCY: '2' });
+  api = await startApi(t);
+  worker = await startTestWorker(t);
+  ({ key } = await t.newTenantKey());
+});
+afterAll(async () => {
+  await worker?.stop();
+  await api?.close();
+  await t?.close();
+});
+
+async function send(content: string | Buffer, fields: Record<string, string> = {}) {
+  const res = await upload(api.url, key, { file: { content }, fields });
+  expect(res.status).toBe(202);
+  return res.body.uploadId as string;
+}
+
+async function objectKey(uploadId: string): Promise<string> {
+  return (await t.pool.query('SELECT object_key FROM uploads WHERE id = $1', [uploadId])).rows[0].object_key;
+}
+
+async function loadedLines(uploadId: string): Promise<number[]> {
+  const { rows } = await t.pool.query('SELECT line_number FROM webhook_events WHERE upload_id = $1 ORDER BY 1', [uploadId]);
+  return rows.map((r) => Number(r.line_number));
+}
+
+describe('processing', () => {
+  it('loads a 50k-row file with ~1% bad rows of every kind; errors.csv round-trips', async () => {
+    const file = breakRows(generate(50_000));
+    expect(new Set(file.broken.values()).size).toBeGreaterThanOrEqual(12);
+    const id = await send(file.csv);
+    const state = await waitForStatus(t, id, ['completed', 'failed']);
+    expect(state).toMatchObject({ status: 'completed', rows_processed: 50_000 - file.broken.size, rows_failed: file.broken.size });
+    expect(await countRows(t, id)).toEqual({ total: 50_000 - file.broken.size, distinct: 50_000 - file.broken.size });
+    expect(state.object_deleted_at).not.toBeNull();
+    expect(await t.listObjects('uploads/')).not.toContain(await objectKey(id));
+
+    // Every broken line is recorded with the code of the way it was broken; no valid line is.
+    const { rows: errors } = await t.pool.query('SELECT line, code FROM upload_errors WHERE upload_id = $1 ORDER BY line', [id]);
+    expect(new Map(errors.map((e) => [Number(e.line), e.code]))).toEqual(file.broken);
+
+    // The JSON view pages through the same rows.
+    const seen: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const res = await request(api.url, key, 'GET', `/uploads/${id}/errors?limit=200${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(res.status).toBe(200);
+      expect(res.body.rowsFailed).toBe(file.broken.size);
+      seen.push(...res.body.items.map((e: { line: number }) => e.line));
+      cursor = res.body.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual([...file.broken.keys()]);
+
+    // errors.csv: original header + _line,_error; fix each line and upload it again → all load.
+    const csv = await request(api.url, key, 'GET', `/uploads/${id}/errors.csv`);
+    expect(csv.status).toBe(200);
+    expect(csv.headers['content-type']).toContain('text/csv');
+    const [header, ...records] = csv.text.trimEnd().split('\n');
+    expect(header).toBe(`${file.header},_line,_error`);
+    expect(records).toHaveLength(file.broken.size);
+    const fixed = records.map((record) => {
+      const [, line, error] = /,(\d+),("(?:[^"]|"")*"|[^,]*)$/.exec(record)!;
+      expect(error).toContain(file.broken.get(Number(line)));
+      return `${file.original.get(Number(line))},${line},${error}`;
+    });
+    const again = await send([header, ...fixed].join('\n') + '\n');
+    const second = await waitForStatus(t, again, ['completed', 'failed']);
+    expect(second).toMatchObject({ status: 'completed', rows_processed: file.broken.size, rows_failed: 0 });
+    const status = await request(api.url, key, 'GET', `/uploads/${again}`);
+    expect(status.body.unknownColumns).toEqual(['_line', '_error']);
+    expect(status.headers['retry-after']).toBeUndefined();
+  });
+
+  it('handles RFC 4180 corner cases, a BOM and CRLF line endings', async () => {
+    const u = '0b7f2c4e-1111-4a2b-a333-12345678900';
+    const csv =
+      '\uFEFF Occurred_At ,EVENT_ID,event_type,payload,currency,extra\r\n' +
+      `2025-01-01T00:00:00Z,${u}1,"quoted, comma","{""a"":""x,y""}",USD,ignored\r\n` +
+      `2025-01-01T00:00:01+02:00,${u}2,"multi\r\nline","{""note"":""a\\nb"",\n""n"":1}",,x\r\n` +
+      `  2025-01-01 00:00:02  ,${u}3,  trimmed  ,,EUR,x\r\n` +
+      `2025-01-01T00:00:03.123456Z,${u}4,"""doubled"" quotes",[],GBP,x`; // no final newline
+    const id = await send(csv);
+    const state = await waitForStatus(t, id, ['completed', 'failed']);
+    expect(state).toMatchObject({ status: 'completed', rows_processed: 4, rows_failed: 0 });
+    const { rows } = await t.pool.query(
+      `SELECT line_number, event_id, event_type, payload, currency, source, occurred_at
+         FROM webhook_events WHERE upload_id = $1 ORDER BY line_number`,
+      [id],
+    );
+    expect(rows.map((r) => [Number(r.line_number), r.event_type, r.payload, r.currency, r.source])).toEqual([
+      [2, 'quoted, comma', { a: 'x,y' }, 'USD', null],
+      [3, 'multi\r\nline', { note: 'a\nb', n: 1 }, null, null],
+      [6, 'trimmed', null, 'EUR', null],
+      [7, '"doubled" quotes', [], 'GBP', null],
+    ]);
+    expect(rows[1].occurred_at.toISOString()).toBe('2024-12-31T22:00:01.000Z');
+    expect((await request(api.url, key, 'GET', `/uploads/${id}`)).body.unknownColumns).toEqual(['extra']);
+  });
+
+  it('completes a header-only file with 0 rows and fails an empty file with a clear code', async () => {
+    const headerOnly = await send('event_id,event_type,occurred_at\n');
+    expect(await waitForStatus(t, headerOnly, ['completed', 'failed'])).toMatchObject({ status: 'completed', rows_processed: 0 });
+
+    const empty = await send('');
+    const failed = await waitForStatus(t, empty, ['completed', 'failed']);
+    expect(failed).toMatchObject({ status: 'failed', error_code: 'empty_file' });
+    const res = await request(api.url, key, 'GET', `/uploads/${empty}`);
+    expect(res.body.error).toEqual({ code: 'empty_file', message: expect.any(String) });
+  });
+
+  it('fails at once, naming them, when required columns are missing; nothing is loaded', async () => {
+    const id = await send('event_type,source\ninvoice.paid,stripe\n');
+    const state = await waitForStatus(t, id, ['completed', 'failed']);
+    expect(state).toMatchObject({ status: 'failed', error_code: 'missing_columns', rows_processed: 0 });
+    expect(state.error).toContain('event_id');
+    expect(state.error).toContain('occurred_at');
+    expect(await countRows(t, id)).toEqual({ total: 0, distinct: 0 });
+    expect(state.object_deleted_at).toBeNull(); // kept for a retry
+    expect(await t.listObjects('uploads/')).toContain(await objectKey(id));
+  });
+
+  it('commits no row when the error budget is exceeded (count or ratio)', async () => {
+    const file = breakRows(generate(5_000)); // 50 bad rows
+    const budgets: Record<string, string>[] = [{ maxErrors: '10' }, { maxErrorRatio: '0.005' }];
+    for (const fields of budgets) {
+      const id = await send(file.csv, fields);
+      const state = await waitForStatus(t, id, ['completed', 'failed']);
+      expect(state).toMatchObject({ status: 'failed', error_code: 'error_budget_exceeded', rows_processed: 0 });
+      expect(await countRows(t, id)).toEqual({ total: 0, distinct: 0 });
+    }
+    const within = await send(file.csv, { maxErrors: '50', maxErrorRatio: '0.011' });
+    expect(await waitForStatus(t, within, ['completed', 'failed'])).toMatchObject({ status: 'completed', rows_failed: 50 });
+  });
+
+  it('is idempotent: running the job again after it committed loads nothing twice', async () => {
+    const id = await send(generate(2_000));
+    await waitForStatus(t, id, ['completed']);
+    const before = await uploadState(t, id);
+    await t.pool.query(`SELECT graphile_worker.add_job('process-upload', json_build_object('uploadId', $1::text))`, [id]);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect((await t.jobsFor(id)).length).toBe(0); // the re-run finished (as a no-op)
+    expect(await countRows(t, id)).toEqual({ total: 2_000, distinct: 2_000 });
+    expect(await uploadState(t, id)).toEqual(before);
+    const { rows } = await t.pool.query('SELECT count(*)::int AS n FROM deliveries WHERE upload_id = $1', [id]);
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('loads the acceptance scenario: 200k rows over HTTP, count matches, object deleted', async () => {
+    const id = await send(generate(200_000));
+    const state = await waitForStatus(t, id, ['completed', 'failed'], 120_000);
+    expect(state.status).toBe('completed');
+    const { rows } = await t.pool.query('SELECT count(*)::int AS n FROM webhook_events WHERE upload_id = $1', [id]);
+    expect(rows[0].n).toBe(200_000);
+    expect(await t.listObjects('uploads/')).not.toContain(await objectKey(id));
+    const lines = await loadedLines(id);
+    expect(lines[0]).toBe(2);
+    expect(lines.at(-1)).toBe(200_001);
+  }, 150_000);
+});
