@@ -129,6 +129,25 @@ describe('chunk boundaries', () => {
     }
   });
 
+  it('random soups of quotes, commas, CR, LF and blanks: chunking never changes the result', async () => {
+    let seed = 17;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return (seed >>> 8) % n;
+    };
+    const alphabet = ['1', 'x', ',', '"', '""', '\n', '\r\n', '\r', ' ', '\t', 'é'];
+    for (let n = 0; n < 300; n++) {
+      let body = '';
+      for (let k = 10 + rnd(80); k > 0; k--) body += alphabet[rnd(alphabet.length)];
+      const input = `id,a,b\n${body}`;
+      const whole = await run(input);
+      for (const split of [bytewise, randomSplit(n)]) {
+        const r = await run(input, split);
+        expect({ out: r.out, rejects: r.rejects, stats: r.stats }, JSON.stringify(input)).toEqual({ out: whole.out, rejects: whole.rejects, stats: whole.stats });
+      }
+    }
+  });
+
   it('splits at every single offset the same way', async () => {
     const whole = await run(tricky);
     for (let at = 0; at <= tricky.length; at++) {

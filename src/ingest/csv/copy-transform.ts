@@ -13,16 +13,15 @@ import type { DatasetDef } from '../datasets/types.ts';
 import { checkField, decodeValue, describeReject } from './fields.ts';
 import { type HeaderPlan, planHeader } from './header.ts';
 import { ChunkWriter } from './output.ts';
+import { RAW_CAP, SpanningRecord } from './spanning.ts';
 import {
   COMMA,
   F_QUOTED,
-  findRecordEnd,
   LF,
   MALFORMED_AFTER_QUOTE,
   MALFORMED_BARE_CR,
   MALFORMED_NONE,
   MALFORMED_QUOTE_IN_FIELD,
-  newFinderState,
   QUOTE,
   RecordScanner,
 } from './scan.ts';
@@ -36,7 +35,6 @@ import {
 
 const DEFAULT_CHUNK_BYTES = 1 << 20;
 const DEFAULT_MAX_RECORD_BYTES = 16 << 20;
-const RAW_CAP = 8192;
 /** Line number digits + ',' + '\n' around a record, with room to spare. */
 const LINE_OVERHEAD = 24;
 
@@ -63,11 +61,7 @@ export class CopyTransform extends Transform {
   private line = 1;
   /** First bytes held until we know whether they start with a UTF-8 BOM; null once decided. */
   private head: Buffer | null = Buffer.alloc(0);
-  /** A record spanning input chunks: its pieces so far (dropped once it is known too large). */
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private pendingRaw: Buffer | null = null; // first RAW_CAP bytes of an oversized record
-  private readonly finder = newFinderState();
+  private readonly spanning: SpanningRecord;
   /** The last byte consumed was an LF (only needed at end of input). */
   private endsWithLF = false;
 
@@ -77,6 +71,7 @@ export class CopyTransform extends Transform {
     this.dataset = dataset;
     this.opts = opts;
     this.maxRecordBytes = opts.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+    this.spanning = new SpanningRecord(this.maxRecordBytes);
     this.out = new ChunkWriter(chunkBytes, (b) => this.push(b));
   }
 
@@ -97,7 +92,7 @@ export class CopyTransform extends Transform {
     try {
       if (this.head !== null && this.head.length > 0) this.consume(this.head); // 1–2 bytes, not a BOM
       this.head = null;
-      if (this.pendingBytes > 0) this.finishPending(null);
+      if (this.spanning.active) this.finishSpanning(null);
       this.stats.lines = this.line - 1;
       if (this.plan === null) throw new HeaderError('empty_file', 'the file is empty: no header record');
       this.out.flush(true);
@@ -125,10 +120,10 @@ export class CopyTransform extends Transform {
     if (chunk.length === 0) return;
     this.endsWithLF = chunk[chunk.length - 1] === LF;
     let pos = 0;
-    if (this.pendingBytes > 0) {
-      const end = findRecordEnd(chunk, 0, this.finder);
-      if (end < 0) return this.hold(chunk);
-      this.finishPending(chunk.subarray(0, end + 1));
+    if (this.spanning.active) {
+      const end = this.spanning.continueWith(chunk);
+      if (end < 0) return;
+      this.finishSpanning(chunk.subarray(0, end + 1));
       pos = end + 1;
     }
     // Every complete record in this chunk ends at or before the last LF, so one native UTF-8
@@ -152,43 +147,23 @@ export class CopyTransform extends Transform {
         pos = next;
       }
     }
-    if (pos < chunk.length) {
-      const tail = chunk.subarray(pos);
-      this.finder.s = 0;
-      this.finder.newlines = 0;
-      if (findRecordEnd(tail, 0, this.finder) >= 0) throw new Error('csv scanner and record finder disagree');
-      this.hold(tail);
-    }
+    if (pos < chunk.length) this.spanning.start(chunk.subarray(pos));
   }
 
-  private hold(piece: Buffer): void {
-    this.pendingBytes += piece.length;
-    if (this.pendingRaw !== null) return; // oversized: only scanning for its end now
-    this.pending.push(piece);
-    if (this.pendingBytes > this.maxRecordBytes) {
-      this.pendingRaw = Buffer.from(Buffer.concat(this.pending).subarray(0, RAW_CAP));
-      this.pending = [];
-    }
-  }
-
-  /** Completes the record held in `pending` with `last` (null at end of input). */
-  private finishPending(last: Buffer | null): void {
+  /** Completes the record that spans chunks with `last` (null at end of input). */
+  private finishSpanning(last: Buffer | null): void {
     const sc = this.scanner;
-    const total = this.pendingBytes + (last?.length ?? 0);
-    const raw = this.pendingRaw;
-    const pieces = last ? [...this.pending, last] : this.pending;
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.pendingRaw = null;
+    const taken = this.spanning.take(last);
     // At end of input the record has no terminator; its last line counts unless it ends in an
     // LF (inside an open quote).
     const terminator = last !== null || !this.endsWithLF ? 1 : 0;
-    if (raw !== null || total > this.maxRecordBytes) {
-      this.tooLarge(raw ?? Buffer.concat(pieces).subarray(0, RAW_CAP));
-      this.line += this.finder.newlines + terminator;
+    if (taken.kind === 'too_large') {
+      this.tooLarge(taken.prefix);
+      this.line += taken.newlines + terminator;
       return;
     }
-    const record = Buffer.concat(pieces, total);
+    const record = taken.record;
+    const total = record.length;
     if (sc.parse(record, 0, total, last === null) !== total) throw new Error('csv scanner and record finder disagree');
     const nulAt = record.indexOf(0);
     this.onRecord(record, 0, false, nulAt >= 0 && nulAt < sc.contentEnd);
@@ -216,8 +191,8 @@ export class CopyTransform extends Transform {
       const message = MALFORMED_MESSAGES[sc.malformed] ?? 'unterminated quoted field at end of file';
       return this.reject(buf, start, sc.malformedField, 'malformed_csv', `malformed CSV: ${message}`);
     }
-    if (!utf8Ok) return this.reject(buf, start, this.fieldWhere(buf, (s, e) => !isUtf8(buf.subarray(s, e))), 'invalid_utf8', 'not valid UTF-8');
-    if (hasNul) return this.reject(buf, start, this.fieldWhere(buf, (s, e) => buf.indexOf(0, s) < e), 'nul_byte', 'contains a NUL (0x00) byte');
+    if (!utf8Ok) return this.reject(buf, start, this.fieldWhere((s, e) => !isUtf8(buf.subarray(s, e))), 'invalid_utf8', 'not valid UTF-8');
+    if (hasNul) return this.reject(buf, start, this.fieldWhere((s, e) => buf.subarray(s, e).includes(0)), 'nul_byte', 'contains a NUL (0x00) byte');
     const columns = plan.columns;
     const n = columns.length;
     if (sc.fieldCount !== n) {
@@ -281,7 +256,7 @@ export class CopyTransform extends Transform {
   }
 
   /** Index of the first field whose value bytes satisfy `bad`, or -1. */
-  private fieldWhere(buf: Buffer, bad: (s: number, e: number) => boolean): number {
+  private fieldWhere(bad: (s: number, e: number) => boolean): number {
     const f = this.scanner.fields;
     for (let j = 0; j < this.scanner.fieldCount; j++) if (bad(f[3 * j]!, f[3 * j + 1]!)) return j;
     return -1;

@@ -1,4 +1,4 @@
-// Per-column validation of one field, dispatched on a small integer per header position.
+// Per-column validation of one non-empty, trimmed field, on its bytes where the type allows.
 
 import type { ColumnDef } from '../datasets/types.ts';
 import { checkJsonb } from './json.ts';
@@ -85,7 +85,6 @@ export function checkField(b: Buffer, s: number, e: number, flags: number, col: 
 function checkText(b: Buffer, s: number, e: number, flags: number, def: ColumnDef): RejectCode | null {
   // Bytes ≥ characters, so the exact count is needed only for values near the limit.
   if (def.maxLength !== undefined && e - s > def.maxLength) {
-    const n = charLength(b, s, e, flags);
     if (charLength(b, s, e, flags) > def.maxLength) return 'too_long';
   }
   if (def.pattern) {

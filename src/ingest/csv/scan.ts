@@ -32,6 +32,10 @@ export const MALFORMED_AFTER_QUOTE = 2;
 export const MALFORMED_BARE_CR = 3;
 export const MALFORMED_UNTERMINATED = 4;
 
+/** 1 for the bytes that end a run of unquoted field content. */
+const UNQUOTED_STOP = new Uint8Array(256);
+UNQUOTED_STOP[COMMA] = UNQUOTED_STOP[LF] = UNQUOTED_STOP[CR] = UNQUOTED_STOP[QUOTE] = 1;
+
 export class RecordScanner {
   /** Stride 3 per field: value start, value end (trimmed; for quoted fields the content inside
    * the quotes, doubled quotes still escaped), flags. */
@@ -127,11 +131,7 @@ export class RecordScanner {
       }
       // Unquoted field (or the garbage tail of a malformed quoted one).
       for (;;) {
-        while (i < limit) {
-          c = buf[i]!;
-          if (c === COMMA || c === LF || c === CR || c === QUOTE) break;
-          i++;
-        }
+        while (i < limit && UNQUOTED_STOP[(c = buf[i]!)] === 0) i++;
         if (i >= limit) {
           if (!eof) return -1;
           return this.endUnquoted(nf, fs, vs, limit, limit, limit, buf);

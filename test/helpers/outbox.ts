@@ -1,0 +1,114 @@
+// Outbox rows for dispatcher tests, written by the real finalize code (upload-state.ts) — or, for
+// volume, by one bulk INSERT of the same shape.
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { completeUpload, failUpload, type ClaimedUpload } from '../../src/ingest/upload-state.ts';
+
+export interface FinishOptions {
+  tenantId: string;
+  callbackUrl?: string | null;
+  channel?: 'webhook' | 'slack';
+  outcome?: 'completed' | 'failed';
+  rowsProcessed?: number;
+  rowsFailed?: number;
+  /** roll the final transaction back instead of committing it */
+  rollback?: boolean;
+}
+
+/** An upload in `processing`, then its final transaction exactly as the worker runs it. */
+export async function finishUpload(pool: pg.Pool, opts: FinishOptions): Promise<{ uploadId: string; deliveryId: string | null }> {
+  const uploadId = randomUUID();
+  await pool.query(
+    `INSERT INTO uploads (id, tenant_id, dataset, filename, size_bytes, sha256, object_key, status, attempt,
+                          callback_url, callback_channel, started_at)
+     VALUES ($1, $2, 'webhook_events', 'test.csv', 100, repeat('0', 64), $5, 'processing', 1, $3, $4, now())`,
+    [uploadId, opts.tenantId, opts.callbackUrl ?? null, opts.channel ?? 'webhook', `uploads/${uploadId}.csv`],
+  );
+  const claimed: ClaimedUpload = {
+    id: uploadId, tenant_id: opts.tenantId, dataset: 'webhook_events', object_key: `uploads/${uploadId}.csv`,
+    size_bytes: 100, max_errors: null, max_error_ratio: null, attempt: 1,
+  };
+  const counts = { rowsProcessed: opts.rowsProcessed ?? 10, rowsFailed: opts.rowsFailed ?? 2, bytesProcessed: 100 };
+  if (opts.outcome === 'failed') {
+    await failUpload(pool, claimed, { code: 'too_many_errors', message: 'more than 5 rows were rejected' }, counts);
+  } else {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await completeUpload(client, claimed, { ...counts, unknownColumns: [], csvHeader: 'a,b' });
+      await client.query(opts.rollback ? 'ROLLBACK' : 'COMMIT');
+    } finally {
+      client.release();
+    }
+  }
+  const { rows } = await pool.query<{ id: string }>('SELECT id FROM deliveries WHERE upload_id = $1', [uploadId]);
+  return { uploadId, deliveryId: rows[0]?.id ?? null };
+}
+
+/** `count` completed uploads with a pending webhook delivery each, in one statement. */
+export async function insertPendingDeliveries(pool: pg.Pool, tenantId: string, target: string, count: number): Promise<string[]> {
+  const { rows } = await pool.query<{ id: string }>(
+    `WITH u AS (
+       INSERT INTO uploads (id, tenant_id, dataset, filename, size_bytes, sha256, object_key, status, attempt, callback_url)
+       SELECT gen_random_uuid(), $1, 'webhook_events', 'bulk.csv', 1, repeat('0', 64), 'uploads/bulk-' || g, 'completed', 1, $2
+         FROM generate_series(1, $3) g
+       RETURNING id, tenant_id, callback_url)
+     INSERT INTO deliveries (tenant_id, upload_id, upload_attempt, event, channel, target, payload)
+     SELECT tenant_id, id, 1, 'upload.completed', 'webhook', callback_url,
+            jsonb_build_object('type', 'upload.completed', 'uploadId', id, 'status', 'completed',
+                               'rowsProcessed', 1, 'rowsFailed', 0, 'timestamp', now())
+       FROM u
+     RETURNING id`,
+    [tenantId, target, count],
+  );
+  return rows.map((r) => r.id);
+}
+
+export interface DeliveryState {
+  delivery_status: string;
+  attempts: number;
+  last_error: string | null;
+  delivered_at: Date | null;
+  next_attempt_at: Date;
+}
+
+export async function deliveryState(pool: pg.Pool, id: string): Promise<DeliveryState> {
+  const { rows } = await pool.query<DeliveryState>(
+    'SELECT delivery_status, attempts, last_error, delivered_at, next_attempt_at FROM deliveries WHERE id = $1',
+    [id],
+  );
+  if (!rows[0]) throw new Error(`no delivery ${id}`);
+  return rows[0];
+}
+
+export interface AttemptState {
+  attempt: number;
+  trigger: string;
+  started_at: Date;
+  duration_ms: number;
+  response_status: number | null;
+  response_excerpt: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  next_attempt_at: Date | null;
+}
+
+export async function attemptsOf(pool: pg.Pool, id: string): Promise<AttemptState[]> {
+  const { rows } = await pool.query<AttemptState>(
+    `SELECT attempt, trigger, started_at, duration_ms, response_status, response_excerpt, error_code, error_message,
+            next_attempt_at FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt`,
+    [id],
+  );
+  return rows;
+}
+
+/** Polls until the delivery leaves `pending` (or reaches one of `statuses`). */
+export async function waitForDelivery(pool: pg.Pool, id: string, statuses = ['sent', 'failed'], timeoutMs = 20_000): Promise<DeliveryState> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const state = await deliveryState(pool, id);
+    if (statuses.includes(state.delivery_status)) return state;
+    if (Date.now() > until) throw new Error(`delivery ${id} still ${state.delivery_status} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
