@@ -1,6 +1,8 @@
 // Builds the Fastify app as a set of plugins over injected dependencies (no globals, easy to test).
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
@@ -9,6 +11,9 @@ import { AppError, errorBody, errorTable } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { requireApiKey } from './auth.ts';
+import { ErrorResponse, UploadStatusBody } from './schemas.ts';
+import { deliveryRoutes } from './routes/deliveries.ts';
+import { tenantRoutes } from './routes/tenant.ts';
 import { uploadRoutes } from './routes/uploads.ts';
 
 export interface AppDeps {
@@ -19,7 +24,8 @@ export interface AppDeps {
   logger: Logger;
 }
 
-export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+/** `beforeRoutes` lets a caller hook in before any route is registered (tests list routes with it). */
+export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstance) => void): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Uploads of many GB take long: no whole-request timeout, only a generous idle one.
@@ -29,6 +35,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: (req) => (req.headers['x-request-id'] as string | undefined)?.slice(0, 64) || crypto.randomUUID(),
   });
 
+  beforeRoutes?.(app);
   await app.register(multipart, {
     limits: {
       fileSize: deps.config.maxUploadBytes,
@@ -37,6 +44,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       fieldSize: 4096,
     },
   });
+
+  // OpenAPI is generated from the route schemas; Swagger UI's assets come from node_modules (no CDN).
+  app.addSchema(ErrorResponse);
+  app.addSchema(UploadStatusBody);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'stream-api', version: '0.1.0', description: 'Streams huge CSV uploads into PostgreSQL.' },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
+      security: [{ apiKey: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
     const { status, code, message } = toPublicError(err);
@@ -55,6 +75,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (api) => {
     requireApiKey(api, deps.db);
     await api.register(uploadRoutes, deps);
+    await api.register(deliveryRoutes, deps);
+    await api.register(tenantRoutes, deps);
   });
   return app;
 }

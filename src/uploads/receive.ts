@@ -38,13 +38,14 @@ export interface UploadAccepted {
 interface UploadOptions {
   dataset: string;
   callbackUrl: string | null;
+  callbackChannel: 'webhook' | 'slack';
   maxErrors: number | null;
   maxErrorRatio: number | null;
 }
 
 class KeyTaken extends Error {}
 
-const OPTION_FIELDS = ['dataset', 'callbackUrl', 'maxErrors', 'maxErrorRatio'] as const;
+const OPTION_FIELDS = ['dataset', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio'] as const;
 
 export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Promise<{ replayed: boolean; body: UploadAccepted }> {
   if (req.idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(req.idempotencyKey)) {
@@ -151,6 +152,7 @@ function uploadRecord(
     sizeBytes: file.bytes,
     sha256: file.sha256,
     callbackUrl: options.callbackUrl,
+    callbackChannel: options.callbackChannel,
     maxErrors: options.maxErrors,
     maxErrorRatio: options.maxErrorRatio,
   };
@@ -176,6 +178,11 @@ export function parseOptions(raw: Record<string, string>, allowedCidrs?: Address
     callbackUrl = checked.url.href;
   }
 
+  const callbackChannel = raw.callbackChannel?.trim() || 'webhook';
+  if (callbackChannel !== 'webhook' && callbackChannel !== 'slack') {
+    throw new AppError('validation_failed', 'callbackChannel must be webhook or slack');
+  }
+
   let maxErrors: number | null = null;
   if (raw.maxErrors !== undefined && raw.maxErrors !== '') {
     maxErrors = Number(raw.maxErrors);
@@ -190,7 +197,7 @@ export function parseOptions(raw: Record<string, string>, allowedCidrs?: Address
       throw new AppError('validation_failed', 'maxErrorRatio must be a number between 0 and 1');
     }
   }
-  return { dataset, callbackUrl, maxErrors, maxErrorRatio };
+  return { dataset, callbackUrl, callbackChannel, maxErrors, maxErrorRatio };
 }
 
 function hashRequest(file: { filename: string; sha256: string; bytes: number }, options: UploadOptions): string {

@@ -13,6 +13,7 @@ export interface NewUpload {
   sha256: string;
   objectKey: string;
   callbackUrl: string | null;
+  callbackChannel: 'webhook' | 'slack';
   maxErrors: number | null;
   maxErrorRatio: number | null;
 }
@@ -35,6 +36,7 @@ export async function insertUploadWithJob(trx: Transaction<DB>, upload: NewUploa
       sha256: upload.sha256,
       object_key: upload.objectKey,
       callback_url: upload.callbackUrl,
+      callback_channel: upload.callbackChannel,
       max_errors: upload.maxErrors,
       max_error_ratio: upload.maxErrorRatio,
     })

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
+import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { loadConfig, type Config } from '../../src/config.ts';
@@ -99,8 +100,8 @@ export async function createTestEnv(overrides: Record<string, string> = {}): Pro
 }
 
 /** The real app on a real loopback socket. */
-export async function startApi(t: TestEnv) {
-  const app = await buildApp({ config: t.config, db: t.db, pool: t.pool, store: t.store, logger: t.logger });
+export async function startApi(t: TestEnv, beforeRoutes?: (app: FastifyInstance) => void) {
+  const app = await buildApp({ config: t.config, db: t.db, pool: t.pool, store: t.store, logger: t.logger }, beforeRoutes);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('no address');

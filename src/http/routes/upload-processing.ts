@@ -6,6 +6,8 @@ import { presentUpload } from '../../uploads/present.ts';
 import { listUploadErrors, resetForRetry } from '../../uploads/upload-errors.repository.ts';
 import { findUpload } from '../../uploads/uploads.repository.ts';
 import type { AppDeps } from '../app.ts';
+import { Type } from '@sinclair/typebox';
+import { errors, UploadIdParams, UploadStatusBody } from '../schemas.ts';
 import { uploadIdParam } from './uploads.ts';
 
 type IdParams = { Params: { id: string } };
@@ -17,7 +19,29 @@ export async function uploadProcessingRoutes(app: FastifyInstance, deps: AppDeps
     return row;
   };
 
-  app.get<IdParams & { Querystring: { limit?: string; cursor?: string } }>('/uploads/:id/errors', async (request) => {
+  const errorItem = Type.Object({
+    line: Type.Integer({ description: 'physical line of the record in the file (header = 1)' }),
+    column: Type.Union([Type.String(), Type.Null()]),
+    code: Type.String(),
+    message: Type.String(),
+    raw: Type.String({ description: 'the original record (capped at 8 KiB)' }),
+  });
+  const errorsSchema = {
+    tags: ['uploads'],
+    summary: 'Rejected rows of an upload (the first 10,000 are stored; all are counted in rowsFailed)',
+    params: UploadIdParams,
+    querystring: Type.Object({ limit: Type.Optional(Type.String()), cursor: Type.Optional(Type.String()) }),
+    response: {
+      200: Type.Object({
+        uploadId: Type.String(),
+        rowsFailed: Type.Integer(),
+        items: Type.Array(errorItem),
+        nextCursor: Type.Union([Type.String(), Type.Null()]),
+      }),
+      ...errors(400, 401, 404),
+    },
+  };
+  app.get<IdParams & { Querystring: { limit?: string; cursor?: string } }>('/uploads/:id/errors', { schema: errorsSchema }, async (request) => {
     const upload = await visibleUpload(request);
     const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
@@ -36,7 +60,14 @@ export async function uploadProcessingRoutes(app: FastifyInstance, deps: AppDeps
   });
 
   // The rejected lines as they were, under the original header, plus _line and _error: fix and re-upload.
-  app.get<IdParams>('/uploads/:id/errors.csv', async (request, reply) => {
+  const csvSchema = {
+    tags: ['uploads'],
+    summary: 'Rejected rows as CSV: the original header and lines plus _line and _error — fix and re-upload',
+    params: UploadIdParams,
+    produces: ['text/csv'],
+    response: { 200: Type.String({ description: 'text/csv' }), ...errors(401, 404) },
+  };
+  app.get<IdParams>('/uploads/:id/errors.csv', { schema: csvSchema }, async (request, reply) => {
     const upload = await visibleUpload(request);
     const db = deps.db;
     async function* csv() {
@@ -70,8 +101,14 @@ export async function uploadProcessingRoutes(app: FastifyInstance, deps: AppDeps
     const row = await findUpload(deps.db, request.tenant.id, upload.id);
     return reply.status(202).header('location', `/uploads/${upload.id}`).send(presentUpload(row!));
   };
-  app.post('/uploads/:id/retry', retry);
-  app.post('/upload/:id/retry', retry); // the specification's path
+  const retrySchema = {
+    tags: ['uploads'],
+    summary: 'Process a failed upload again from its stored file (no re-upload)',
+    params: UploadIdParams,
+    response: { 202: Type.Ref(UploadStatusBody), ...errors(401, 404, 409, 410) },
+  };
+  app.post('/uploads/:id/retry', { schema: retrySchema }, retry);
+  app.post('/upload/:id/retry', { schema: { ...retrySchema, summary: 'Alias of POST /uploads/:id/retry' } }, retry);
 }
 
 function csvField(value: string): string {

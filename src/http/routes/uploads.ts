@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { UploadStatus } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
+import { latestDeliverySummary } from '../../notify/deliveries.repository.ts';
 import { parseAllowedCidrs } from '../../notify/ssrf.ts';
 import { isFinal, presentUpload } from '../../uploads/present.ts';
 import { receiveUpload } from '../../uploads/receive.ts';
@@ -12,6 +13,8 @@ import {
   listUploads,
 } from '../../uploads/uploads.repository.ts';
 import type { AppDeps } from '../app.ts';
+import { Type } from '@sinclair/typebox';
+import { errors, UploadIdParams, UploadStatusBody } from '../schemas.ts';
 import { uploadProcessingRoutes } from './upload-processing.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -44,25 +47,69 @@ export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise
     if (result.replayed) reply.header('idempotent-replayed', 'true');
     return reply.status(202).header('location', result.body.statusUrl).send(result.body);
   };
-  app.post('/uploads', receive);
-  app.post('/upload', receive); // the specification's path
+  const receiveSchema = {
+    tags: ['uploads'],
+    summary: 'Upload a CSV (multipart/form-data): stored in object storage, then processed in the background',
+    description:
+      'Fields: `file` (required), `dataset` (default webhook_events), `callbackUrl`, `callbackChannel` (webhook|slack), ' +
+      '`maxErrors`, `maxErrorRatio`; each may also be a query parameter. Header `Idempotency-Key` replays the first response for 24 h.',
+    consumes: ['multipart/form-data'],
+    querystring: Type.Object({
+      dataset: Type.Optional(Type.String()),
+      callbackUrl: Type.Optional(Type.String()),
+      callbackChannel: Type.Optional(Type.String()),
+      maxErrors: Type.Optional(Type.String()),
+      maxErrorRatio: Type.Optional(Type.String()),
+    }),
+    response: {
+      202: Type.Object({ uploadId: Type.String(), status: Type.Literal('uploaded'), statusUrl: Type.String() }),
+      ...errors(400, 401, 406, 413, 415, 422, 503),
+    },
+  };
+  app.post('/uploads', { schema: receiveSchema }, receive);
+  app.post('/upload', { schema: { ...receiveSchema, summary: 'Alias of POST /uploads (the specification\'s path)' } }, receive);
 
   const status = async (request: FastifyRequest<IdParams>, reply: FastifyReply) => {
     const row = await findUpload(deps.db, request.tenant.id, uploadIdParam(request));
     if (!row) throw new AppError('not_found', 'upload not found');
     if (!isFinal(row)) reply.header('retry-after', '2');
-    return presentUpload(row);
+    return { ...presentUpload(row), delivery: await latestDeliverySummary(deps.pool, row.tenant_id, row.id) };
   };
-  app.get('/uploads/:id', status);
-  app.get('/upload/:id/status', status);
+  const statusSchema = {
+    tags: ['uploads'],
+    summary: 'Status, counters and progress of an upload (Retry-After: 2 while not final)',
+    params: UploadIdParams,
+    response: { 200: Type.Ref(UploadStatusBody), ...errors(401, 404) },
+  };
+  app.get('/uploads/:id', { schema: statusSchema }, status);
+  app.get('/upload/:id/status', { schema: { ...statusSchema, summary: 'Alias of GET /uploads/:id' } }, status);
 
-  app.get('/uploads/stats', async (request) => {
+  const counts = { uploaded: Type.Integer(), processing: Type.Integer(), completed: Type.Integer(), failed: Type.Integer() };
+  const statsSchema = {
+    tags: ['uploads'],
+    summary: 'Number of uploads per status',
+    response: { 200: Type.Object({ ...counts, total: Type.Integer() }), ...errors(401) },
+  };
+  app.get('/uploads/stats', { schema: statsSchema }, async (request) => {
     const counts = await countByStatus(deps.db, request.tenant.id);
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     return { ...counts, total };
   });
 
-  app.get<{ Querystring: { status?: string; limit?: string; cursor?: string } }>('/uploads', async (request) => {
+  const listSchema = {
+    tags: ['uploads'],
+    summary: 'Uploads, newest first (keyset pagination with nextCursor)',
+    querystring: Type.Object({
+      status: Type.Optional(Type.String({ description: 'uploaded | processing | completed | failed' })),
+      limit: Type.Optional(Type.String({ description: '1–100, default 20' })),
+      cursor: Type.Optional(Type.String()),
+    }),
+    response: {
+      200: Type.Object({ items: Type.Array(Type.Ref(UploadStatusBody)), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+      ...errors(400, 401),
+    },
+  };
+  app.get<{ Querystring: { status?: string; limit?: string; cursor?: string } }>('/uploads', { schema: listSchema }, async (request) => {
     const { status, limit: rawLimit, cursor } = request.query;
     if (status !== undefined && !STATUSES.includes(status as UploadStatus)) {
       throw new AppError('validation_failed', `status must be one of ${STATUSES.join(', ')}`);
@@ -100,7 +147,18 @@ export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise
     await deps.store.delete(result.objectKey).catch((err) => request.log.warn({ err }, 'object delete failed'));
     return reply.status(204).send();
   };
-  app.delete('/uploads/:id', remove);
+  app.delete(
+    '/uploads/:id',
+    {
+      schema: {
+        tags: ['uploads'],
+        summary: 'Delete an upload and its stored file (409 while processing)',
+        params: UploadIdParams,
+        response: { 204: Type.Null(), ...errors(401, 404, 409) },
+      },
+    },
+    remove,
+  );
 
   await uploadProcessingRoutes(app, deps);
 }

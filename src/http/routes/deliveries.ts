@@ -1,0 +1,139 @@
+// Notifications of an upload and of the tenant: read them with their attempts, list the failed
+// ones (a pull endpoint for what never arrived), and ask for a redelivery.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AppError } from '../../errors.ts';
+import {
+  DELIVERY_STATUSES,
+  findDelivery,
+  listAttempts,
+  listDeliveries,
+  listUploadDeliveries,
+  type AttemptRow,
+  type DeliveryRow,
+  type DeliveryStatus,
+} from '../../notify/deliveries.repository.ts';
+import { requestRedelivery } from '../../notify/redeliver.ts';
+import { findUpload } from '../../uploads/uploads.repository.ts';
+import type { AppDeps } from '../app.ts';
+import { uploadIdParam } from './uploads.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+type IdParams = { Params: { id: string } };
+type ListQuery = { Querystring: { status?: string; limit?: string; cursor?: string } };
+
+/** A malformed id can name no delivery: 404, like any id the caller cannot see. */
+function deliveryIdParam(request: FastifyRequest<IdParams>): string {
+  const { id } = request.params;
+  if (!UUID.test(id)) throw new AppError('not_found', 'delivery not found');
+  return id.toLowerCase();
+}
+
+export async function deliveryRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  const withHistory = async (rows: DeliveryRow[]) => {
+    const attempts = await listAttempts(deps.pool, rows.map((r) => r.id));
+    return rows.map((row) => ({
+      ...presentDelivery(row),
+      history: attempts.filter((a) => a.delivery_id === row.id).map(presentAttempt),
+    }));
+  };
+
+  app.get<IdParams>('/uploads/:id/deliveries', async (request) => {
+    const upload = await findUpload(deps.db, request.tenant.id, uploadIdParam(request));
+    if (!upload) throw new AppError('not_found', 'upload not found');
+    const rows = await listUploadDeliveries(deps.pool, request.tenant.id, upload.id);
+    return { uploadId: upload.id, items: await withHistory(rows) };
+  });
+
+  app.get<ListQuery>('/deliveries', async (request) => {
+    const { status, limit: rawLimit, cursor } = request.query;
+    if (status !== undefined && !DELIVERY_STATUSES.includes(status as DeliveryStatus)) {
+      throw new AppError('validation_failed', `status must be one of ${DELIVERY_STATUSES.join(', ')}`);
+    }
+    const limit = rawLimit === undefined ? 20 : Number(rawLimit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+      throw new AppError('validation_failed', 'limit must be an integer from 1 to 100');
+    }
+    const beforeSeq = cursor === undefined ? undefined : decodeCursor(cursor);
+    // One extra row tells whether another page exists without a count query.
+    const rows = await listDeliveries(deps.pool, request.tenant.id, {
+      limit: limit + 1,
+      ...(status ? { status: status as DeliveryStatus } : {}),
+      ...(beforeSeq !== undefined ? { beforeSeq } : {}),
+    });
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      items: page.map(presentDelivery),
+      nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null,
+    };
+  });
+
+  app.get<IdParams>('/deliveries/:id', async (request) => {
+    const row = await findDelivery(deps.pool, request.tenant.id, deliveryIdParam(request));
+    if (!row) throw new AppError('not_found', 'delivery not found');
+    const [delivery] = await withHistory([row]);
+    return delivery;
+  });
+
+  app.post<IdParams>('/deliveries/:id/redeliver', async (request, reply) => {
+    const result = await requestRedelivery(deps.pool, request.tenant.id, deliveryIdParam(request));
+    switch (result.outcome) {
+      case 'not_found':
+        throw new AppError('not_found', 'delivery not found');
+      case 'no_target':
+        throw new AppError('invalid_state', 'delivery has no target: the upload was sent without a callback');
+      case 'in_flight':
+        throw new AppError('invalid_state', 'delivery is being attempted right now; try again in a few seconds');
+      case 'queued':
+        return reply.status(202).send(presentDelivery(result.delivery));
+    }
+  });
+}
+
+export function presentDelivery(row: DeliveryRow) {
+  return {
+    deliveryId: row.id,
+    uploadId: row.upload_id,
+    uploadAttempt: row.upload_attempt,
+    event: row.event,
+    channel: row.channel,
+    target: row.target,
+    status: row.delivery_status,
+    attempts: row.attempts,
+    nextAttemptAt: row.delivery_status === 'pending' ? row.next_attempt_at.toISOString() : null,
+    lastError: row.last_error,
+    deliveredAt: iso(row.delivered_at),
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    payload: row.payload,
+  };
+}
+
+function presentAttempt(row: AttemptRow) {
+  return {
+    attempt: row.attempt,
+    trigger: row.trigger,
+    startedAt: row.started_at.toISOString(),
+    durationMs: row.duration_ms,
+    responseStatus: row.response_status,
+    responseExcerpt: row.response_excerpt,
+    errorCode: row.error_code,
+    errorMessage: row.error_message,
+    nextAttemptAt: iso(row.next_attempt_at),
+  };
+}
+
+function iso(value: Date | null): string | null {
+  return value === null ? null : value.toISOString();
+}
+
+function encodeCursor(seq: number): string {
+  return Buffer.from(`d:${seq}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const match = /^d:(\d{1,18})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!match) throw new AppError('validation_failed', 'cursor is invalid');
+  return Number(match[1]);
+}

@@ -1,0 +1,42 @@
+// Shared TypeBox schemas: they validate, type handlers, and feed /openapi.json.
+import { Type, type Static } from '@sinclair/typebox';
+
+export const ErrorResponse = Type.Object(
+  { error: Type.Object({ code: Type.String(), message: Type.String() }) },
+  { $id: 'ErrorResponse', description: 'Every error: a stable code and a human message' },
+);
+
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+
+export const UploadStatusBody = Type.Object(
+  {
+    uploadId: Type.String({ format: 'uuid' }),
+    status: Type.Union([Type.Literal('uploaded'), Type.Literal('processing'), Type.Literal('completed'), Type.Literal('failed')]),
+    dataset: Type.String(),
+    filename: Type.String(),
+    sizeBytes: Type.Integer(),
+    sha256: Type.String(),
+    rowsProcessed: Type.Integer(),
+    rowsFailed: Type.Integer(),
+    bytesProcessed: Type.Integer(),
+    progress: Type.Number({ minimum: 0, maximum: 1 }),
+    attempt: Type.Integer(),
+    error: Type.Union([Type.Object({ code: Type.Union([Type.String(), Type.Null()]), message: Type.String() }), Type.Null()]),
+    unknownColumns: Type.Array(Type.String()),
+    callbackUrl: Nullable(Type.String()),
+    createdAt: Type.String({ format: 'date-time' }),
+    startedAt: Nullable(Type.String({ format: 'date-time' })),
+    completedAt: Nullable(Type.String({ format: 'date-time' })),
+    updatedAt: Type.String({ format: 'date-time' }),
+    delivery: Type.Optional(Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()])),
+  },
+  { $id: 'UploadStatus' },
+);
+export type UploadStatusBody = Static<typeof UploadStatusBody>;
+
+export const UploadIdParams = Type.Object({ id: Type.String({ description: 'upload id (uuid)' }) });
+
+/** Response schemas for the given error statuses, all of the shared error shape. */
+export function errors(...statuses: number[]): Record<number, ReturnType<typeof Type.Ref>> {
+  return Object.fromEntries(statuses.map((status) => [status, Type.Ref(ErrorResponse)]));
+}
