@@ -10,15 +10,10 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import type { Config } from '../config.ts';
 
-export interface ObjectStoreOptions {
-  endpoint: string | null;
-  bucket: string;
-  region: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  forcePathStyle: boolean;
-}
+/** The S3 settings of the config (endpoint null → AWS's default endpoint for the region). */
+export type ObjectStoreOptions = Config['s3'];
 
 export interface PutResult {
   key: string;
