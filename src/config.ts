@@ -17,6 +17,8 @@ export interface Config {
   };
   host: string;
   port: number;
+  /** when set, /metrics and /healthz are also served on this port (the only way for worker/dispatcher-only processes) */
+  metricsPort: number | null;
   publicUrl: string | null;
   maxUploadBytes: number;
   dataDir: string;
@@ -63,6 +65,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     host: read.string('HOST', '0.0.0.0'),
     port: read.int('PORT', 3002, 0, 65535),
+    metricsPort: read.optionalInt('METRICS_PORT', 0, 65535),
     publicUrl: read.url('PUBLIC_URL', ['http:', 'https:']),
     maxUploadBytes: read.int('MAX_UPLOAD_BYTES', 10 * GiB, 1, Number.MAX_SAFE_INTEGER),
     dataDir: path.resolve(read.string('DATA_DIR', '.data')),
@@ -128,6 +131,10 @@ class Reader {
     return value;
   }
 
+  optionalInt(name: string, min: number, max: number): number | null {
+    return this.raw(name) === undefined ? null : this.int(name, 0, min, max);
+  }
+
   int(name: string, fallback: number, min: number, max: number): number {
     const value = this.raw(name);
     if (value === undefined) return fallback;
@@ -164,4 +171,27 @@ function deepFreeze<T extends object>(value: T): Readonly<T> {
     if (child && typeof child === 'object') deepFreeze(child);
   }
   return Object.freeze(value);
+}
+
+/**
+ * Every environment variable loadConfig reads, recorded by running it over an env that notes each
+ * lookup — so deployment files can be checked against the code instead of a list that drifts.
+ * (Keep reads unconditional: one made only when another variable has some value would be missed.)
+ */
+export const CONFIG_ENV_NAMES: readonly string[] = recordEnvReads();
+
+function recordEnvReads(): readonly string[] {
+  const names = new Set<string>();
+  const env = new Proxy<Env>({}, {
+    get: (_target, name) => {
+      if (typeof name === 'string') names.add(name);
+      return undefined;
+    },
+  });
+  try {
+    loadConfig(env);
+  } catch {
+    // A variable that becomes required would throw here, after every read has been recorded.
+  }
+  return Object.freeze([...names].sort());
 }

@@ -7,6 +7,7 @@ import { ensureDevKey } from './dev-key.ts';
 import { buildApp } from './http/app.ts';
 import { startWorker, type WorkerHandle } from './ingest/worker.ts';
 import { createLogger } from './logger.ts';
+import { startMetricsServer, type MetricsServer } from './metrics/server.ts';
 import { startDispatcher, type DispatcherHandle } from './notify/dispatcher.ts';
 import { openRuntime } from './runtime.ts';
 
@@ -23,8 +24,13 @@ export async function serve(config: Readonly<Config>, role: Role, print: (line: 
   let app: FastifyInstance | null = null;
   let worker: WorkerHandle | null = null;
   let dispatcher: DispatcherHandle | null = null;
+  let metrics: MetricsServer | null = null;
   let url: string | null = null;
   try {
+    if (config.metricsPort !== null) {
+      const { pool, store } = runtime;
+      metrics = await startMetricsServer({ host: config.host, port: config.metricsPort, pool, store, logger });
+    }
     if (role === 'all' || role === 'worker') worker = await startWorker(runtime);
     if (role === 'all' || role === 'dispatcher') dispatcher = await startDispatcher(runtime);
     if (role === 'all' || role === 'api') {
@@ -36,26 +42,28 @@ export async function serve(config: Readonly<Config>, role: Role, print: (line: 
       const key = config.devKey ? await ensureDevKey(runtime.db, config.dataDir) : null;
       printBanner(print, url, role, key);
     } else {
-      print(`stream-api ${role} running`);
+      print(`stream-api ${role} running${metrics ? `; metrics on port ${metrics.port}` : ''}`);
     }
   } catch (err) {
-    await app?.close();
-    await worker?.stop();
-    await dispatcher?.stop();
-    await runtime.close();
+    await stopAll().catch(() => {});
     throw err;
   }
 
-  return {
-    url,
-    async stop() {
-      // Stop taking work first, then finish or release what is in flight, then close connections.
-      await app?.close();
-      await dispatcher?.stop();
-      await worker?.stop();
-      await runtime.close();
-    },
-  };
+  /**
+   * Every role at once stops taking work (the API refuses new requests, the worker takes no new job,
+   * the dispatcher claims nothing) and finishes what it holds; side by side, so an upload still
+   * being received does not keep the worker taking jobs meanwhile. Only then close connections.
+   */
+  async function stopAll(): Promise<void> {
+    const results = await Promise.allSettled([app?.close(), worker?.stop(), dispatcher?.stop()]);
+    await metrics?.close(); // last, so a scrape can watch the drain
+    await runtime.close();
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  let stopping: Promise<void> | null = null;
+  return { url, stop: () => (stopping ??= stopAll()) };
 }
 
 const SAMPLE_CSV = fileURLToPath(new URL('../examples/webhook_events.csv', import.meta.url));

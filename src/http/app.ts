@@ -3,16 +3,22 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
 import type { DB } from '../db/schema.ts';
 import { AppError, errorBody, errorTable } from '../errors.ts';
+import { LiveHub } from '../live/hub.ts';
 import type { Logger } from '../logger.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { requireApiKey } from './auth.ts';
+import { authTokenRoutes } from './routes/auth-token.ts';
+import { liveRoutes } from './routes/live.ts';
 import { ErrorResponse, UploadStatusBody } from './schemas.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import { deliveryRoutes } from './routes/deliveries.ts';
+import { healthRoutes } from './routes/health.ts';
 import { tenantRoutes } from './routes/tenant.ts';
 import { uploadRoutes } from './routes/uploads.ts';
 
@@ -45,6 +51,14 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
     },
   });
 
+  // Live progress: WebSocket upgrades (registered before any route, so it sees them all), and the
+  // process's one LISTEN connection. Open streams end before the server closes (it waits for them).
+  await app.register(websocket, { options: { maxPayload: 4096 } });
+  const liveHub = new LiveHub({ db: deps.db, pool: deps.pool, logger: deps.logger });
+  app.decorate('liveHub', liveHub);
+  app.addHook('preClose', async () => liveHub.shutdownSessions());
+  app.addHook('onClose', () => liveHub.close());
+
   // OpenAPI is generated from the route schemas; Swagger UI's assets come from node_modules (no CDN).
   app.addSchema(ErrorResponse);
   app.addSchema(UploadStatusBody);
@@ -70,13 +84,17 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
     reply.status(404).send(errorBody('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  // Outside the authenticated scope: probes and scrapers carry no API key.
+  await app.register(healthRoutes, deps);
+  await app.register(dashboardRoutes); // public: the page asks for the key and sends it itself
 
   await app.register(async (api) => {
     requireApiKey(api, deps.db);
     await api.register(uploadRoutes, deps);
     await api.register(deliveryRoutes, deps);
     await api.register(tenantRoutes, deps);
+    await api.register(authTokenRoutes, deps);
+    await api.register(liveRoutes, { ...deps, hub: liveHub });
   });
   return app;
 }

@@ -5,6 +5,7 @@ import { Transform, type Readable, type TransformCallback, type Writable } from 
 import type { Task } from 'graphile-worker';
 import type pg from 'pg';
 import type { Logger } from '../logger.ts';
+import { observeLoad } from '../metrics/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { copyStatement, createCopyTransform, type HeaderInfo } from './csv/index.ts';
 import { CopySink } from './copy-sink.ts';
@@ -52,7 +53,7 @@ export function createProcessUploadTask(deps: ProcessDeps): Task {
     log.info('processing started');
     const progress: Counts & { csvHeader: string | null } = { rowsProcessed: 0, rowsFailed: 0, bytesProcessed: 0, csvHeader: null };
     try {
-      const result = await load(deps, upload, progress, log);
+      const result = await observeLoad(() => load(deps, upload, progress, log));
       log.info({ ...result }, 'processing completed');
     } catch (err) {
       const permanent = asPermanent(err);

@@ -48,7 +48,7 @@ export async function reportProgress(db: Queryable, uploadId: string, attempt: n
   await notifyUpload(db, uploadId);
 }
 
-/** In the load transaction: final counts, status `completed`, the outbox row, the notification. */
+/** In the load transaction (clock_timestamp(): now() would be when the long transaction began): final counts, status `completed`, the outbox row, the notification. */
 export async function completeUpload(
   trx: Queryable,
   upload: ClaimedUpload,
@@ -57,7 +57,7 @@ export async function completeUpload(
   const { rowCount } = await trx.query(
     `UPDATE uploads
         SET status = 'completed', rows_processed = $3, rows_failed = $4, bytes_processed = $5,
-            unknown_columns = $6, csv_header = $7, completed_at = now(), updated_at = now()
+            unknown_columns = $6, csv_header = $7, completed_at = clock_timestamp(), updated_at = clock_timestamp()
       WHERE id = $1 AND attempt = $2 AND status = 'processing'`,
     [upload.id, upload.attempt, final.rowsProcessed, final.rowsFailed, final.bytesProcessed, final.unknownColumns, final.csvHeader],
   );
@@ -80,7 +80,7 @@ export async function failUpload(
     const { rowCount } = await client.query(
       `UPDATE uploads
           SET status = 'failed', error_code = $3, error = $4, rows_processed = 0, rows_failed = $5,
-              bytes_processed = $6, csv_header = COALESCE($7, csv_header), completed_at = now(), updated_at = now()
+              bytes_processed = $6, csv_header = COALESCE($7, csv_header), completed_at = clock_timestamp(), updated_at = clock_timestamp()
         WHERE id = $1 AND attempt = $2 AND status = 'processing'`,
       [upload.id, upload.attempt, error.code, error.message, counts.rowsFailed, counts.bytesProcessed, error.csvHeader ?? null],
     );

@@ -1,6 +1,7 @@
 // The worker role: graphile-worker runs `process-upload` jobs; a lease loop makes crashes visible fast.
 import { EventEmitter } from 'node:events';
 import { Logger as GraphileLogger, run, type Runner, type WorkerEvents } from 'graphile-worker';
+import { createPurgeTask, PURGE_TASK, retentionCronItems } from '../retention/purge.ts';
 import type { Runtime } from '../runtime.ts';
 import { PROCESS_UPLOAD_TASK } from '../uploads/uploads.repository.ts';
 import { dropLeases, releaseDeadWorkers, renewLeases } from './leases.ts';
@@ -37,21 +38,25 @@ export async function startWorker(rt: WorkerRuntime, extra: Partial<ProcessDeps>
     pollInterval: 1000,
     events,
     logger: graphileLogger(log),
+    parsedCronItems: retentionCronItems(),
     taskList: {
       [PROCESS_UPLOAD_TASK]: createProcessUploadTask({ pool: rt.pool, store: rt.store, logger: log, ...extra }),
+      [PURGE_TASK]: createPurgeTask({ pool: rt.pool, store: rt.store, logger: log, retentionDays: rt.config.retentionDays }),
     },
   });
-  await heartbeat();
+  let beat: Promise<void> = heartbeat();
+  await beat;
   // Renew at a third of the lease so one missed beat does not expire it.
-  const timer = setInterval(heartbeat, Math.max(500, (leaseSeconds * 1000) / 3));
+  const timer = setInterval(() => (beat = heartbeat()), Math.max(500, (leaseSeconds * 1000) / 3));
   log.info({ concurrency: rt.config.worker.concurrency, leaseSeconds }, 'worker started');
 
   return {
     async stop() {
-      clearInterval(timer);
-      // graphile-worker's stop waits for running jobs; a load still running past a grace period is
-      // left to roll back with the connection, and the job re-runs elsewhere after its lease lapses.
+      // graphile-worker's stop waits for running jobs. Keep renewing the lease meanwhile: a load
+      // that outlives one lease must not be mistaken for a dead worker's and run twice.
       await runner.stop();
+      clearInterval(timer);
+      await beat;
       await dropLeases(rt.pool, [...workerIds]).catch(() => {});
     },
   };

@@ -1,127 +1,175 @@
-// The dispatcher role: wakes on NOTIFY when an outbox row commits (and on a periodic sweep for due
-// retries), claims due deliveries under a lease, sends them through their channel, records each attempt.
-import pg from 'pg';
+// The dispatcher role. Wakes when an outbox row commits (LISTEN/NOTIFY), when a retry or an expired
+// lease falls due (a timer set from the database), and on a slow fallback sweep; keeps up to
+// `concurrency` attempts in flight, claiming more as slots free up, so one slow receiver never holds
+// up the others. Any number of dispatchers may run: claims are disjoint (SKIP LOCKED) and fenced.
+import { readFileSync } from 'node:fs';
+import { observeDeliveryAttempt } from '../metrics/index.ts';
 import type { Runtime } from '../runtime.ts';
+import { attemptDelivery, type AttemptDeps } from './attempt.ts';
 import { channels } from './channels/index.ts';
-import { createDeliverer, type Deliverer } from './deliver.ts';
-import { claimDue, recordAttempt, releaseClaims, type ClaimedDelivery } from './outbox.repository.ts';
-import { decideOutcome } from './retry-policy.ts';
+import { createDeliverer } from './deliver.ts';
+import { listen, type Listener } from './listener.ts';
+import { claimDue, msUntilNextDue, type ClaimedDelivery } from './outbox.repository.ts';
 import { parseAllowedCidrs } from './ssrf.ts';
-import type { AttemptResult } from './types.ts';
 
 export interface DispatcherHandle {
-  /** resolves when the current sweep has nothing more due (for tests and benchmarks) */
-  idle(): Promise<void>;
+  /** Stops claiming, lets in-flight attempts finish and be recorded (each bounded by the timeout). */
   stop(): Promise<void>;
 }
 
 export interface DispatcherOptions {
+  /** attempts in flight at once */
+  concurrency?: number;
+  /** rows claimed per query */
   batchSize?: number;
+  /** fallback sweep, should a notification ever be lost */
   sweepIntervalMs?: number;
+  /** how long a claim owns a row; defaults to the attempt timeout plus a margin */
+  leaseMs?: number;
   now?: () => number;
   random?: () => number;
 }
 
-const VERSION = '0.1.0';
+export const DUE_CHANNEL = 'deliveries_due';
+export const USER_AGENT = `stream-api/${packageVersion()}`;
 
-export async function startDispatcher(
-  rt: Pick<Runtime, 'pool' | 'config' | 'logger' | 'databaseUrl'>,
-  opts: DispatcherOptions = {},
-): Promise<DispatcherHandle> {
+type DispatcherRuntime = Pick<Runtime, 'pool' | 'config' | 'logger' | 'databaseUrl'>;
+
+/**
+ * An attempt ends within timeoutMs (deliver.ts enforces one deadline for all of it); the margin
+ * covers claiming and recording it. A lease that lapses anyway only costs a duplicate send, never a
+ * double record: recordAttempt is fenced by the lease token.
+ */
+export function defaultLeaseMs(timeoutMs: number): number {
+  return Math.round(timeoutMs * 1.5) + 1000;
+}
+
+export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOptions = {}): Promise<DispatcherHandle> {
   const log = rt.logger.child({ role: 'dispatcher' });
   const cfg = rt.config.webhook;
-  const now = opts.now ?? Date.now;
-  const batchSize = opts.batchSize ?? 16;
-  const leaseMs = cfg.timeoutMs + 30_000;
-  const deliverer: Deliverer = createDeliverer({
+  const concurrency = opts.concurrency ?? 32;
+  const batchSize = Math.min(opts.batchSize ?? 16, concurrency);
+  const sweepIntervalMs = opts.sweepIntervalMs ?? 5000;
+  const leaseMs = opts.leaseMs ?? defaultLeaseMs(cfg.timeoutMs);
+  const deliverer = createDeliverer({
     timeoutMs: cfg.timeoutMs,
     allowedCidrs: parseAllowedCidrs(cfg.allowedCidrs),
-    userAgent: `stream-api/${VERSION}`,
+    userAgent: USER_AGENT,
   });
+  const deps: AttemptDeps = {
+    pool: rt.pool,
+    deliverer,
+    channels,
+    retry: { maxRetries: cfg.maxRetries, baseMs: cfg.backoffBaseMs, maxMs: cfg.backoffMaxMs },
+    now: opts.now ?? Date.now,
+    ...(opts.random ? { random: opts.random } : {}),
+  };
 
-  let stopping = false;
-  let running: Promise<void> | null = null;
+  const inFlight = new Set<Promise<void>>();
+  let filling: Promise<void> | null = null;
   let again = false;
-
-  async function sendOne(delivery: ClaimedDelivery): Promise<void> {
-    const number = delivery.attempts + 1;
-    const startedAt = new Date(now());
-    const channel = channels[delivery.channel];
-    let result: AttemptResult;
-    if (!channel) {
-      result = failure(`no adapter for channel "${delivery.channel}"`);
-    } else {
-      const request = channel.build(delivery, Math.floor(now() / 1000));
-      result = await deliverer.deliver(request.url, request.headers, request.body);
-    }
-    const outcome = decideOutcome(result, number, { maxRetries: cfg.maxRetries, baseMs: cfg.backoffBaseMs, maxMs: cfg.backoffMaxMs }, now(), opts.random);
-    await recordAttempt(rt.pool, delivery, { number, startedAt, result, outcome });
-    log.info({ deliveryId: delivery.id, attempt: number, status: result.statusCode, error: result.errorCode, outcome: outcome.status }, 'delivery attempt');
-  }
-
-  async function drain(): Promise<void> {
-    do {
-      again = false;
-      while (!stopping) {
-        const batch = await claimDue(rt.pool, batchSize, leaseMs);
-        if (batch.length === 0) break;
-        await Promise.all(
-          batch.map((d) =>
-            sendOne(d).catch(async (err) => {
-              log.error({ err, deliveryId: d.id }, 'delivery attempt could not be recorded');
-              await releaseClaims(rt.pool, [d.id]).catch(() => {});
-            }),
-          ),
-        );
-      }
-    } while (again && !stopping);
-  }
+  let stopping = false;
+  let dueTimer: NodeJS.Timeout | null = null;
 
   function wake(): void {
     if (stopping) return;
-    if (running) {
-      again = true;
+    if (filling) {
+      again = true; // the running fill loops once more, so this wake-up is not lost
       return;
     }
-    running = drain()
-      .catch((err) => log.warn({ err }, 'dispatch sweep failed'))
-      .finally(() => (running = null));
-  }
-
-  // LISTEN on a dedicated connection (a pooled one would lose the subscription when returned).
-  let listener: pg.Client | null = null;
-  async function listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: rt.databaseUrl, application_name: 'stream-api:dispatcher-listen' });
-    client.on('notification', wake);
-    client.on('error', (err) => {
-      log.warn({ err }, 'LISTEN connection lost; reconnecting');
-      client.end().catch(() => {});
-      if (!stopping) setTimeout(() => listen().catch(() => {}), 1000);
+    filling = fill().finally(() => {
+      filling = null;
+      if (again) wake();
     });
-    await client.connect();
-    await client.query('LISTEN deliveries_due');
-    listener = client;
   }
-  await listen();
-  const sweep = setInterval(wake, opts.sweepIntervalMs ?? 1000);
-  wake();
-  log.info({ batchSize, maxRetries: cfg.maxRetries }, 'dispatcher started');
 
-  return {
-    async idle() {
-      while (running) await running;
-    },
-    async stop() {
-      stopping = true;
-      clearInterval(sweep);
-      await listener?.end().catch(() => {});
-      // In-flight sends finish (each bounded by the webhook timeout) and are recorded.
-      while (running) await running;
-      await deliverer.close();
-    },
-  };
+  async function fill(): Promise<void> {
+    try {
+      do {
+        again = false;
+        for (;;) {
+          const room = Math.min(batchSize, concurrency - inFlight.size);
+          if (stopping || room <= 0) return; // a finishing attempt wakes us again
+          const batch = await claimDue(rt.pool, room, leaseMs);
+          for (const delivery of batch) track(delivery);
+          if (batch.length < room) break;
+        }
+      } while (again && !stopping);
+      await scheduleNextDue();
+    } catch (err) {
+      log.warn({ err }, 'claiming due deliveries failed; the sweep will try again');
+    }
+  }
+
+  /** Backoff delays are often shorter than the sweep: wake exactly when the next row falls due. */
+  async function scheduleNextDue(): Promise<void> {
+    const ms = await msUntilNextDue(rt.pool);
+    if (stopping || ms === null || ms >= sweepIntervalMs) return;
+    if (dueTimer) clearTimeout(dueTimer);
+    // A row due now that we could not claim is mid-claim by another dispatcher: look again shortly.
+    dueTimer = setTimeout(() => {
+      dueTimer = null;
+      wake();
+    }, Math.max(10, Math.ceil(ms)));
+  }
+
+  function track(delivery: ClaimedDelivery): void {
+    const attempt = runAttempt(delivery).finally(() => {
+      inFlight.delete(attempt);
+      wake();
+    });
+    inFlight.add(attempt);
+  }
+
+  async function runAttempt(delivery: ClaimedDelivery): Promise<void> {
+    try {
+      const report = await attemptDelivery(deps, delivery);
+      observeDeliveryAttempt(report);
+      const fields = {
+        deliveryId: delivery.id,
+        attempt: report.number,
+        status: report.result.statusCode,
+        error: report.result.errorCode,
+        durationMs: report.result.durationMs,
+        outcome: report.outcome.status,
+      };
+      if (report.recorded) log.info(fields, 'delivery attempt');
+      else log.warn(fields, 'lease lost while sending; another claim owns this delivery, attempt not recorded');
+    } catch (err) {
+      // Not recorded (database unavailable?). The lease is kept on purpose: when it lapses the row
+      // is sent again with the same webhook-id, after a pause instead of in a tight loop.
+      log.error({ err, deliveryId: delivery.id }, 'delivery attempt could not be recorded');
+    }
+  }
+
+  const listener: Listener = await listen({
+    databaseUrl: rt.databaseUrl,
+    channel: DUE_CHANNEL,
+    onWake: wake,
+    log,
+    applicationName: 'stream-api:dispatcher-listen',
+  });
+  const sweep = setInterval(wake, sweepIntervalMs);
+  log.info({ concurrency, batchSize, leaseMs, maxRetries: cfg.maxRetries, timeoutMs: cfg.timeoutMs }, 'dispatcher started');
+
+  let stopped: Promise<void> | null = null;
+  async function stop(): Promise<void> {
+    stopping = true;
+    clearInterval(sweep);
+    if (dueTimer) clearTimeout(dueTimer);
+    await listener.close();
+    while (filling || inFlight.size > 0) await Promise.all([filling, ...inFlight]);
+    await deliverer.close();
+    log.info('dispatcher stopped');
+  }
+  return { stop: () => (stopped ??= stop()) };
 }
 
-function failure(message: string): AttemptResult {
-  return { ok: false, statusCode: null, errorCode: 'network', errorMessage: message, responseExcerpt: null, durationMs: 0 };
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
 }

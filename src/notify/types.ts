@@ -12,7 +12,9 @@ export type AttemptErrorCode =
   | 'http_3xx'
   | 'http_4xx'
   | 'http_5xx'
-  | 'network';
+  | 'network'
+  /** the channel could not build a request (no adapter, unusable secret): nothing was sent */
+  | 'build_failed';
 
 /** What one HTTP delivery attempt produced; enough to record the attempt and decide the next step. */
 export interface AttemptResult {

@@ -144,15 +144,15 @@ describe('dispatcher processes', () => {
 
   it('SIGTERM → the in-flight attempt finishes and is recorded before the process exits', async () => {
     receiver.handler = (_req, res) => setTimeout(() => res.end('finished'), 700);
-    const child = spawnService(t, 'dispatcher', { ...WEBHOOK_ENV, LOG_LEVEL: 'info' });
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
+    const child = spawnService(t, 'dispatcher', WEBHOOK_ENV);
+    cleanups.push(async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     const [id] = await insertPendingDeliveries(t.pool, tenantId, receiver.url, 1);
     await receiver.waitForRequests(1, 30_000);
+    const exited = once(child, 'exit');
     child.kill('SIGTERM');
-    child.on('exit', () => console.log('CHILD OUTPUT', out));
-    const [code] = await once(child, 'exit');
+    const [code] = await exited;
     expect(code).toBe(0);
     const { rows } = await t.pool.query('SELECT delivery_status, attempts FROM deliveries WHERE id = $1', [id]);
     expect(rows[0]).toEqual({ delivery_status: 'sent', attempts: 1 });

@@ -285,6 +285,20 @@ describe('dispatcher: channels, secrets, shutdown', () => {
     expect((await attemptsOf(t.pool, deliveryId!))[0]!.response_excerpt).toBe('late ok');
   });
 
+  it('a dropped LISTEN connection reconnects and catches up on what committed meanwhile', async () => {
+    await dispatcher({}, { sweepIntervalMs: 60_000 }); // no sweep to fall back on: only LISTEN can wake it
+    const { rowCount } = await t.pool.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name = 'stream-api:dispatcher-listen'`,
+    );
+    expect(rowCount).toBe(1);
+    const committedAt = Date.now();
+    const { deliveryId } = await finishUpload(t.pool, { tenantId, callbackUrl: receiver.url });
+    const [req] = await receiver.waitForRequests(1, 5000);
+    expect(req!.headers['webhook-id']).toBe(deliveryId);
+    expect(req!.at - committedAt).toBeLessThan(2000);
+  });
+
   it('no callback → a skipped row, never sent', async () => {
     await dispatcher();
     const { deliveryId } = await finishUpload(t.pool, { tenantId, callbackUrl: null });

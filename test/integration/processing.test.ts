@@ -34,6 +34,14 @@ async function send(content: string | Buffer, fields: Record<string, string> = {
   return res.body.uploadId as string;
 }
 
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function objectKey(uploadId: string): Promise<string> {
   return (await t.pool.query('SELECT object_key FROM uploads WHERE id = $1', [uploadId])).rows[0].object_key;
 }
@@ -51,7 +59,8 @@ describe('processing', () => {
     const state = await waitForStatus(t, id, ['completed', 'failed']);
     expect(state).toMatchObject({ status: 'completed', rows_processed: 50_000 - file.broken.size, rows_failed: file.broken.size });
     expect(await countRows(t, id)).toEqual({ total: 50_000 - file.broken.size, distinct: 50_000 - file.broken.size });
-    expect(state.object_deleted_at).not.toBeNull();
+    // The object is deleted just after the commit.
+    await waitFor(async () => (await uploadState(t, id)).object_deleted_at !== null);
     expect(await t.listObjects('uploads/')).not.toContain(await objectKey(id));
 
     // Every broken line is recorded with the code of the way it was broken; no valid line is.
@@ -170,6 +179,7 @@ describe('processing', () => {
     expect(state.status).toBe('completed');
     const { rows } = await t.pool.query('SELECT count(*)::int AS n FROM webhook_events WHERE upload_id = $1', [id]);
     expect(rows[0].n).toBe(200_000);
+    await waitFor(async () => (await uploadState(t, id)).object_deleted_at !== null);
     expect(await t.listObjects('uploads/')).not.toContain(await objectKey(id));
     const lines = await loadedLines(id);
     expect(lines[0]).toBe(2);

@@ -1,8 +1,10 @@
 // The web dashboard: hand-written static files under public/, served without authentication (the page
 // asks for an API key and sends it on every API call itself). Registered outside the API-key scope.
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
-import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 
 const PUBLIC_DIR = fileURLToPath(new URL('../../../public/', import.meta.url));
 
@@ -19,22 +21,40 @@ const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+function securityHeaders(reply: FastifyReply): void {
+  // Small files that change with each release: always revalidate, never run a stale script.
+  reply.header('cache-control', 'no-cache');
+  reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
+  reply.header('x-content-type-options', 'nosniff');
+  reply.header('referrer-policy', 'no-referrer');
+}
+
 export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
-  await app.register(fastifyStatic, {
-    root: PUBLIC_DIR,
-    prefix: '/',
-    // One route per file found at start-up instead of a `/*` catch-all, so an unknown path still
-    // reaches the app's JSON not-found handler and no API route can be shadowed.
-    wildcard: false,
-    index: 'index.html',
-    decorateReply: false,
-    // Small files that change with each release: always revalidate (ETag), never serve a stale script.
-    cacheControl: false,
-    setHeaders(reply) {
-      reply.header('cache-control', 'no-cache');
-      reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
-      reply.header('x-content-type-options', 'nosniff');
-      reply.header('referrer-policy', 'no-referrer');
+  app.get(
+    '/',
+    {
+      schema: {
+        tags: ['dashboard'],
+        security: [],
+        summary: 'The web dashboard (HTML page; it asks for an API key)',
+        produces: ['text/html'],
+        response: { 200: Type.String({ description: 'public/index.html' }) },
+      },
     },
+    async (_request, reply) => {
+      securityHeaders(reply);
+      return reply.type('text/html; charset=utf-8').send(await readFile(`${PUBLIC_DIR}index.html`));
+    },
+  );
+
+  // Scripts and styles under one `/assets/*` route: it cannot shadow an API path, and an unknown file
+  // falls through to the app's JSON not-found handler.
+  await app.register(fastifyStatic, {
+    root: `${PUBLIC_DIR}assets`,
+    prefix: '/assets/',
+    index: false,
+    decorateReply: false,
+    cacheControl: false,
+    setHeaders: securityHeaders,
   });
 }

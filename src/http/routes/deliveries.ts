@@ -1,5 +1,6 @@
 // Notifications of an upload and of the tenant: read them with their attempts, list the failed
 // ones (a pull endpoint for what never arrived), and ask for a redelivery.
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors.ts';
 import {
@@ -15,12 +16,48 @@ import {
 import { requestRedelivery } from '../../notify/redeliver.ts';
 import { findUpload } from '../../uploads/uploads.repository.ts';
 import type { AppDeps } from '../app.ts';
+import { errors, UploadIdParams } from '../schemas.ts';
 import { uploadIdParam } from './uploads.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type IdParams = { Params: { id: string } };
 type ListQuery = { Querystring: { status?: string; limit?: string; cursor?: string } };
+
+const nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+const Timestamp = Type.String({ format: 'date-time' });
+
+const DeliveryBody = Type.Object({
+  deliveryId: Type.String({ format: 'uuid', description: 'also the webhook-id header, stable across retries' }),
+  uploadId: nullable(Type.String({ format: 'uuid' })),
+  uploadAttempt: Type.Integer({ description: 'the processing attempt that produced this notification' }),
+  event: Type.String({ description: 'upload.completed | upload.failed' }),
+  channel: Type.String({ description: 'webhook | slack | none' }),
+  target: nullable(Type.String()),
+  status: Type.String({ description: 'pending | sent | failed | skipped' }),
+  attempts: Type.Integer(),
+  nextAttemptAt: nullable(Timestamp),
+  lastError: nullable(Type.String()),
+  deliveredAt: nullable(Timestamp),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  payload: Type.Object({}, { additionalProperties: true, description: 'the body sent (frozen when the upload finished)' }),
+});
+
+const AttemptBody = Type.Object({
+  attempt: Type.Integer(),
+  trigger: Type.String({ description: 'scheduled | manual' }),
+  startedAt: Timestamp,
+  durationMs: Type.Integer(),
+  responseStatus: nullable(Type.Integer()),
+  responseExcerpt: nullable(Type.String({ description: 'first 2 KB of the response body' })),
+  errorCode: nullable(Type.String()),
+  errorMessage: nullable(Type.String()),
+  nextAttemptAt: nullable(Timestamp),
+});
+
+const DeliveryWithHistory = Type.Composite([DeliveryBody, Type.Object({ history: Type.Array(AttemptBody) })]);
+const DeliveryIdParams = Type.Object({ id: Type.String({ description: 'delivery id (uuid)' }) });
 
 /** A malformed id can name no delivery: 404, like any id the caller cannot see. */
 function deliveryIdParam(request: FastifyRequest<IdParams>): string {
@@ -38,14 +75,30 @@ export async function deliveryRoutes(app: FastifyInstance, deps: AppDeps): Promi
     }));
   };
 
-  app.get<IdParams>('/uploads/:id/deliveries', async (request) => {
+  const uploadDeliveriesSchema = {
+    tags: ['deliveries'],
+    summary: "An upload's notifications, newest first, each with every attempt",
+    params: UploadIdParams,
+    response: { 200: Type.Object({ uploadId: Type.String(), items: Type.Array(DeliveryWithHistory) }), ...errors(401, 404) },
+  };
+  app.get<IdParams>('/uploads/:id/deliveries', { schema: uploadDeliveriesSchema }, async (request) => {
     const upload = await findUpload(deps.db, request.tenant.id, uploadIdParam(request));
     if (!upload) throw new AppError('not_found', 'upload not found');
     const rows = await listUploadDeliveries(deps.pool, request.tenant.id, upload.id);
     return { uploadId: upload.id, items: await withHistory(rows) };
   });
 
-  app.get<ListQuery>('/deliveries', async (request) => {
+  const listSchema = {
+    tags: ['deliveries'],
+    summary: "The tenant's notifications, newest first (keyset pagination with nextCursor); ?status=failed pulls what never arrived",
+    querystring: Type.Object({
+      status: Type.Optional(Type.String({ description: 'pending | sent | failed | skipped' })),
+      limit: Type.Optional(Type.String({ description: '1–100, default 20' })),
+      cursor: Type.Optional(Type.String()),
+    }),
+    response: { 200: Type.Object({ items: Type.Array(DeliveryBody), nextCursor: nullable(Type.String()) }), ...errors(400, 401) },
+  };
+  app.get<ListQuery>('/deliveries', { schema: listSchema }, async (request) => {
     const { status, limit: rawLimit, cursor } = request.query;
     if (status !== undefined && !DELIVERY_STATUSES.includes(status as DeliveryStatus)) {
       throw new AppError('validation_failed', `status must be one of ${DELIVERY_STATUSES.join(', ')}`);
@@ -69,14 +122,26 @@ export async function deliveryRoutes(app: FastifyInstance, deps: AppDeps): Promi
     };
   });
 
-  app.get<IdParams>('/deliveries/:id', async (request) => {
+  const oneSchema = {
+    tags: ['deliveries'],
+    summary: 'One notification with every attempt',
+    params: DeliveryIdParams,
+    response: { 200: DeliveryWithHistory, ...errors(401, 404) },
+  };
+  app.get<IdParams>('/deliveries/:id', { schema: oneSchema }, async (request) => {
     const row = await findDelivery(deps.pool, request.tenant.id, deliveryIdParam(request));
     if (!row) throw new AppError('not_found', 'delivery not found');
     const [delivery] = await withHistory([row]);
     return delivery;
   });
 
-  app.post<IdParams>('/deliveries/:id/redeliver', async (request, reply) => {
+  const redeliverSchema = {
+    tags: ['deliveries'],
+    summary: 'Send a notification again now (history kept; the next attempt is marked manual and gets a full retry schedule)',
+    params: DeliveryIdParams,
+    response: { 202: DeliveryBody, ...errors(401, 404, 409) },
+  };
+  app.post<IdParams>('/deliveries/:id/redeliver', { schema: redeliverSchema }, async (request, reply) => {
     const result = await requestRedelivery(deps.pool, request.tenant.id, deliveryIdParam(request));
     switch (result.outcome) {
       case 'not_found':

@@ -1,0 +1,166 @@
+// Talking to the API: the key (this tab only), JSON calls that turn error bodies into readable
+// errors, the multipart upload with byte progress, and authenticated file downloads.
+
+const STORAGE_KEY = 'stream-api.apiKey';
+
+export class ApiError extends Error {
+  /** @param {number} status 0 when the server could not be reached */
+  constructor(status, code, message) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const unauthorizedListeners = new Set();
+
+export const apiKey = {
+  get() {
+    return sessionStorage.getItem(STORAGE_KEY) ?? '';
+  },
+  set(value) {
+    sessionStorage.setItem(STORAGE_KEY, value);
+  },
+  clear() {
+    sessionStorage.removeItem(STORAGE_KEY);
+  },
+  /** Called whenever the server says the key is not (or no longer) valid. */
+  onRejected(listener) {
+    unauthorizedListeners.add(listener);
+  },
+};
+
+function authHeaders(key = apiKey.get()) {
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
+/** @param {boolean} [storedKey] whether the request carried the stored key (a 401 then means it is no longer good) */
+function errorFrom(status, body, fallbackText, storedKey = true) {
+  const err = body && typeof body === 'object' ? body.error : undefined;
+  const message =
+    typeof err?.message === 'string' && err.message
+      ? err.message
+      : fallbackText && fallbackText.length < 200
+        ? fallbackText
+        : `the server answered HTTP ${status}`;
+  const error = new ApiError(status, typeof err?.code === 'string' ? err.code : `http_${status}`, message);
+  if (status === 401 && storedKey) for (const listener of unauthorizedListeners) listener(error);
+  return error;
+}
+
+function parseJson(text) {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+// The server's clock as last seen (its Date header): token lifetimes are measured on it, so a browser
+// whose clock is minutes off still renews in time.
+let clockSkewMs = 0;
+function noteServerDate(res) {
+  const date = Date.parse(res.headers.get('date') ?? '');
+  if (!Number.isNaN(date)) clockSkewMs = date - Date.now();
+}
+export const serverNow = () => Date.now() + clockSkewMs;
+
+const networkError = () => new ApiError(0, 'network', 'Cannot reach the server. Check your connection and try again.');
+
+/**
+ * A JSON API call. Resolves to the parsed body (null for 204); rejects with ApiError carrying the
+ * API's own message.
+ * @param {string} path
+ * @param {{ method?: string, key?: string, signal?: AbortSignal }} [options]
+ */
+export async function api(path, { method = 'GET', key, signal } = {}) {
+  let res;
+  try {
+    res = await fetch(path, { method, headers: { accept: 'application/json', ...authHeaders(key) }, signal });
+  } catch (err) {
+    if (err?.name === 'AbortError') throw err;
+    throw networkError();
+  }
+  noteServerDate(res);
+  if (res.status === 204) return null;
+  const text = await res.text();
+  const body = parseJson(text);
+  if (!res.ok) throw errorFrom(res.status, body, text, key === undefined);
+  return body;
+}
+
+/**
+ * Runs `fetchOnce` again while live events arrived during the request (the caller sets
+ * `tracker.dirty`), so a snapshot read before an event never overwrites what the event said.
+ * @template T @param {() => Promise<T>} fetchOnce @param {{ dirty: boolean }} tracker @returns {Promise<T>}
+ */
+export async function fetchSettled(fetchOnce, tracker, maxTries = 5) {
+  for (let attempt = 1; ; attempt++) {
+    tracker.dirty = false;
+    const result = await fetchOnce();
+    if (!tracker.dirty || attempt >= maxTries) return result;
+  }
+}
+
+/**
+ * POST /uploads as multipart/form-data through XMLHttpRequest, the one browser API that reports
+ * request-body progress. Option fields go before the file so the server checks them before the bytes.
+ * @param {File} file
+ * @param {Record<string, string>} fields
+ * @param {(loaded: number, total: number) => void} onProgress
+ */
+export function uploadFile(file, fields, onProgress) {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise((resolve, reject) => {
+    const form = new FormData();
+    for (const [name, value] of Object.entries(fields)) if (value) form.append(name, value);
+    form.append('file', file, file.name);
+    xhr.open('POST', '/uploads');
+    xhr.responseType = 'text';
+    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
+    xhr.setRequestHeader('accept', 'application/json');
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.onload = () => {
+      const body = parseJson(xhr.responseText);
+      if (xhr.status >= 200 && xhr.status < 300) resolve(body);
+      else reject(errorFrom(xhr.status, body, xhr.responseText));
+    };
+    xhr.onerror = () => reject(networkError());
+    xhr.onabort = () => reject(new ApiError(0, 'aborted', 'Upload cancelled.'));
+    xhr.send(form);
+  });
+  return { promise, abort: () => xhr.abort() };
+}
+
+/**
+ * Downloads an authenticated file: a plain link cannot send the key header, so fetch it, then hand
+ * the browser a blob URL to save.
+ */
+export async function downloadFile(path, fallbackName) {
+  let res;
+  try {
+    res = await fetch(path, { headers: authHeaders() });
+  } catch {
+    throw networkError();
+  }
+  if (!res.ok) {
+    const text = await res.text();
+    throw errorFrom(res.status, parseJson(text), text);
+  }
+  const blob = await res.blob();
+  const disposition = res.headers.get('content-disposition') ?? '';
+  const name = /filename="([^"]+)"/.exec(disposition)?.[1] ?? fallbackName;
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // The click starts the download synchronously; release the blob once the browser has taken it.
+  setTimeout(() => URL.revokeObjectURL(url), 30_000);
+  return { name, bytes: blob.size };
+}

@@ -1,0 +1,67 @@
+// The end of `upload --wait` / `retry --wait`: what happened, in numbers. Pure.
+import type { UploadBody } from './events.ts';
+import { fields } from './output.ts';
+import { formatBytes, formatCount, formatDuration } from './progress.ts';
+
+export interface UploadSummary {
+  uploadId: string;
+  status: UploadBody['status'];
+  rowsLoaded: number;
+  rowsRejected: number;
+  /** processing time: as the client watched it (first `processing` → the end), else the service's timestamps */
+  durationMs: number;
+  /** rows read (loaded + rejected) per second of processing */
+  rowsPerSecond: number | null;
+  /** sending the file, when this command sent it */
+  uploadMs: number | null;
+  /** the whole command, first byte sent to the end */
+  elapsedMs: number;
+  error: UploadBody['error'];
+  upload: UploadBody;
+}
+
+export interface SummaryTiming {
+  uploadMs: number | null;
+  elapsedMs: number;
+  /** from the first sight of `processing` to the end; null when the client never saw it processing */
+  observedProcessingMs: number | null;
+  /** from the start of waiting to the end */
+  waitedMs: number;
+}
+
+export function summarize(final: UploadBody, timing: SummaryTiming): UploadSummary {
+  // The client's own watch comes first: it needs no clock agreement with the service, and the service's
+  // completedAt is a transaction start time, earlier than the real end of a long COPY.
+  const started = final.startedAt ? Date.parse(final.startedAt) : NaN;
+  const completed = final.completedAt ? Date.parse(final.completedAt) : NaN;
+  const stamped = completed - started;
+  const durationMs =
+    timing.observedProcessingMs ?? (Number.isFinite(stamped) && stamped >= 0 ? stamped : timing.waitedMs);
+  const rowsRead = final.rowsProcessed + final.rowsFailed;
+  return {
+    uploadId: final.uploadId,
+    status: final.status,
+    rowsLoaded: final.rowsProcessed,
+    rowsRejected: final.rowsFailed,
+    durationMs,
+    rowsPerSecond: durationMs > 0 ? Math.round((rowsRead * 1000) / durationMs) : null,
+    uploadMs: timing.uploadMs,
+    elapsedMs: timing.elapsedMs,
+    error: final.error,
+    upload: final,
+  };
+}
+
+export function describeSummary(s: UploadSummary): string {
+  const sent = s.uploadMs === null ? '' : `, upload ${formatDuration(s.uploadMs)}`;
+  return fields([
+    ['upload', s.uploadId],
+    ['status', s.status],
+    ['file', `${s.upload.filename} (${formatBytes(s.upload.sizeBytes)})`],
+    ['loaded', `${formatCount(s.rowsLoaded)} rows`],
+    ['rejected', `${formatCount(s.rowsRejected)} rows${s.rowsRejected > 0 ? `  (see: stream-api errors ${s.uploadId})` : ''}`],
+    ['duration', `${formatDuration(s.durationMs)} processing (${formatDuration(s.elapsedMs)} in all${sent})`],
+    ['rate', s.rowsPerSecond === null ? null : `${formatCount(s.rowsPerSecond)} rows/s`],
+    ['error', s.error ? `${s.error.code ?? 'error'}: ${s.error.message}` : null],
+  ]);
+}

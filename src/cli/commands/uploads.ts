@@ -1,0 +1,80 @@
+// `status ID` and `list`: an upload as the API shows it, and the tenant's uploads newest first.
+import type { UploadBody } from '../client/events.ts';
+import { UsageError } from '../client/errors.ts';
+import { fields, table } from '../client/output.ts';
+import { formatBytes, formatCount, formatPercent } from '../client/progress.ts';
+import { intFlag, runCommand } from './common.ts';
+
+interface DeliverySummary {
+  status: string;
+  attempts: number;
+  lastError: string | null;
+}
+
+export function statusCommand(argv: string[]): Promise<number> {
+  return runCommand(argv, { usage: 'status ID', options: {}, positionals: ['ID'] }, async ({ args, out, client }) => {
+    const upload = await client.json<UploadBody>('GET', `/uploads/${encodeURIComponent(args[0]!)}`);
+    out.result(upload, () => describeUpload(upload));
+    return 0;
+  });
+}
+
+const STATUSES = ['uploaded', 'processing', 'completed', 'failed'];
+/** The API's page size cap; a larger --limit follows the cursor. */
+const API_PAGE = 100;
+
+export function listCommand(argv: string[]): Promise<number> {
+  const spec = {
+    usage: 'list [--status uploaded|processing|completed|failed] [--limit N] [--cursor C]',
+    options: { status: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' } },
+    positionals: [],
+  } as const;
+  return runCommand(argv, spec, async ({ values, out, client }) => {
+    if (values.status !== undefined && !STATUSES.includes(values.status)) {
+      throw new UsageError(`--status must be one of ${STATUSES.join(', ')}`);
+    }
+    const limit = intFlag('limit', values.limit, 1, 10_000) ?? 20;
+    const items: UploadBody[] = [];
+    let cursor = values.cursor ?? null;
+    do {
+      const page = await client.json<{ items: UploadBody[]; nextCursor: string | null }>('GET', '/uploads', {
+        query: { status: values.status, limit: Math.min(API_PAGE, limit - items.length), cursor: cursor ?? undefined },
+      });
+      items.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor !== null && items.length < limit);
+
+    out.result({ items, nextCursor: cursor }, () =>
+      items.length === 0
+        ? 'no uploads'
+        : table(
+            ['ID', 'STATUS', 'DATASET', 'ROWS', 'REJECTED', 'SIZE', 'CREATED', 'FILE'],
+            items.map((u) => [
+              u.uploadId, u.status, u.dataset, formatCount(u.rowsProcessed), formatCount(u.rowsFailed),
+              formatBytes(u.sizeBytes), u.createdAt ?? '', u.filename,
+            ]),
+          ),
+    );
+    if (cursor !== null && !out.json) out.message(`more: stream-api list --cursor ${cursor}`);
+    return 0;
+  });
+}
+
+export function describeUpload(u: UploadBody): string {
+  const delivery = u.delivery as DeliverySummary | null | undefined;
+  return fields([
+    ['upload', u.uploadId],
+    ['status', u.status],
+    ['dataset', u.dataset],
+    ['file', `${u.filename} (${formatBytes(u.sizeBytes)})`],
+    ['rows', `${formatCount(u.rowsProcessed)} loaded, ${formatCount(u.rowsFailed)} rejected`],
+    ['progress', formatPercent(u.progress)],
+    ['attempt', String(u.attempt)],
+    ['error', u.error ? `${u.error.code ?? 'error'}: ${u.error.message}` : null],
+    ['callback', typeof u.callbackUrl === 'string' ? u.callbackUrl : null],
+    ['delivery', delivery ? `${delivery.status} (${delivery.attempts} attempt${delivery.attempts === 1 ? '' : 's'})${delivery.lastError ? ` — ${delivery.lastError}` : ''}` : null],
+    ['created', u.createdAt],
+    ['started', u.startedAt],
+    ['completed', u.completedAt],
+  ]);
+}

@@ -1,0 +1,40 @@
+// POST /auth/token — a short-lived token for clients that cannot send an Authorization header
+// (EventSource, browser WebSockets). Accepted as ?token= only on the live routes.
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { AppError } from '../../errors.ts';
+import { createAccessToken, purgeExpiredAccessTokens } from '../../live/access-tokens.repository.ts';
+import { hashApiKey } from '../../tenants/tenants.repository.ts';
+import type { AppDeps } from '../app.ts';
+import { bearerToken } from '../auth.ts';
+import { errors } from '../schemas.ts';
+
+export const ACCESS_TOKEN_TTL_SECONDS = 5 * 60;
+
+export async function authTokenRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  app.post(
+    '/auth/token',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'A 5-minute token for the live routes, for clients that cannot set headers',
+        description: 'Send it as `?token=` to GET /uploads/:id/events, GET /events or GET /uploads/:id/ws. Needs the API key.',
+        response: {
+          201: Type.Object({
+            token: Type.String(),
+            expiresAt: Type.String({ format: 'date-time' }),
+          }),
+          ...errors(401),
+        },
+      },
+    },
+    async (request, reply) => {
+      // The scope's hook admitted this request by its API key (this route takes no ?token=).
+      const key = bearerToken(request);
+      const minted = key ? await createAccessToken(deps.db, hashApiKey(key), ACCESS_TOKEN_TTL_SECONDS) : null;
+      if (!minted) throw new AppError('unauthorized'); // revoked between the check and now
+      await purgeExpiredAccessTokens(deps.db).catch((err: unknown) => request.log.warn({ err }, 'purging expired tokens failed'));
+      return reply.status(201).send({ token: minted.token, expiresAt: minted.expiresAt.toISOString() });
+    },
+  );
+}

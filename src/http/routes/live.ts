@@ -1,0 +1,148 @@
+// Live progress: an upload's events over SSE and WebSocket, and the tenant-wide SSE feed. All fed by
+// the process's one LISTEN connection (src/live/hub.ts); the tenant is checked before a stream starts.
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../../errors.ts';
+import type { LiveHub } from '../../live/hub.ts';
+import { loadStatusBody } from '../../live/live.repository.ts';
+import { FeedSession, UploadSession } from '../../live/sessions.ts';
+import { openSse } from '../../live/sse.ts';
+import { wsSink } from '../../live/ws.ts';
+import { findUpload } from '../../uploads/uploads.repository.ts';
+import type { AppDeps } from '../app.ts';
+import { errors, UploadIdParams } from '../schemas.ts';
+import { uploadIdParam } from './uploads.ts';
+
+export type LiveRouteDeps = AppDeps & { hub: LiveHub };
+
+type LiveQuery = { token?: string };
+type UploadLive = { Params: { id: string }; Querystring: LiveQuery; Headers: { 'last-event-id'?: string } };
+
+const TokenQuery = Type.Object({
+  token: Type.Optional(
+    Type.String({ description: 'a token from POST /auth/token, for clients that cannot send an Authorization header' }),
+  ),
+});
+const ResumeHeaders = Type.Object({
+  'last-event-id': Type.Optional(
+    Type.String({ description: 'sent by EventSource on reconnect; after the end of the upload, `done` is sent at once' }),
+  ),
+});
+const eventStream = (description: string) => ({
+  description,
+  content: { 'text/event-stream': { schema: Type.String() } },
+});
+
+export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Promise<void> {
+  const { hub } = deps;
+
+  app.get<UploadLive>(
+    '/uploads/:id/events',
+    {
+      config: { queryToken: true },
+      schema: {
+        tags: ['live'],
+        summary: "An upload's live progress (Server-Sent Events: status, progress, done)",
+        description:
+          'Sends `status` (the GET /uploads/:id body) at once and on every status change, `progress` at most ' +
+          'about once a second, then `done` (the final body) and closes. Heartbeat comments every 15 s.',
+        params: UploadIdParams,
+        querystring: TokenQuery,
+        headers: ResumeHeaders,
+        response: { 200: eventStream('an event stream that ends after `done`'), ...errors(401, 404) },
+      },
+    },
+    async (request, reply) => {
+      const tenantId = request.tenant.id;
+      const uploadId = uploadIdParam(request);
+      const session = new UploadSession(hub.nextEventId);
+      whenClientGone(request, reply, () => session.closed());
+      session.whenEnded(await hub.subscribeUpload(tenantId, uploadId, session));
+      const snapshot = await loadStatusBody(deps, tenantId, uploadId).catch((err: unknown) => {
+        session.closed();
+        throw err;
+      });
+      if (!snapshot) {
+        session.closed();
+        throw new AppError('not_found', 'upload not found');
+      }
+      const startedAt = Date.now();
+      session.whenEnded(() => request.log.info({ durationMs: Date.now() - startedAt }, 'live stream ended'));
+      session.start(openSse(reply), snapshot, Boolean(request.headers['last-event-id']));
+      return reply;
+    },
+  );
+
+  app.get<{ Querystring: LiveQuery }>(
+    '/events',
+    {
+      config: { queryToken: true },
+      schema: {
+        tags: ['live'],
+        summary: "Every upload event of the caller's tenant (Server-Sent Events: upload)",
+        description:
+          'One `upload` event per status change and progress tick (at most about once a second per upload): ' +
+          'the upload_events payload plus `progress` and `rowsPerSecond`. Never ends by itself; heartbeat ' +
+          'comments every 15 s.',
+        querystring: TokenQuery,
+        response: { 200: eventStream('an endless event stream'), ...errors(401) },
+      },
+    },
+    async (request, reply) => {
+      const session = new FeedSession(hub.nextEventId);
+      whenClientGone(request, reply, () => session.closed());
+      session.whenEnded(await hub.subscribeTenant(request.tenant.id, session));
+      session.start(openSse(reply));
+      return reply;
+    },
+  );
+
+  app.get<UploadLive>(
+    '/uploads/:id/ws',
+    {
+      websocket: true,
+      config: { queryToken: true },
+      schema: {
+        tags: ['live'],
+        summary: "An upload's live progress over WebSocket (messages { event, id, data })",
+        description: 'The same events as GET /uploads/:id/events, as JSON messages; closed with 1000 after `done`.',
+        params: UploadIdParams,
+        querystring: TokenQuery,
+        response: { 101: { description: 'switching to the WebSocket protocol' }, ...errors(401, 404) },
+      },
+      // Before the upgrade, so another tenant's id is a plain HTTP 404 like everywhere else.
+      preValidation: async (request: FastifyRequest<UploadLive>) => {
+        if (!(await findUpload(deps.db, request.tenant.id, uploadIdParam(request)))) {
+          throw new AppError('not_found', 'upload not found');
+        }
+      },
+    },
+    async (socket, request) => {
+      const tenantId = request.tenant.id;
+      const uploadId = uploadIdParam(request);
+      const session = new UploadSession(hub.nextEventId);
+      socket.once('close', () => session.closed());
+      socket.on('error', () => socket.terminate());
+      session.whenEnded(await hub.subscribeUpload(tenantId, uploadId, session));
+      const snapshot = await loadStatusBody(deps, tenantId, uploadId);
+      if (!snapshot) {
+        socket.close(4404, 'upload not found'); // deleted since the check above
+        return;
+      }
+      session.start(wsSink(socket), snapshot, false);
+    },
+  );
+}
+
+/** Runs `fn` once the client has gone (or at once if it already has). */
+function whenClientGone(request: FastifyRequest, reply: FastifyReply, fn: () => void): void {
+  if (reply.raw.closed || request.raw.destroyed) return fn();
+  reply.raw.once('close', fn);
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** the process's live hub (tests read its subscriber count) */
+    liveHub: LiveHub;
+  }
+}

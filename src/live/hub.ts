@@ -1,0 +1,224 @@
+// The live hub: ONE `LISTEN upload_events` connection per API process, fanned out in memory to the
+// subscribers of an upload (by uploadId) and of a tenant's feed (by tenantId). A client costs a map
+// entry, never a database connection; it is removed when the client goes away.
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import type { DB } from '../db/schema.ts';
+import type { Logger } from '../logger.ts';
+import { UPLOAD_EVENTS_CHANNEL } from '../uploads/channels.ts';
+import {
+  createEventIds,
+  parseUploadEvent,
+  ProgressTracker,
+  toFeedData,
+  toProgressData,
+  type UploadEvent,
+} from './events.ts';
+import { openListenConnection, type ListenConnection } from './listen-connection.ts';
+import { loadStatusBody, recentUploadEvents } from './live.repository.ts';
+import type { FeedSubscriber, UploadSubscriber } from './sessions.ts';
+
+export interface LiveHubOptions {
+  db: Kysely<DB>;
+  pool: pg.Pool;
+  logger: Logger;
+  /** where to LISTEN; defaults to the pool's own connection settings */
+  databaseUrl?: string;
+  heartbeatMs?: number;
+  /** progress ticks closer together than this (database clock) are not passed on */
+  progressMinIntervalMs?: number;
+}
+
+interface Topic {
+  tenantId: string;
+  subscribers: Set<UploadSubscriber>;
+  /** an upload's updates are delivered in order, although status bodies are read asynchronously */
+  chain: Promise<void>;
+}
+
+/** Rows of catch-up per reconnect, at most: a dashboard re-reads the list if it needs more. */
+const RESYNC_LIMIT = 1000;
+/** Forget an upload's progress state after this long without news. */
+const TRACK_IDLE_MS = 10 * 60_000;
+
+export class LiveHub {
+  readonly nextEventId = createEventIds();
+  private readonly topics = new Map<string, Topic>();
+  private readonly feeds = new Map<string, Set<FeedSubscriber>>();
+  private readonly tracker: ProgressTracker;
+  private readonly log: Logger;
+  private listening: Promise<ListenConnection> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(private readonly opts: LiveHubOptions) {
+    this.tracker = new ProgressTracker(opts.progressMinIntervalMs ?? 900);
+    this.log = opts.logger.child({ component: 'live-hub' });
+  }
+
+  /** Subscribers of one upload; the caller has checked the tenant may see it. Returns the unsubscribe. */
+  async subscribeUpload(tenantId: string, uploadId: string, subscriber: UploadSubscriber): Promise<() => void> {
+    let topic = this.topics.get(uploadId);
+    if (!topic) {
+      topic = { tenantId, subscribers: new Set(), chain: Promise.resolve() };
+      this.topics.set(uploadId, topic);
+    }
+    topic.subscribers.add(subscriber);
+    const unsubscribe = () => {
+      const current = this.topics.get(uploadId);
+      if (!current?.subscribers.delete(subscriber)) return;
+      if (current.subscribers.size === 0) this.topics.delete(uploadId);
+    };
+    return this.afterListening(unsubscribe);
+  }
+
+  async subscribeTenant(tenantId: string, subscriber: FeedSubscriber): Promise<() => void> {
+    let set = this.feeds.get(tenantId);
+    if (!set) this.feeds.set(tenantId, (set = new Set()));
+    set.add(subscriber);
+    const unsubscribe = () => {
+      const current = this.feeds.get(tenantId);
+      if (!current?.delete(subscriber)) return;
+      if (current.size === 0) this.feeds.delete(tenantId);
+    };
+    return this.afterListening(unsubscribe);
+  }
+
+  get subscriberCount(): number {
+    let count = 0;
+    for (const topic of this.topics.values()) count += topic.subscribers.size;
+    for (const set of this.feeds.values()) count += set.size;
+    return count;
+  }
+
+  /** Ends every open stream (before the HTTP server closes: it waits for open responses). */
+  shutdownSessions(): void {
+    for (const topic of [...this.topics.values()]) for (const s of [...topic.subscribers]) s.shutdown();
+    for (const set of [...this.feeds.values()]) for (const s of [...set]) s.shutdown();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.shutdownSessions();
+    if (this.timer) clearInterval(this.timer);
+    const listening = this.listening;
+    this.listening = null;
+    await listening?.then((c) => c.close(), () => {});
+  }
+
+  /** The LISTEN connection opens with the first subscriber and stays for the life of the process. */
+  private async afterListening(unsubscribe: () => void): Promise<() => void> {
+    try {
+      if (this.closed) throw new Error('live hub is closed');
+      await this.listen();
+      return unsubscribe;
+    } catch (err) {
+      unsubscribe();
+      throw err;
+    }
+  }
+
+  private listen(): Promise<ListenConnection> {
+    if (this.listening) return this.listening;
+    const { pool } = this.opts;
+    const attempt = openListenConnection({
+      client: {
+        ...pool.options,
+        ...(this.opts.databaseUrl ? { connectionString: this.opts.databaseUrl } : {}),
+        application_name: 'stream-api:live',
+      },
+      channel: UPLOAD_EVENTS_CHANNEL,
+      onNotification: (payload) => this.onNotification(payload),
+      onReconnect: (outageMs) => void this.resync(outageMs),
+      log: this.log,
+    });
+    this.listening = attempt;
+    attempt.then(
+      (connection) => {
+        if (this.closed) return void connection.close();
+        this.timer = setInterval(() => this.tick(connection), this.opts.heartbeatMs ?? 15_000);
+        this.timer.unref();
+      },
+      // A failed first connect is retried by the next subscriber.
+      () => {
+        if (this.listening === attempt) this.listening = null;
+      },
+    );
+    return attempt;
+  }
+
+  private tick(connection: ListenConnection): void {
+    for (const topic of this.topics.values()) for (const s of topic.subscribers) s.heartbeat();
+    for (const set of this.feeds.values()) for (const s of set) s.heartbeat();
+    this.tracker.prune(Date.now(), TRACK_IDLE_MS);
+    void connection.ping();
+  }
+
+  private onNotification(payload: string | undefined): void {
+    const event = parseUploadEvent(payload);
+    if (!event) {
+      this.log.warn({ payload: payload?.slice(0, 200) }, 'ignored a malformed upload event');
+      return;
+    }
+    const { statusChanged, progressDue, rowsPerSecond } = this.tracker.classify(event, Date.now());
+    if (!statusChanged && !progressDue) return;
+    this.publishToFeed(event, rowsPerSecond);
+    const topic = this.topics.get(event.uploadId);
+    if (!topic) return;
+    if (statusChanged) this.publishStatus(event.uploadId, topic);
+    if (progressDue) this.publishProgress(topic, event, rowsPerSecond);
+  }
+
+  private publishToFeed(event: UploadEvent, rowsPerSecond: number): void {
+    const set = this.feeds.get(event.tenantId);
+    if (!set) return;
+    const data = toFeedData(event, rowsPerSecond);
+    for (const s of [...set]) s.feed(data);
+  }
+
+  /** Reads the status body once for all of the upload's subscribers. */
+  private publishStatus(uploadId: string, topic: Topic): void {
+    this.enqueue(topic, async () => {
+      const body = await loadStatusBody(this.opts, topic.tenantId, uploadId);
+      if (!body) return; // deleted meanwhile
+      for (const s of [...topic.subscribers]) s.update({ kind: 'status', body });
+    });
+  }
+
+  private publishProgress(topic: Topic, event: UploadEvent, rowsPerSecond: number): void {
+    const update = { kind: 'progress' as const, attempt: event.attempt, data: toProgressData(event, rowsPerSecond) };
+    this.enqueue(topic, async () => {
+      for (const s of [...topic.subscribers]) s.update(update);
+    });
+  }
+
+  private enqueue(topic: Topic, work: () => Promise<void>): void {
+    topic.chain = topic.chain.then(work).catch((err: unknown) => this.log.warn({ err }, 'live update failed'));
+  }
+
+  /**
+   * Notifications sent while the connection was down are lost: send every subscriber the current
+   * state instead — each upload's status (and its counts), and each feed the uploads that changed.
+   */
+  private async resync(outageMs: number): Promise<void> {
+    for (const [uploadId, topic] of this.topics) {
+      this.enqueue(topic, async () => {
+        const body = await loadStatusBody(this.opts, topic.tenantId, uploadId);
+        if (!body) return;
+        for (const s of [...topic.subscribers]) s.update({ kind: 'status', body });
+        if (body.status !== 'processing') return;
+        const progress = toProgressData(body, this.tracker.rateOf(uploadId));
+        for (const s of [...topic.subscribers]) s.update({ kind: 'progress', attempt: body.attempt, data: progress });
+      });
+    }
+    if (this.feeds.size === 0) return;
+    try {
+      // A margin over the outage: the lost connection was noticed some time after it died.
+      const seconds = outageMs / 1000 + 30;
+      const events = await recentUploadEvents(this.opts.pool, [...this.feeds.keys()], seconds, RESYNC_LIMIT);
+      for (const event of events) this.publishToFeed(event, this.tracker.rateOf(event.uploadId));
+    } catch (err) {
+      this.log.warn({ err }, 'live feed catch-up after reconnect failed');
+    }
+  }
+}

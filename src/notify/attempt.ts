@@ -1,0 +1,54 @@
+// One delivery attempt for a claimed outbox row: build the request with the row's channel, send it,
+// decide what happens next, record attempt and outcome together.
+import type pg from 'pg';
+import type { Channel } from './channels/index.ts';
+import type { Deliverer } from './deliver.ts';
+import { recordAttempt, type ClaimedDelivery } from './outbox.repository.ts';
+import { decideOutcome, type Outcome, type RetryOptions } from './retry-policy.ts';
+import type { AttemptResult } from './types.ts';
+
+export interface AttemptDeps {
+  pool: Pick<pg.Pool, 'query'>;
+  deliverer: Deliverer;
+  channels: Readonly<Record<string, Channel>>;
+  retry: RetryOptions;
+  now: () => number;
+  random?: () => number;
+}
+
+export interface AttemptReport {
+  number: number;
+  result: AttemptResult;
+  outcome: Outcome;
+  /** false: the lease was lost while sending, so another claim owns the row and nothing was written */
+  recorded: boolean;
+}
+
+export async function attemptDelivery(deps: AttemptDeps, delivery: ClaimedDelivery): Promise<AttemptReport> {
+  const number = delivery.attempts + 1;
+  const startedAt = new Date(deps.now());
+  const result = await send(deps, delivery);
+  // The budget counts from the start of the current run, so a manual redelivery gets a full schedule.
+  const numberInRun = Math.max(1, number - delivery.run_first_attempt + 1);
+  const outcome = decideOutcome(result, numberInRun, deps.retry, deps.now(), deps.random);
+  const recorded = await recordAttempt(deps.pool, delivery, { number, startedAt, result, outcome });
+  return { number, result, outcome, recorded };
+}
+
+async function send(deps: AttemptDeps, delivery: ClaimedDelivery): Promise<AttemptResult> {
+  const channel = deps.channels[delivery.channel];
+  if (!channel) return buildFailure(`no adapter for channel "${delivery.channel}"`);
+  let request;
+  try {
+    // Signed here, per attempt: the signature covers this attempt's timestamp.
+    request = channel.build(delivery, Math.floor(deps.now() / 1000));
+  } catch (err) {
+    return buildFailure(`request could not be built: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return deps.deliverer.deliver(request.url, request.headers, request.body);
+}
+
+/** Nothing was sent; retrying would fail the same way, so the policy fails it at once. */
+function buildFailure(message: string): AttemptResult {
+  return { ok: false, statusCode: null, errorCode: 'build_failed', errorMessage: message, responseExcerpt: null, durationMs: 0 };
+}

@@ -1,0 +1,119 @@
+// The hub's promises: one LISTEN connection however many clients; a client that leaves costs
+// nothing; a lost LISTEN connection comes back and catches its subscribers up; shutdown ends streams.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { notifyUpload } from '../../src/ingest/upload-state.ts';
+import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
+import { insertIdleUpload, openSse, type SseStream } from '../helpers/live.ts';
+
+const CLIENTS = 1000;
+
+let t: TestEnv;
+let api: Awaited<ReturnType<typeof startApi>>;
+
+beforeAll(async () => {
+  t = await createTestEnv();
+  api = await startApi(t);
+});
+afterAll(async () => {
+  await api?.close();
+  await t?.close();
+});
+
+async function connectionsToTestDb(): Promise<{ total: number; live: number }> {
+  const { rows } = await t.pool.query(
+    `SELECT count(*)::int AS total, count(*) FILTER (WHERE application_name = 'stream-api:live')::int AS live
+       FROM pg_stat_activity WHERE datname = current_database()`,
+  );
+  return rows[0];
+}
+
+async function openMany(count: number, open: (i: number) => Promise<SseStream>): Promise<SseStream[]> {
+  const streams: SseStream[] = [];
+  for (let i = 0; i < count; i += 100) {
+    streams.push(...(await Promise.all(Array.from({ length: Math.min(100, count - i) }, (_, j) => open(i + j)))));
+  }
+  return streams;
+}
+
+describe('live hub', () => {
+  it(`serves ${CLIENTS} idle SSE clients from one LISTEN connection, and forgets them when they leave`, async () => {
+    const { key, tenantId } = await t.newTenantKey();
+    const uploads = await Promise.all(Array.from({ length: 10 }, () => insertIdleUpload(t, tenantId)));
+    // Fill the pool to its maximum first, so requests cannot add pooled connections during the count.
+    await Promise.all(Array.from({ length: 10 }, () => t.pool.query('SELECT pg_sleep(0.05)')));
+    const before = await connectionsToTestDb();
+    expect(before.live).toBe(0);
+
+    const streams = await openMany(CLIENTS, (i) =>
+      openSse(api.url, i % 2 === 0 ? `/uploads/${uploads[i % 10]}/events` : '/events', { key }),
+    );
+    expect(streams.every((s) => s.status === 200)).toBe(true);
+    expect(api.app.liveHub.subscriberCount).toBe(CLIENTS);
+
+    const during = await connectionsToTestDb();
+    expect(during.live).toBe(1);
+    expect(during.total - before.total).toBeLessThanOrEqual(2);
+
+    // One NOTIFY reaches every subscriber of that upload and every feed of the tenant.
+    const target = uploads[0]!;
+    await t.pool.query(`UPDATE uploads SET status = 'processing', attempt = 1, started_at = now() WHERE id = $1`, [target]);
+    await notifyUpload(t.pool, target);
+    const watching = streams.filter((_, i) => i % 2 === 0 && i % 10 === 0);
+    const feeds = streams.filter((_, i) => i % 2 === 1);
+    await Promise.all(watching.map((s) => s.waitFor((e) => e.event === 'status' && e.data.status === 'processing', 10_000)));
+    await Promise.all(feeds.map((s) => s.waitFor((e) => e.data.uploadId === target, 10_000)));
+    const others = streams.filter((_, i) => i % 2 === 0 && i % 10 !== 0);
+    expect(others.every((s) => s.events.length === 1)).toBe(true);
+
+    for (const s of streams) s.close();
+    await expect.poll(() => api.app.liveHub.subscriberCount, { timeout: 10_000 }).toBe(0);
+    expect((await connectionsToTestDb()).live).toBe(1); // the hub's connection stays, for the next clients
+  }, 60_000);
+
+  it('reconnects a lost LISTEN connection and sends subscribers what they missed', async () => {
+    const { key, tenantId } = await t.newTenantKey();
+    const id = await insertIdleUpload(t, tenantId);
+    const stream = await openSse(api.url, `/uploads/${id}/events`, { key });
+    const feed = await openSse(api.url, '/events', { key });
+    await stream.waitFor((e) => e.event === 'status');
+
+    // A change with no NOTIFY stands for one sent while the connection was down.
+    await t.pool.query(
+      `UPDATE uploads SET status = 'processing', attempt = 1, bytes_processed = 40, rows_processed = 7, updated_at = now() WHERE id = $1`,
+      [id],
+    );
+    await t.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                         WHERE datname = current_database() AND application_name = 'stream-api:live'`);
+
+    const caughtUp = await stream.waitFor((e) => e.event === 'status' && e.data.status === 'processing', 10_000);
+    expect(caughtUp.data).toMatchObject({ attempt: 1, rowsProcessed: 7 });
+    await stream.waitFor((e) => e.event === 'progress' && e.data.rowsProcessed === 7, 10_000);
+    const fed = await feed.waitFor((e) => e.data.uploadId === id, 10_000);
+    expect(fed.data).toMatchObject({ status: 'processing', rowsProcessed: 7, progress: 0.4 });
+    expect((await connectionsToTestDb()).live).toBe(1);
+
+    // And NOTIFY flows again on the new connection.
+    await t.pool.query(`UPDATE uploads SET status = 'completed', completed_at = now() WHERE id = $1`, [id]);
+    await notifyUpload(t.pool, id);
+    await stream.ended;
+    expect(stream.events.at(-1)).toMatchObject({ event: 'done', data: { status: 'completed' } });
+    feed.close();
+    await expect.poll(() => api.app.liveHub.subscriberCount).toBe(0);
+  });
+
+  it('ends open streams when the app closes, instead of waiting for them', async () => {
+    const other = await startApi(t);
+    const { key, tenantId } = await t.newTenantKey();
+    const id = await insertIdleUpload(t, tenantId);
+    const streams = [
+      await openSse(other.url, `/uploads/${id}/events`, { key }),
+      await openSse(other.url, '/events', { key }),
+    ];
+    await streams[0]!.waitFor((e) => e.event === 'status');
+    const started = Date.now();
+    await other.close();
+    expect(Date.now() - started).toBeLessThan(2000);
+    await Promise.all(streams.map((s) => s.ended));
+    expect(other.app.liveHub.subscriberCount).toBe(0);
+  });
+});

@@ -1,0 +1,131 @@
+// GET /uploads/:id/ws: the same events as the SSE stream, as JSON messages, over a real socket.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { WorkerHandle } from '../../src/ingest/worker.ts';
+import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
+import { request, upload } from '../helpers/http.ts';
+import { openSse } from '../helpers/live.ts';
+import { startTestWorker } from '../helpers/worker.ts';
+
+const CSV =
+  'event_id,event_type,occurred_at\n' +
+  Array.from({ length: 2000 }, (_, i) => `${crypto.randomUUID()},invoice.paid,2025-01-01T00:00:${String(i % 60).padStart(2, '0')}Z`).join('\n') +
+  '\n';
+
+let t: TestEnv;
+let api: Awaited<ReturnType<typeof startApi>>;
+let worker: WorkerHandle | undefined;
+
+beforeAll(async () => {
+  t = await createTestEnv();
+  api = await startApi(t);
+});
+afterAll(async () => {
+  await worker?.stop();
+  await api?.close();
+  await t?.close();
+});
+
+interface WsMessage {
+  event: string;
+  id: string;
+  data: any;
+}
+
+interface WsResult {
+  /** set when the server answered the upgrade with an HTTP error */
+  rejected?: { status: number; body: any };
+  messages: WsMessage[];
+  closed: Promise<{ code: number; reason: string }>;
+  socket: WebSocket;
+}
+
+function openWs(pathname: string, key: string | null): Promise<WsResult> {
+  const url = api.url.replace(/^http/, 'ws') + pathname;
+  const socket = new WebSocket(url, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+  const messages: WsMessage[] = [];
+  socket.on('message', (raw) => messages.push(JSON.parse(String(raw))));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    socket.on('close', (code, reason) => resolve({ code, reason: String(reason) })),
+  );
+  return new Promise((resolve, reject) => {
+    socket.on('open', () => resolve({ messages, closed, socket }));
+    socket.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ rejected: { status: res.statusCode ?? 0, body: JSON.parse(body) }, messages, closed, socket }));
+    });
+    socket.on('error', (err) => {
+      if (!/Unexpected server response/.test(err.message)) reject(err);
+    });
+  });
+}
+
+async function send(key: string): Promise<string> {
+  const res = await upload(api.url, key, { file: { content: CSV } });
+  expect(res.status).toBe(202);
+  return res.body.uploadId;
+}
+
+describe('GET /uploads/:id/ws', () => {
+  it('receives the same events as the SSE stream, then a normal close after done', async () => {
+    const { key } = await t.newTenantKey();
+    const id = await send(key);
+    const ws = await openWs(`/uploads/${id}/ws`, key);
+    const sse = await openSse(api.url, `/uploads/${id}/events`, { key });
+    expect(ws.rejected).toBeUndefined();
+    await expect.poll(() => ws.messages.length).toBeGreaterThan(0);
+    expect(ws.messages[0]).toMatchObject({ event: 'status', data: { uploadId: id, status: 'uploaded' } });
+
+    worker = await startTestWorker(t, { progressIntervalMs: 100 });
+    const { code } = await ws.closed;
+    await sse.ended;
+    expect(code).toBe(1000);
+    for (const m of ws.messages) {
+      expect(Object.keys(m).sort()).toEqual(['data', 'event', 'id']);
+      expect(m.id).toMatch(/^\d+$/);
+    }
+    // Same event sequence and payloads (ids differ: each stream numbers its own events).
+    const shape = (events: { event: string; data: any }[]) =>
+      events.filter((e) => e.event !== 'progress').map((e) => ({ event: e.event, status: e.data.status, attempt: e.data.attempt }));
+    expect(shape(ws.messages)).toEqual(shape(sse.events));
+    expect(shape(ws.messages)).toEqual([
+      { event: 'status', status: 'uploaded', attempt: 0 },
+      { event: 'status', status: 'processing', attempt: 1 },
+      { event: 'done', status: 'completed', attempt: 1 },
+    ]);
+    const get = await request(api.url, key, 'GET', `/uploads/${id}`);
+    expect(ws.messages.at(-1)!.data).toEqual(get.body);
+    expect(sse.events.at(-1)!.data).toEqual(get.body);
+    await expect.poll(() => api.app.liveHub.subscriberCount).toBe(0);
+  });
+
+  it('after the end, sends status and done at once and closes', async () => {
+    const { key } = await t.newTenantKey();
+    const id = await send(key);
+    await expect.poll(async () => (await request(api.url, key, 'GET', `/uploads/${id}`)).body.status, { timeout: 30_000 }).toBe('completed');
+    const ws = await openWs(`/uploads/${id}/ws`, key);
+    expect((await ws.closed).code).toBe(1000);
+    expect(ws.messages.map((m) => m.event)).toEqual(['status', 'done']);
+  });
+
+  it('rejects the upgrade with HTTP 404 for another tenant and 401 without a key; a token works', async () => {
+    const owner = await t.newTenantKey();
+    const other = await t.newTenantKey();
+    const id = await send(owner.key);
+
+    const notFound = await openWs(`/uploads/${id}/ws`, other.key);
+    expect(notFound.rejected).toEqual({ status: 404, body: { error: { code: 'not_found', message: 'upload not found' } } });
+    const unauthorized = await openWs(`/uploads/${id}/ws`, null);
+    expect(unauthorized.rejected?.status).toBe(401);
+
+    const { body } = await request(api.url, owner.key, 'POST', '/auth/token');
+    const withToken = await openWs(`/uploads/${id}/ws?token=${encodeURIComponent(body.token)}`, null);
+    expect(withToken.rejected).toBeUndefined();
+    await expect.poll(() => withToken.messages.length).toBeGreaterThan(0);
+    expect(withToken.messages[0]!.data.uploadId).toBe(id);
+    withToken.socket.close();
+    await withToken.closed;
+    await expect.poll(() => api.app.liveHub.subscriberCount).toBe(0);
+  });
+});

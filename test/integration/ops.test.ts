@@ -1,0 +1,201 @@
+// Operations surface: /healthz, /readyz and /metrics on the API (public), readiness failures, the
+// METRICS_PORT server, and metrics that follow a real upload from queue to webhook.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/http/app.ts';
+import { checkReadiness } from '../../src/metrics/probe.ts';
+import { startMetricsServer } from '../../src/metrics/server.ts';
+import { startDispatcher } from '../../src/notify/dispatcher.ts';
+import { ObjectStore } from '../../src/storage/object-store.ts';
+import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
+import { request, upload } from '../helpers/http.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { startTestWorker, waitForStatus } from '../helpers/worker.ts';
+import { waitForDelivery } from '../helpers/outbox.ts';
+
+const EXAMPLE = fileURLToPath(new URL('../../examples/webhook_events.csv', import.meta.url));
+
+let t: TestEnv;
+let api: Awaited<ReturnType<typeof startApi>>;
+let key: string;
+let receiver: Receiver;
+
+beforeAll(async () => {
+  t = await createTestEnv({ WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' });
+  api = await startApi(t);
+  ({ key } = await t.newTenantKey());
+  receiver = await startReceiver();
+});
+afterAll(async () => {
+  await receiver?.close();
+  await api?.close();
+  await t?.close();
+});
+
+/** The value of one sample in Prometheus text format, or undefined when it is absent. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+async function scrape(base = api.url): Promise<string> {
+  const res = await request(base, null, 'GET', '/metrics');
+  expect(res.status).toBe(200);
+  expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+  return res.text;
+}
+
+describe('probes', () => {
+  it('/healthz and /readyz answer without an API key', async () => {
+    const health = await request(api.url, null, 'GET', '/healthz');
+    expect(health).toMatchObject({ status: 200, body: { status: 'ok' } });
+    const ready = await request(api.url, null, 'GET', '/readyz');
+    expect(ready).toMatchObject({ status: 200, body: { status: 'ready', checks: { database: 'ok', objectStore: 'ok' } } });
+    // The authenticated scope is untouched.
+    expect((await request(api.url, null, 'GET', '/uploads')).status).toBe(401);
+  });
+
+  it('/readyz is 503 and names the check that failed', async () => {
+    const deadStore = new ObjectStore({ ...t.config.s3, endpoint: 'http://127.0.0.1:9' });
+    const deadPool = new pg.Pool({ connectionString: 'postgres://nobody@127.0.0.1:9/none', max: 1 });
+    deadPool.on('error', () => {});
+    const cases = [
+      { pool: t.pool, store: deadStore, expected: { database: 'ok', objectStore: 'failed' } },
+      { pool: deadPool, store: t.store, expected: { database: 'failed', objectStore: 'ok' } },
+    ];
+    try {
+      for (const { pool, store, expected } of cases) {
+        const app = await buildApp({ config: t.config, db: t.db, pool, store, logger: t.logger });
+        try {
+          const res = await app.inject({ method: 'GET', url: '/readyz' });
+          expect(res.statusCode).toBe(503);
+          expect(res.json()).toEqual({ status: 'not_ready', checks: expected });
+          expect(res.body).not.toContain('127.0.0.1'); // causes go to the log, not to the caller
+        } finally {
+          await app.close();
+        }
+      }
+    } finally {
+      deadStore.destroy();
+      await deadPool.end();
+    }
+  });
+
+  it('a dependency that hangs is reported as a timeout, not waited for', async () => {
+    const hang = () => new Promise<never>(() => {});
+    const started = Date.now();
+    const result = await checkReadiness({ query: hang } as never, { ping: hang }, 100);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(result).toMatchObject({ ready: false, checks: { database: 'timeout', objectStore: 'timeout' } });
+  });
+
+  it('documents the ops routes as public in OpenAPI', async () => {
+    const res = await request(api.url, null, 'GET', '/openapi.json');
+    expect(res.status).toBe(200);
+    for (const path of ['/healthz', '/readyz', '/metrics']) {
+      const op = res.body.paths[path].get;
+      expect(op.tags).toEqual(['ops']);
+      expect(op.security).toEqual([]);
+      expect(op.summary).toBeTruthy();
+    }
+  });
+});
+
+describe('/metrics', () => {
+  it('is public, Prometheus text, with process metrics and every stream_api family', async () => {
+    const text = await scrape();
+    expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(sample(text, 'stream_api_metrics_database_up')).toBe(1);
+    for (const family of [
+      'stream_api_uploads',
+      'stream_api_rows_loaded',
+      'stream_api_rows_rejected',
+      'stream_api_deliveries',
+      'stream_api_queue_jobs_waiting',
+      'stream_api_load_duration_seconds',
+      'stream_api_delivery_attempt_duration_seconds',
+    ]) {
+      expect(text).toContain(`# TYPE ${family} `);
+    }
+    expect(sample(text, 'stream_api_uploads', { status: 'failed' })).toBe(0);
+  });
+
+  it('follows an upload: queued, loaded (rows, duration), delivered (status, latency)', async () => {
+    const lines = readFileSync(EXAMPLE, 'utf8').trimEnd().split('\n');
+    const bad = lines[1]!.replace(/^[^,]+/, 'not-a-uuid');
+    const csv = [...lines.slice(0, 11), bad, bad].join('\n') + '\n';
+
+    const before = await scrape();
+    const res = await upload(api.url, key, { file: { content: csv }, fields: { callbackUrl: receiver.url } });
+    expect(res.status).toBe(202);
+    const id = res.body.uploadId as string;
+
+    const queued = await scrape();
+    expect(sample(queued, 'stream_api_uploads', { status: 'uploaded' })).toBe(1);
+    expect(sample(queued, 'stream_api_queue_jobs_waiting', { task: 'process-upload' })).toBe(1);
+
+    const worker = await startTestWorker(t);
+    const dispatcher = await startDispatcher({ pool: t.pool, config: t.config, logger: t.logger, databaseUrl: t.databaseUrl });
+    try {
+      await waitForStatus(t, id, ['completed', 'failed'], 30_000);
+      const { rows } = await t.pool.query('SELECT id FROM deliveries WHERE upload_id = $1', [id]);
+      await waitForDelivery(t.pool, rows[0].id);
+    } finally {
+      await dispatcher.stop();
+      await worker.stop();
+    }
+
+    const after = await scrape();
+    expect(sample(after, 'stream_api_uploads', { status: 'completed' })).toBe(1);
+    expect(sample(after, 'stream_api_uploads', { status: 'uploaded' })).toBe(0);
+    expect(sample(after, 'stream_api_queue_jobs_waiting', { task: 'process-upload' })).toBe(0);
+    expect(sample(after, 'stream_api_rows_loaded')).toBe(10);
+    expect(sample(after, 'stream_api_rows_rejected')).toBe(2);
+    expect(sample(after, 'stream_api_deliveries', { status: 'sent' })).toBe(1);
+    // Histograms live in this process (the worker and dispatcher ran here): compare with before.
+    const delta = (name: string, labels: Record<string, string>) => (sample(after, name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
+    expect(delta('stream_api_load_duration_seconds_count', { outcome: 'completed' })).toBe(1);
+    expect(delta('stream_api_load_duration_seconds_sum', { outcome: 'completed' })).toBeGreaterThan(0);
+    expect(delta('stream_api_delivery_attempt_duration_seconds_count', { outcome: 'sent' })).toBe(1);
+    expect(delta('stream_api_delivery_attempt_duration_seconds_bucket', { outcome: 'sent', le: '+Inf' })).toBe(1);
+  });
+});
+
+describe('METRICS_PORT server', () => {
+  it('serves /metrics, /healthz and /readyz on a port of its own; 404 elsewhere', async () => {
+    const server = await startMetricsServer({ host: '127.0.0.1', port: 0, pool: t.pool, store: t.store, logger: t.logger });
+    const base = `http://127.0.0.1:${server.port}`;
+    try {
+      const text = await scrape(base);
+      expect(sample(text, 'stream_api_metrics_database_up')).toBe(1);
+      expect(text).toContain('# TYPE stream_api_load_duration_seconds histogram');
+      expect(await request(base, null, 'GET', '/healthz')).toMatchObject({ status: 200, body: { status: 'ok' } });
+      expect(await request(base, null, 'GET', '/readyz')).toMatchObject({ status: 200, body: { status: 'ready' } });
+      expect((await request(base, null, 'GET', '/uploads')).status).toBe(404);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('reports the database as down instead of failing the scrape', async () => {
+    const deadPool = new pg.Pool({ connectionString: 'postgres://nobody@127.0.0.1:9/none', max: 1 });
+    deadPool.on('error', () => {});
+    const server = await startMetricsServer({ host: '127.0.0.1', port: 0, pool: deadPool, store: t.store, logger: t.logger });
+    try {
+      const text = await scrape(`http://127.0.0.1:${server.port}`);
+      expect(sample(text, 'stream_api_metrics_database_up')).toBe(0);
+      expect(sample(text, 'stream_api_uploads', { status: 'completed' })).toBeUndefined();
+      expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    } finally {
+      await server.close();
+      await deadPool.end();
+    }
+  });
+});

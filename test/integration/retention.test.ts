@@ -1,0 +1,148 @@
+// Retention against the real database and bucket: what is older than RETENTION_DAYS and settled goes
+// (rows and stored objects); anything in progress stays, however old.
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { PURGE_TASK, purgeExpired, retentionCronItems } from '../../src/retention/purge.ts';
+import { createTestEnv, type TestEnv } from '../helpers/env.ts';
+import { startTestWorker } from '../helpers/worker.ts';
+
+let t: TestEnv;
+let tenantId: string;
+
+beforeAll(async () => {
+  t = await createTestEnv({ RETENTION_DAYS: '7' });
+  ({ tenantId } = await t.newTenantKey());
+});
+beforeEach(async () => {
+  await t.pool.query('DELETE FROM deliveries');
+  await t.pool.query('DELETE FROM uploads');
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+type Status = 'uploaded' | 'processing' | 'completed' | 'failed';
+
+/** An upload last touched `ageDays` ago, with its stored object unless `objectDeleted`. */
+async function uploadAged(status: Status, ageDays: number, opts: { objectDeleted?: boolean } = {}) {
+  const id = randomUUID();
+  const key = `uploads/${tenantId}/${id}.csv`;
+  if (!opts.objectDeleted) await t.store.putStream(key, Readable.from(['a,b\n1,2\n']));
+  await t.pool.query(
+    `INSERT INTO uploads (id, tenant_id, dataset, filename, size_bytes, sha256, object_key, status, attempt,
+                          object_deleted_at, created_at, updated_at)
+     VALUES ($1, $2, 'webhook_events', 'x.csv', 8, repeat('0', 64), $3, $4, 1,
+             CASE WHEN $5 THEN now() END, now() - make_interval(days => $6), now() - make_interval(days => $6))`,
+    [id, tenantId, key, status, opts.objectDeleted ?? false, ageDays],
+  );
+  await t.pool.query(`INSERT INTO upload_errors (upload_id, line, code, message, raw) VALUES ($1, 2, 'bad', 'bad row', '1,2')`, [id]);
+  return { id, key };
+}
+
+/** A delivery of `uploadId` last changed `ageDays` ago, with one attempt that started then. */
+async function deliveryAged(uploadId: string | null, status: 'pending' | 'sent' | 'failed', ageDays: number): Promise<string> {
+  const { rows } = await t.pool.query(
+    `INSERT INTO deliveries (tenant_id, upload_id, upload_attempt, event, channel, target, payload, delivery_status,
+                             attempts, created_at, updated_at)
+     VALUES ($1, $2, 1, 'upload.completed', 'webhook', 'https://example.com/hook', '{}', $3, 1,
+             now() - make_interval(days => $4), now() - make_interval(days => $4))
+     RETURNING id`,
+    [tenantId, uploadId, status, ageDays],
+  );
+  const id = rows[0].id as string;
+  await t.pool.query(
+    `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, response_status)
+     VALUES ($1, 1, now() - make_interval(days => $2), 5, 200)`,
+    [id, ageDays],
+  );
+  return id;
+}
+
+const exists = async (table: string, column: string, id: string) =>
+  (await t.pool.query(`SELECT 1 FROM ${table} WHERE ${column} = $1`, [id])).rowCount === 1;
+
+describe('retention', () => {
+  it('purges settled uploads, their rejected rows, objects, deliveries and attempts older than RETENTION_DAYS', async () => {
+    const oldCompleted = await uploadAged('completed', 8, { objectDeleted: true });
+    const oldFailed = await uploadAged('failed', 8); // failed uploads keep their object for a retry
+    const oldProcessing = await uploadAged('processing', 30);
+    const oldUploaded = await uploadAged('uploaded', 30);
+    const recentFailed = await uploadAged('failed', 6);
+    const oldSent = await deliveryAged(oldCompleted.id, 'sent', 8);
+    const oldFailedDelivery = await deliveryAged(oldFailed.id, 'failed', 8);
+    const oldPending = await deliveryAged(null, 'pending', 8);
+    const ofProcessing = await deliveryAged(oldProcessing.id, 'failed', 30); // an earlier attempt's notification
+    const recentDelivery = await deliveryAged(recentFailed.id, 'sent', 1);
+    // A delivery redelivered recently keeps its row; its attempts from last month are trimmed.
+    const redelivered = await deliveryAged(null, 'sent', 1);
+    await t.pool.query(
+      `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms) VALUES ($1, 2, now() - interval '30 days', 1)`,
+      [redelivered],
+    );
+
+    const summary = await purgeExpired({ pool: t.pool, store: t.store, logger: t.logger, retentionDays: 7 });
+    expect(summary).toEqual({ uploads: 2, objects: 1, deliveries: 2, attempts: 1, objectFailures: 0 });
+
+    for (const gone of [oldCompleted, oldFailed]) {
+      expect(await exists('uploads', 'id', gone.id)).toBe(false);
+      expect(await exists('upload_errors', 'upload_id', gone.id)).toBe(false);
+    }
+    for (const kept of [oldProcessing, oldUploaded, recentFailed]) {
+      expect(await exists('uploads', 'id', kept.id)).toBe(true);
+      expect(await exists('upload_errors', 'upload_id', kept.id)).toBe(true);
+    }
+    const objects = await t.listObjects('uploads/');
+    expect(objects).not.toContain(oldFailed.key);
+    expect(objects).toEqual(expect.arrayContaining([oldProcessing.key, oldUploaded.key, recentFailed.key]));
+
+    for (const gone of [oldSent, oldFailedDelivery]) {
+      expect(await exists('deliveries', 'id', gone)).toBe(false);
+      expect(await exists('delivery_attempts', 'delivery_id', gone)).toBe(false);
+    }
+    for (const kept of [oldPending, ofProcessing, recentDelivery, redelivered]) expect(await exists('deliveries', 'id', kept)).toBe(true);
+    const { rows } = await t.pool.query('SELECT attempt FROM delivery_attempts WHERE delivery_id = $1', [redelivered]);
+    expect(rows).toEqual([{ attempt: 1 }]);
+
+    // A second run finds nothing more.
+    expect(await purgeExpired({ pool: t.pool, store: t.store, logger: t.logger, retentionDays: 7 })).toEqual({
+      uploads: 0, objects: 0, deliveries: 0, attempts: 0, objectFailures: 0,
+    });
+  });
+
+  it('an object that cannot be deleted keeps its upload row for the next run; batches cover everything', async () => {
+    const stuck = await uploadAged('failed', 10);
+    const others = await Promise.all(Array.from({ length: 7 }, () => uploadAged('failed', 10)));
+    const store = {
+      delete: async (key: string) => {
+        if (key === stuck.key) throw new Error('injected: storage unavailable');
+        await t.store.delete(key);
+      },
+    };
+    const summary = await purgeExpired({ pool: t.pool, store, logger: t.logger, retentionDays: 7, batchSize: 3 });
+    expect(summary).toMatchObject({ uploads: 7, objects: 7, objectFailures: 1 });
+    expect(await exists('uploads', 'id', stuck.id)).toBe(true);
+    for (const u of others) expect(await exists('uploads', 'id', u.id)).toBe(false);
+    const objects = await t.listObjects('uploads/');
+    expect(objects).toContain(stuck.key);
+    for (const u of others) expect(objects).not.toContain(u.key);
+  });
+
+  it('runs as a graphile-worker task, scheduled by cron', async () => {
+    const [item] = retentionCronItems();
+    expect(item).toMatchObject({ task: PURGE_TASK, identifier: PURGE_TASK });
+    const old = await uploadAged('failed', 9);
+    const worker = await startTestWorker(t);
+    try {
+      await t.pool.query(`SELECT graphile_worker.add_job($1)`, [PURGE_TASK]);
+      const until = Date.now() + 15_000;
+      while ((await exists('uploads', 'id', old.id)) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      expect(await exists('uploads', 'id', old.id)).toBe(false);
+      expect(await t.listObjects('uploads/')).not.toContain(old.key);
+      const { rows } = await t.pool.query(`SELECT identifier FROM graphile_worker._private_known_crontabs`);
+      expect(rows.map((r) => r.identifier)).toContain(PURGE_TASK);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
