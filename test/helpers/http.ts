@@ -80,8 +80,14 @@ export async function upload(baseUrl: string, key: string | null, input: UploadI
         ...input.headers,
       },
     });
-    req.on('response', (res) => collect(res).then(resolve, reject));
-    req.on('error', reject);
+    // A server that answers early (413, 400 …) and closes can make our write fail before its
+    // response is parsed: give the response a moment to win over the write error.
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      collect(res).then(resolve, reject);
+    });
+    req.on('error', (err) => setTimeout(() => answered || reject(err), 500));
     let sent = 0;
     const counted = Readable.from(body()).pipe(
       new Transform({

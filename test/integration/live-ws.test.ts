@@ -118,6 +118,10 @@ describe('GET /uploads/:id/ws', () => {
     expect(notFound.rejected).toEqual({ status: 404, body: { error: { code: 'not_found', message: 'upload not found' } } });
     const unauthorized = await openWs(`/uploads/${id}/ws`, null);
     expect(unauthorized.rejected?.status).toBe(401);
+    // A plain GET (no upgrade) is a JSON 400, not a hang.
+    const plain = await request(api.url, owner.key, 'GET', `/uploads/${id}/ws`);
+    expect(plain.status).toBe(400);
+    expect(plain.body.error.code).toBe('validation_failed');
 
     const { body } = await request(api.url, owner.key, 'POST', '/auth/token');
     const withToken = await openWs(`/uploads/${id}/ws?token=${encodeURIComponent(body.token)}`, null);

@@ -34,18 +34,17 @@ function rssOf(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
 
-/** Waits for the banner line of `serve` and returns the URL it listens on. */
-async function serverUrl(child: ChildProcess): Promise<string> {
-  let out = '';
-  for await (const chunk of child.stdout!) {
-    out += String(chunk);
-    const match = /listening on (http:\/\/\S+)/.exec(out);
-    if (match) {
-      child.stdout!.resume();
-      return match[1]!;
-    }
-  }
-  throw new Error(`server exited before listening: ${out}`);
+/** Waits for the banner line of `serve` and returns the URL it listens on; keeps draining stdout after. */
+function serverUrl(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk) => {
+      out += String(chunk);
+      const match = /listening on (http:\/\/\S+)/.exec(out);
+      if (match) resolve(match[1]!);
+    });
+    child.once('exit', () => reject(new Error(`server exited before listening: ${out}`)));
+  });
 }
 
 async function sha256File(file: string): Promise<string> {
@@ -84,6 +83,8 @@ describe('large and broken uploads', () => {
 
     // The server in its own process, so its memory is measured apart from this test's client.
     const server = spawnService(t, 'api');
+    let serverOutput = '';
+    server.stderr!.on('data', (d) => (serverOutput += String(d)));
     try {
       const url = await serverUrl(server);
       // Warm up first: the first upload loads the AWS SDK and friends, a one-time cost, not growth.
@@ -92,9 +93,8 @@ describe('large and broken uploads', () => {
       const baseline = rssOf(server.pid!);
       let peak = baseline;
       const sampler = setInterval(() => (peak = Math.max(peak, rssOf(server.pid!))), 20);
-      const res = await upload(url, key, { file: { path: file } });
-      clearInterval(sampler);
-      expect(res.status).toBe(202);
+      const res = await upload(url, key, { file: { path: file } }).finally(() => clearInterval(sampler));
+      expect(res.status, `${res.text}\n${serverOutput.slice(-2000)}`).toBe(202);
       const growthMb = (peak - baseline) / 1024 / 1024;
       console.log(`200 MB upload: server RSS ${(baseline / 2 ** 20).toFixed(0)} MB → peak ${(peak / 2 ** 20).toFixed(0)} MB (growth ${growthMb.toFixed(1)} MB)`);
       expect(growthMb).toBeLessThan(64);

@@ -97,27 +97,31 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
     },
   );
 
-  app.get<UploadLive>(
-    '/uploads/:id/ws',
-    {
-      websocket: true,
-      config: { queryToken: true },
-      schema: {
-        tags: ['live'],
-        summary: "An upload's live progress over WebSocket (messages { event, id, data })",
-        description: 'The same events as GET /uploads/:id/events, as JSON messages; closed with 1000 after `done`.',
-        params: UploadIdParams,
-        querystring: TokenQuery,
-        response: { 101: { description: 'switching to the WebSocket protocol' }, ...errors(401, 404) },
-      },
-      // Before the upgrade, so another tenant's id is a plain HTTP 404 like everywhere else.
-      preValidation: async (request: FastifyRequest<UploadLive>) => {
-        if (!(await findUpload(deps.db, request.tenant.id, uploadIdParam(request)))) {
-          throw new AppError('not_found', 'upload not found');
-        }
-      },
+  // `wsHandler` + `handler` rather than `websocket: true`, which @fastify/websocket hides from OpenAPI.
+  app.route<UploadLive>({
+    method: 'GET',
+    url: '/uploads/:id/ws',
+    config: { queryToken: true },
+    schema: {
+      tags: ['live'],
+      summary: "An upload's live progress over WebSocket (messages { event, id, data })",
+      description:
+        'The same events as GET /uploads/:id/events, as JSON messages `{ "event", "id", "data" }`; closed with ' +
+        'code 1000 after `done`. A request without a WebSocket upgrade is a 400.',
+      params: UploadIdParams,
+      querystring: TokenQuery,
+      response: { 101: { description: 'switching to the WebSocket protocol' }, ...errors(400, 401, 404) },
     },
-    async (socket, request) => {
+    // Before the upgrade, so another tenant's id is a plain HTTP 404 like everywhere else.
+    preValidation: async (request) => {
+      if (!(await findUpload(deps.db, request.tenant.id, uploadIdParam(request)))) {
+        throw new AppError('not_found', 'upload not found');
+      }
+    },
+    handler: async () => {
+      throw new AppError('validation_failed', 'this route needs a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)');
+    },
+    wsHandler: async (socket, request) => {
       const tenantId = request.tenant.id;
       const uploadId = uploadIdParam(request);
       const session = new UploadSession(hub.nextEventId);
@@ -131,7 +135,7 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
       }
       session.start(wsSink(socket), snapshot, false);
     },
-  );
+  });
 }
 
 /** Runs `fn` once the client has gone (or at once if it already has). */
