@@ -14,7 +14,7 @@ import {
   toProgressData,
   type UploadEvent,
 } from './events.ts';
-import { openListenConnection, type ListenConnection } from './listen-connection.ts';
+import { openListenConnection, type ListenConnection } from '../db/listen-connection.ts';
 import { loadStatusBody, recentUploadEvents } from './live.repository.ts';
 import type { FeedSubscriber, UploadSubscriber } from './sessions.ts';
 

@@ -1,6 +1,6 @@
-// The one dedicated LISTEN connection of an API process, reconnecting with backoff when lost. Not a
-// pooled client: a pooled connection would lose its subscription when returned to the pool.
-// (notify/listener.ts is the same idea for wake-ups without payloads.)
+// A dedicated LISTEN connection that reconnects with backoff when lost (the live hub's feed, the
+// dispatcher's wake-ups). Not a pooled client: a pooled connection would lose its subscription when
+// returned to the pool.
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
 
