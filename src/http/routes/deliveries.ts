@@ -16,6 +16,7 @@ import {
 import { requestRedelivery } from '../../notify/redeliver.ts';
 import { findUpload } from '../../uploads/uploads.repository.ts';
 import type { AppDeps } from '../app.ts';
+import { keysetPage, pageRequest } from '../pagination.ts';
 import { errors, UploadIdParams } from '../schemas.ts';
 import { uploadIdParam } from './uploads.ts';
 
@@ -103,23 +104,11 @@ export async function deliveryRoutes(app: FastifyInstance, deps: AppDeps): Promi
     if (status !== undefined && !DELIVERY_STATUSES.includes(status as DeliveryStatus)) {
       throw new AppError('validation_failed', `status must be one of ${DELIVERY_STATUSES.join(', ')}`);
     }
-    const limit = rawLimit === undefined ? 20 : Number(rawLimit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-      throw new AppError('validation_failed', 'limit must be an integer from 1 to 100');
-    }
-    const beforeSeq = cursor === undefined ? undefined : decodeCursor(cursor);
-    // One extra row tells whether another page exists without a count query.
-    const rows = await listDeliveries(deps.pool, request.tenant.id, {
-      limit: limit + 1,
-      ...(status ? { status: status as DeliveryStatus } : {}),
-      ...(beforeSeq !== undefined ? { beforeSeq } : {}),
-    });
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
-    return {
-      items: page.map(presentDelivery),
-      nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null,
-    };
+    return keysetPage(
+      pageRequest(rawLimit, cursor),
+      (page) => listDeliveries(deps.pool, request.tenant.id, { ...page, ...(status ? { status: status as DeliveryStatus } : {}) }),
+      presentDelivery,
+    );
   });
 
   const oneSchema = {
@@ -191,14 +180,4 @@ function presentAttempt(row: AttemptRow) {
 
 function iso(value: Date | null): string | null {
   return value === null ? null : value.toISOString();
-}
-
-function encodeCursor(seq: number): string {
-  return Buffer.from(`d:${seq}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): number {
-  const match = /^d:(\d{1,18})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!match) throw new AppError('validation_failed', 'cursor is invalid');
-  return Number(match[1]);
 }

@@ -13,6 +13,7 @@ import {
   listUploads,
 } from '../../uploads/uploads.repository.ts';
 import type { AppDeps } from '../app.ts';
+import { keysetPage, pageRequest } from '../pagination.ts';
 import { Type } from '@sinclair/typebox';
 import { errors, UploadIdParams, UploadStatusBody } from '../schemas.ts';
 import { uploadProcessingRoutes } from './upload-processing.ts';
@@ -114,23 +115,11 @@ export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise
     if (status !== undefined && !STATUSES.includes(status as UploadStatus)) {
       throw new AppError('validation_failed', `status must be one of ${STATUSES.join(', ')}`);
     }
-    const limit = rawLimit === undefined ? 20 : Number(rawLimit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-      throw new AppError('validation_failed', 'limit must be an integer from 1 to 100');
-    }
-    const beforeSeq = cursor === undefined ? undefined : decodeCursor(cursor);
-    // One extra row tells whether another page exists without a count query.
-    const rows = await listUploads(deps.db, request.tenant.id, {
-      limit: limit + 1,
-      ...(status ? { status: status as UploadStatus } : {}),
-      ...(beforeSeq !== undefined ? { beforeSeq } : {}),
-    });
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
-    return {
-      items: page.map(presentUpload),
-      nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null,
-    };
+    return keysetPage(
+      pageRequest(rawLimit, cursor),
+      (page) => listUploads(deps.db, request.tenant.id, { ...page, ...(status ? { status: status as UploadStatus } : {}) }),
+      presentUpload,
+    );
   });
 
   const remove = async (request: FastifyRequest<IdParams>, reply: FastifyReply) => {
@@ -161,14 +150,4 @@ export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise
   );
 
   await uploadProcessingRoutes(app, deps);
-}
-
-function encodeCursor(seq: number): string {
-  return Buffer.from(`s:${seq}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): number {
-  const match = /^s:(\d{1,18})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!match) throw new AppError('validation_failed', 'cursor is invalid');
-  return Number(match[1]);
 }
