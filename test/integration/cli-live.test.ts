@@ -2,6 +2,7 @@
 // dropped at a chosen event (resumed with Last-Event-ID), missing (polled instead), or ends `failed` —
 // a real service cannot be made to do that on cue, so this one plays the docs/CONTRACTS.md part. And
 // against the real service, through a proxy that cuts the first stream.
+import { Transform } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -183,7 +184,11 @@ describe('against the real service', () => {
   it('a stream cut by the network is resumed with Last-Event-ID and still ends with the summary', async () => {
     const t = await createTestEnv();
     const api = await startApi(t);
-    const worker = await startTestWorker(t);
+    // A deliberately slow read (~3 s for the file), so the load is still running when the proxy cuts
+    // the first stream: on a fast machine an unthrottled 50k-row load can finish before the cut.
+    const worker = await startTestWorker(t, {
+      wrapSource: (body) => body.pipe(new Transform({ transform: (c, _e, cb) => setTimeout(() => cb(null, c), 20) })),
+    });
     const { key } = await t.newTenantKey();
     const cut = await startCuttingProxy(new URL(api.url).port);
     try {
