@@ -40,9 +40,3 @@ export class AppError extends Error {
 export function errorBody(code: string, message: string) {
   return { error: { code, message } };
 }
-
-/** Turns anything thrown into an Error (a throw of a string or object is still loggable). */
-export function coerceError(err: unknown): Error {
-  if (err instanceof Error) return err;
-  return new Error(typeof err === 'string' ? err : JSON.stringify(err));
-}

