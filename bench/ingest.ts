@@ -26,6 +26,7 @@ import { mkdtemp, open, rm, stat, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
 import { migrate } from '../src/db/migrate.ts';
@@ -41,7 +42,8 @@ import type { RunTaskInput, RunTaskResult } from './lib/run-task.ts';
 import { describeWaits, Sampler, type SampleResult, type Snapshot } from './lib/sampler.ts';
 import type { StageInput, StageResult } from './lib/stages.ts';
 
-const GENERATOR = '/work/shared/gen-events.mjs';
+// The product's own generator (`stream-api generate`), run as a child so it is not in the bench's memory.
+const BIN = fileURLToPath(new URL('../bin/stream-api.mjs', import.meta.url));
 const TARGET_RATIO = 0.8;
 const TARGET_RSS_KB = 256 * 1024;
 const TARGET_RSS_GROWTH = 0.1;
@@ -143,11 +145,11 @@ function waitExit(child: ReturnType<typeof spawn>, what: string, stderr: () => s
 async function generate(rows: number, file: string): Promise<number> {
   const fh = await open(file, 'w');
   try {
-    const child = spawn(process.execPath, [GENERATOR, String(rows)], { stdio: ['ignore', fh.fd, 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'generate', '--rows', String(rows)], { stdio: ['ignore', fh.fd, 'pipe'] });
     trackChild(child);
     let err = '';
     child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
-    await waitExit(child, 'gen-events.mjs', () => err);
+    await waitExit(child, 'stream-api generate', () => err);
     await fh.sync(); // written out now, not during a timed stage
   } finally {
     await fh.close();

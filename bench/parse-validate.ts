@@ -5,17 +5,16 @@
 // The file is generated once into a temp file so generation is not timed; both pipelines then
 // stream it with the same 64 KiB reads into a sink that discards.
 
-import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse';
+import { webhookEventsStream } from '../src/datagen/webhook-events.ts';
 import { createCopyTransform } from '../src/ingest/csv/index.ts';
 import { webhookEvents } from '../src/ingest/datasets/index.ts';
 
-const GENERATOR = '/work/shared/gen-events.mjs';
 const READ_CHUNK = 64 * 1024;
 
 function arg(name: string, fallback: number): number {
@@ -24,8 +23,7 @@ function arg(name: string, fallback: number): number {
 }
 
 async function generate(rows: number, file: string): Promise<void> {
-  const child = spawn(process.execPath, [GENERATOR, String(rows)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await pipeline(child.stdout, createWriteStream(file));
+  await pipeline(webhookEventsStream({ rows }), createWriteStream(file));
 }
 
 function sink(objectMode: boolean): Writable {

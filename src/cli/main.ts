@@ -7,13 +7,14 @@ import { createLogger } from '../logger.ts';
 import type { Runtime } from '../runtime.ts';
 import { TENANTS_USAGE, tenantsCommand } from './tenants.ts';
 import { CLIENT_COMMANDS, CLIENT_USAGE } from './commands/index.ts';
+import { generateCommand, GENERATE_USAGE } from './commands/generate.ts';
 
 const USAGE = `usage: stream-api <command>
 
   serve [--role all|api|worker|dispatcher]   run the service (default role: all)
   migrate                                    apply database migrations and exit
   keys create --tenant NAME                  create an API key (and the tenant if needed); prints only the key
-${TENANTS_USAGE}${CLIENT_USAGE}`;
+${TENANTS_USAGE}${GENERATE_USAGE}${CLIENT_USAGE}`;
 
 const ROLES: readonly Role[] = ['all', 'api', 'worker', 'dispatcher'];
 
@@ -32,6 +33,8 @@ async function main(argv: string[]): Promise<number> {
       return keysCommand(rest);
     case 'tenants':
       return tenantsCommand(rest, withRuntime);
+    case 'generate':
+      return generateCommand(rest);
     case 'upload':
     case 'status':
     case 'list':

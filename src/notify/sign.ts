@@ -1,4 +1,4 @@
-// Standard Webhooks signing, symmetric `v1` scheme (see /work/shared/WEBHOOKS.md).
+// Standard Webhooks signing, symmetric `v1` scheme (https://www.standardwebhooks.com/).
 // Receivers verify with any Standard Webhooks library, e.g. the `standardwebhooks` npm package.
 import { createHmac, randomBytes } from 'node:crypto';
 

@@ -1,7 +1,6 @@
 // The web dashboard end to end in a real Chromium: a real API, worker and dispatcher on a test database,
 // a real webhook receiver on loopback, and the page driven like a person would (key, file picker,
 // live list, detail, download, redeliver, narrow screen). Screenshots go to test-artifacts/.
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +13,7 @@ import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
 import { upload } from '../helpers/http.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { startTestWorker } from '../helpers/worker.ts';
+import { generateCsv } from '../helpers/generate.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const HAS_CHROMIUM = existsSync(CHROMIUM);
@@ -22,8 +22,7 @@ if (!HAS_CHROMIUM) {
 }
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
-const GENERATOR = fileURLToPath(new URL('../../../shared/gen-events.mjs', import.meta.url));
-const generate = (rows: number) => spawnSync(process.execPath, [GENERATOR, String(rows)], { maxBuffer: 1 << 30 }).stdout.toString();
+const generate = (rows: number) => generateCsv(rows).toString();
 const UI_TIMEOUT = 30_000;
 
 let t: TestEnv;

@@ -2,14 +2,10 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import http from 'node:http';
-import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 export interface HttpResult {
   status: number;
@@ -137,15 +133,4 @@ async function collect(res: http.IncomingMessage): Promise<HttpResult> {
     body = text;
   }
   return { status: res.statusCode ?? 0, headers: res.headers, body, text };
-}
-
-const GENERATOR = fileURLToPath(new URL('../../../shared/gen-events.mjs', import.meta.url));
-
-/** Writes `rows` rows of the shared deterministic webhook_events generator to `file`. */
-export async function generateEvents(rows: number, file: string): Promise<void> {
-  const child = spawn(process.execPath, [GENERATOR, String(rows)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const closed = once(child, 'close'); // listen first: the child may close before the file is flushed
-  await pipeline(child.stdout, createWriteStream(file));
-  const [code] = await closed;
-  if (code !== 0) throw new Error(`generator exited with ${code}`);
 }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, startApi } from '../helpers/env.ts';
-import { generateEvents } from '../helpers/http.ts';
+import { generateEvents } from '../helpers/generate.ts';
 import { countRows, startTestWorker } from '../helpers/worker.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/stream-api.mjs', import.meta.url));

@@ -1,8 +1,6 @@
 // The transactional outbox through the real processing path: upload over HTTP → worker → final
 // transaction (+ outbox row) → dispatcher → receiver. Loads and notifications cannot affect each other.
-import { spawnSync } from 'node:child_process';
 import { Transform } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerHandle } from '../../src/ingest/worker.ts';
 import { startDispatcher, type DispatcherHandle } from '../../src/notify/dispatcher.ts';
@@ -11,9 +9,9 @@ import { request, upload } from '../helpers/http.ts';
 import { finishUpload, waitForDelivery } from '../helpers/outbox.ts';
 import { ok, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { startTestWorker, waitForStatus } from '../helpers/worker.ts';
+import { generateCsv } from '../helpers/generate.ts';
 
-const GENERATOR = fileURLToPath(new URL('../../../shared/gen-events.mjs', import.meta.url));
-const generate = (rows: number) => spawnSync(process.execPath, [GENERATOR, String(rows)], { maxBuffer: 1 << 30 }).stdout.toString();
+const generate = (rows: number) => generateCsv(rows).toString();
 
 let t: TestEnv;
 let api: Awaited<ReturnType<typeof startApi>>;

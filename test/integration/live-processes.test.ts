@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
-import { generateEvents, upload } from '../helpers/http.ts';
+import { upload } from '../helpers/http.ts';
+import { generateEvents } from '../helpers/generate.ts';
 import { openSse } from '../helpers/live.ts';
 import { spawnService, uploadState } from '../helpers/worker.ts';
 

@@ -6,7 +6,8 @@ import { Transform, type Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerHandle } from '../../src/ingest/worker.ts';
 import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
-import { generateEvents, request, upload } from '../helpers/http.ts';
+import { request, upload } from '../helpers/http.ts';
+import { generateEvents } from '../helpers/generate.ts';
 import { insertIdleUpload, openSse, type SseEvent } from '../helpers/live.ts';
 import { startTestWorker, waitForStatus } from '../helpers/worker.ts';
 

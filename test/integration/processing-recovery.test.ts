@@ -1,17 +1,15 @@
 // Crash recovery (a real worker process SIGKILLed mid-load), backpressure, retry without re-upload.
-import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { PassThrough, Transform, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker } from '../../src/ingest/worker.ts';
 import { ObjectStore } from '../../src/storage/object-store.ts';
 import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
 import { request, upload } from '../helpers/http.ts';
 import { countRows, spawnService, startTestWorker, uploadState, waitForStatus } from '../helpers/worker.ts';
+import { generateCsv } from '../helpers/generate.ts';
 
-const GENERATOR = fileURLToPath(new URL('../../../shared/gen-events.mjs', import.meta.url));
-const generate = (rows: number) => spawnSync(process.execPath, [GENERATOR, String(rows)], { maxBuffer: 1 << 30 }).stdout;
+const generate = (rows: number) => generateCsv(rows);
 
 let t: TestEnv;
 let api: Awaited<ReturnType<typeof startApi>>;

@@ -1,15 +1,13 @@
 // The process-upload task end to end: real HTTP upload → s3rver → worker → COPY into Postgres.
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerHandle } from '../../src/ingest/worker.ts';
 import { breakRows } from '../helpers/bad-rows.ts';
 import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
 import { request, upload } from '../helpers/http.ts';
 import { countRows, startTestWorker, uploadState, waitForStatus } from '../helpers/worker.ts';
+import { generateCsv } from '../helpers/generate.ts';
 
-const GENERATOR = fileURLToPath(new URL('../../../shared/gen-events.mjs', import.meta.url));
-const generate = (rows: number) => spawnSync(process.execPath, [GENERATOR, String(rows)], { maxBuffer: 1 << 30 }).stdout.toString();
+const generate = (rows: number) => generateCsv(rows).toString();
 
 let t: TestEnv;
 let api: Awaited<ReturnType<typeof startApi>>;

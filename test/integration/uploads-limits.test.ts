@@ -9,7 +9,8 @@ import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
-import { generateEvents, upload } from '../helpers/http.ts';
+import { upload } from '../helpers/http.ts';
+import { generateEvents } from '../helpers/generate.ts';
 import { spawnService } from '../helpers/worker.ts';
 
 let t: TestEnv;

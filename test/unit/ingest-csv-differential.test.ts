@@ -4,7 +4,6 @@
 // exactly what a simple independent validator (csv-parse + regexes / BigInt / JSON.parse) rejects.
 
 import { isUtf8 } from 'node:buffer';
-import { spawnSync } from 'node:child_process';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse/sync';
@@ -12,9 +11,10 @@ import { describe, expect, it } from 'vitest';
 import { createCopyTransform, type Reject } from '../../src/ingest/csv/index.ts';
 import type { ColumnDef } from '../../src/ingest/datasets/types.ts';
 import { webhookEvents } from '../../src/ingest/datasets/index.ts';
+import { generateCsv } from '../helpers/generate.ts';
 
 const ROWS = 20000;
-const generated: Buffer = spawnSync(process.execPath, ['/work/shared/gen-events.mjs', String(ROWS)], { maxBuffer: 256 << 20 }).stdout;
+const generated: Buffer = generateCsv(ROWS);
 
 // mulberry32: small, seeded, and (unlike a bare LCG's low bits) fine for `% n`.
 let seed = 2024;

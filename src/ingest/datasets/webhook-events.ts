@@ -1,6 +1,6 @@
 import type { DatasetDef } from './types.ts';
 
-// Mirrors /work/shared/gen-events.mjs. The table additionally has upload_id (DEFAULT from the
+// Matches the files of src/datagen (`stream-api generate`). The table additionally has upload_id (DEFAULT from the
 // `app.upload_id` session setting, so it is not sent per row) and line_number (sent as the
 // first COPY column).
 export const webhookEvents: DatasetDef = {
