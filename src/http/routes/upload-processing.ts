@@ -71,7 +71,7 @@ export async function uploadProcessingRoutes(app: FastifyInstance, deps: AppDeps
     const upload = await visibleUpload(request);
     const db = deps.db;
     async function* csv() {
-      yield `${upload.csv_header ?? ''},_line,_error\n`;
+      yield upload.csv_header === null ? '_line,_error\n' : `${upload.csv_header},_line,_error\n`;
       let afterLine = 0;
       for (;;) {
         const rows = await listUploadErrors(db, upload.id, afterLine, 1000);
