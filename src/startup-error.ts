@@ -1,6 +1,7 @@
 // Start-up failures a user fixes by changing a setting or their machine (a port already taken, a
 // folder the embedded PostgreSQL cannot reach). The CLI prints their message as one line, without a
 // stack trace, and exits 1; anything else is a bug and keeps its stack.
+import net from 'node:net';
 
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -27,4 +28,19 @@ export function explainListenError(err: unknown, variable: string, port: number)
     });
   }
   return err;
+}
+
+/**
+ * Fails fast, before anything starts, when a port this process will listen on is taken (port 0 —
+ * any free port — is never taken). The real listen still maps its own failure with
+ * explainListenError: another process may take the port in between.
+ */
+export async function assertPortFree(variable: string, port: number, host: string): Promise<void> {
+  if (port === 0) return;
+  const err = await new Promise<unknown>((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', resolve);
+    probe.listen(port, host, () => probe.close(() => resolve(null)));
+  });
+  if (err) throw explainListenError(err, variable, port);
 }

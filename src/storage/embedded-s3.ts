@@ -2,6 +2,8 @@
 // s3rver 3.7.1 answers AbortMultipartUpload with 405 and keeps the parts of every aborted upload on
 // disk for good; this wrapper answers it itself (see abortMultipartUploads below).
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import S3rver, { type S3rverContext, type S3rverMiddleware } from 's3rver';
 import S3Error from 's3rver/lib/models/error.js';
@@ -34,8 +36,6 @@ export async function startEmbeddedS3(opts: {
   const directory = path.join(opts.dataDir, 's3');
   await mkdir(directory, { recursive: true });
   const server = new S3rver({
-    address: '127.0.0.1',
-    port: opts.port,
     silent: true,
     directory,
     // Path-style only: bucket names never become hostnames on loopback.
@@ -47,13 +47,19 @@ export async function startEmbeddedS3(opts: {
   server.middleware.splice(routerAt, 0, abortMultipartUploads(server, opts.logger));
 
   await removeStaleUploads(server, directory, opts.logger);
-  let port: number;
-  try {
-    port = (await server.run()).port;
-  } catch (err) {
-    throw explainListenError(err, 'EMBEDDED_S3_PORT', opts.port);
-  }
-  return { endpoint: `http://127.0.0.1:${port}`, directory, stop: () => server.close() };
+  await server.configureBuckets();
+  // What s3rver.run() does, minus its listen, which emits a taken port as an unhandled 'error' event.
+  const httpServer = createServer(server.callback());
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', (err) => reject(explainListenError(err, 'EMBEDDED_S3_PORT', opts.port)));
+    httpServer.listen(opts.port, '127.0.0.1', () => resolve());
+  });
+  const { port } = httpServer.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    directory,
+    stop: () => new Promise<void>((resolve, reject) => httpServer.close((err) => (err ? reject(err) : resolve()))),
+  };
 }
 
 const UPLOAD_ID = /^[0-9a-f]{32}$/; // s3rver's ids: 16 random bytes, hex

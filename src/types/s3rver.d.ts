@@ -1,6 +1,6 @@
 declare module 's3rver' {
   import type { AddressInfo } from 'node:net';
-  import type { Server } from 'node:http';
+  import type { RequestListener } from 'node:http';
   interface S3rverOptions {
     address?: string;
     port?: number;
@@ -32,7 +32,10 @@ declare module 's3rver' {
       /** `<root>/<bucket>/<key dirs>/<last>._S3rver_<resource>`; multipart parts live under resource `uploads` */
       getResourcePath(bucket: string, key: string | undefined, resource: string): string;
     };
-    httpServer?: Server;
+    /** creates the `configureBuckets` buckets */
+    configureBuckets(): Promise<void>;
+    /** Koa's request handler for node:http */
+    callback(): RequestListener;
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
   }
