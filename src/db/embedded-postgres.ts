@@ -202,7 +202,7 @@ async function writeOwner(dataDir: string, record: OwnerRecord): Promise<void> {
 }
 
 /** Creates database `name` unless it exists (CREATE DATABASE has no IF NOT EXISTS). */
-export async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
+async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl });
   client.on('error', () => {});
   await client.connect();
