@@ -17,6 +17,11 @@ export interface Service {
   stop(): Promise<void>;
 }
 
+/**
+ * Starts `role` in this process (with the embedded PostgreSQL / S3 server when DATABASE_URL /
+ * S3_ENDPOINT are unset) and prints the banner. Throws StartupError for what the user fixes (a taken
+ * port names its variable); whatever fails, everything started so far is stopped first.
+ */
 export async function serve(config: Readonly<Config>, role: Role, print: (line: string) => void): Promise<Service> {
   const logger = createLogger(config.logLevel);
   // A taken port stops the start before anything is started (a second `npm start` beside a running one).
