@@ -1,9 +1,9 @@
-// One delivery attempt for a claimed outbox row: record it as started, build the request with the
-// row's channel, send it, decide what happens next, record the outcome and the delivery's new state.
+// One delivery attempt for a claimed outbox row (the claim recorded it as started): build the request
+// with the row's channel, send it, decide what happens next, record the outcome and the new state.
 import type pg from 'pg';
 import type { Channel } from './channels/index.ts';
 import type { Deliverer } from './deliver.ts';
-import { finishAttempt, startAttempt, type ClaimedDelivery } from './outbox.repository.ts';
+import { finishAttempt, type ClaimedDelivery } from './outbox.repository.ts';
 import { decideOutcome, type Outcome, type RetryOptions } from './retry-policy.ts';
 import type { AttemptResult } from './types.ts';
 
@@ -25,14 +25,11 @@ export interface AttemptReport {
 }
 
 /**
- * Starts the attempt (its row is written before the request leaves, so a dispatcher that dies
- * mid-send leaves a trace), sends it and finishes it. Returns null when the lease was already lost
- * before the start: nothing was sent. Throws when the database fails (the lease then lapses and the
- * next claim closes a started attempt as `interrupted`).
+ * Sends the attempt the claim started and finishes its row. Throws when the database fails; the
+ * lease then lapses and the next claim closes the attempt as `interrupted`.
  */
-export async function attemptDelivery(deps: AttemptDeps, delivery: ClaimedDelivery): Promise<AttemptReport | null> {
-  const number = delivery.attempts + 1;
-  if (!(await startAttempt(deps.pool, delivery, new Date(deps.now())))) return null;
+export async function attemptDelivery(deps: AttemptDeps, delivery: ClaimedDelivery): Promise<AttemptReport> {
+  const number = delivery.attempt;
   const result = await send(deps, delivery);
   // The budget counts from the start of the current run, so a manual redelivery gets a full schedule.
   const numberInRun = Math.max(1, number - delivery.run_first_attempt + 1);

@@ -38,8 +38,8 @@ type DispatcherRuntime = Pick<Runtime, 'pool' | 'config' | 'logger' | 'databaseU
 /**
  * An attempt ends within timeoutMs (deliver.ts enforces one deadline for all of it); the margin
  * covers claiming and recording it. A lease that lapses anyway only costs a duplicate send, never a
- * double record: starting and finishing an attempt are fenced by the lease token, and the claim that
- * took over closes the stale attempt as `interrupted`.
+ * double record: finishing an attempt is fenced by the lease token, and the claim that took over
+ * closes the stale attempt as `interrupted`.
  */
 export function defaultLeaseMs(timeoutMs: number): number {
   return Math.round(timeoutMs * 1.5) + 1000;
@@ -91,7 +91,7 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
         for (;;) {
           const room = Math.min(batchSize, concurrency - inFlight.size);
           if (stopping || room <= 0) return; // a finishing attempt wakes us again
-          const batch = await claimDue(rt.pool, room, leaseMs, cfg.maxRetries);
+          const batch = await claimDue(rt.pool, room, leaseMs, cfg.maxRetries, new Date(deps.now()));
           for (const delivery of batch) track(delivery);
           if (batch.length < room) break;
         }
@@ -134,10 +134,6 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
   async function runAttempt(delivery: ClaimedDelivery): Promise<void> {
     try {
       const report = await attemptDelivery(deps, delivery);
-      if (!report) {
-        log.warn({ deliveryId: delivery.id }, 'lease lost before the attempt started; nothing sent');
-        return;
-      }
       observeDeliveryAttempt(report);
       const fields = {
         deliveryId: delivery.id,

@@ -7,7 +7,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../src/db/pool.ts';
 import { startDispatcher, type DispatcherHandle, type DispatcherOptions } from '../../src/notify/dispatcher.ts';
-import { claimDue, finishAttempt, INTERRUPTED_MESSAGE, startAttempt } from '../../src/notify/outbox.repository.ts';
+import { claimDue, finishAttempt, INTERRUPTED_MESSAGE } from '../../src/notify/outbox.repository.ts';
 import { createTestEnv, type TestEnv } from '../helpers/env.ts';
 import { attemptsOf, insertPendingDeliveries, waitForDelivery } from '../helpers/outbox.ts';
 import { ok, startReceiver, type Receiver } from '../helpers/receiver.ts';
@@ -80,15 +80,15 @@ describe('several dispatchers on one database', () => {
     expect(a.attempts() + b.attempts()).toBe(500);
   });
 
-  it('a lapsed lease cannot record: the stale claim is fenced off and its attempt closed as interrupted; the new one records', async () => {
+  it('a claim records its attempt as started; a lapsed lease cannot record, its attempt is closed as interrupted by the next claim', async () => {
     const [id] = await insertPendingDeliveries(t.pool, tenantId, receiver.url, 1);
-    const [stale] = await claimDue(t.pool, 10, 50, 3);
-    expect(stale).toMatchObject({ id, attempts: 0, interrupted_attempt: null, budget_spent: false });
-    expect(await startAttempt(t.pool, stale!, new Date())).toBe(true); // attempt 1 is on its way
-    expect(await claimDue(t.pool, 10, 10_000, 3)).toEqual([]); // leased: nobody else may take it
+    const [stale] = await claimDue(t.pool, 10, 50, 3, new Date());
+    expect(stale).toMatchObject({ id, attempt: 1, interrupted_attempt: null, budget_spent: false });
+    expect(await attemptsOf(t.pool, id!)).toEqual([expect.objectContaining({ attempt: 1, finished_at: null, duration_ms: null, error_code: null })]);
+    expect(await claimDue(t.pool, 10, 10_000, 3, new Date())).toEqual([]); // leased: nobody else may take it
     await new Promise((r) => setTimeout(r, 100));
-    const [fresh] = await claimDue(t.pool, 10, 10_000, 3);
-    expect(fresh).toMatchObject({ id, attempts: 1, interrupted_attempt: 1, budget_spent: false });
+    const [fresh] = await claimDue(t.pool, 10, 10_000, 3, new Date());
+    expect(fresh).toMatchObject({ id, attempt: 2, interrupted_attempt: 1, budget_spent: false });
     expect(fresh!.lease_token).not.toBe(stale!.lease_token);
 
     const attempt = (number: number) => ({
@@ -98,15 +98,15 @@ describe('several dispatchers on one database', () => {
       outcome: { status: 'sent' as const },
     });
     expect(await finishAttempt(t.pool, stale!, attempt(1))).toBe(false);
-    expect(await startAttempt(t.pool, stale!, new Date())).toBe(false);
-    expect(await startAttempt(t.pool, fresh!, new Date())).toBe(true);
     expect(await finishAttempt(t.pool, fresh!, attempt(2))).toBe(true);
     expect(await finishAttempt(t.pool, fresh!, attempt(2))).toBe(false); // a token is good for one record
-    const [first, second] = await attemptsOf(t.pool, id!);
-    expect(first).toMatchObject({ attempt: 1, error_code: 'interrupted', error_message: INTERRUPTED_MESSAGE, duration_ms: null, response_status: null });
-    expect(first!.finished_at).toBeInstanceOf(Date);
-    expect(second).toMatchObject({ attempt: 2, error_code: null, response_status: 200, duration_ms: 3 });
-    expect(await attemptsOf(t.pool, id!)).toHaveLength(2);
+    const attempts = await attemptsOf(t.pool, id!);
+    expect(attempts).toHaveLength(2);
+    expect(attempts[0]).toMatchObject({ attempt: 1, error_code: 'interrupted', error_message: INTERRUPTED_MESSAGE, duration_ms: null, response_status: null });
+    expect(attempts[0]!.finished_at).toBeInstanceOf(Date);
+    expect(attempts[1]).toMatchObject({ attempt: 2, error_code: null, response_status: 200, duration_ms: 3 });
+    const { rows } = await t.pool.query('SELECT delivery_status, attempts FROM deliveries WHERE id = $1', [id]);
+    expect(rows[0]).toEqual({ delivery_status: 'sent', attempts: 2 });
   });
 
   it('an interrupted attempt counts against the retry budget: the last one settles the delivery failed, nothing more is sent', async () => {
@@ -120,11 +120,13 @@ describe('several dispatchers on one database', () => {
     await t.pool.query(`INSERT INTO delivery_attempts (delivery_id, attempt, started_at) VALUES ($1, 4, now() - interval '20 seconds')`, [id]);
     await t.pool.query(`UPDATE deliveries SET attempts = 4, locked_until = now() - interval '1 second', lease_token = gen_random_uuid() WHERE id = $1`, [id]);
 
-    const [claimed] = await claimDue(t.pool, 10, 10_000, 3);
+    const [claimed] = await claimDue(t.pool, 10, 10_000, 3, new Date());
     expect(claimed).toMatchObject({ id, interrupted_attempt: 4, budget_spent: true });
     const { rows } = await t.pool.query('SELECT delivery_status, attempts, locked_until, lease_token, last_error FROM deliveries WHERE id = $1', [id]);
     expect(rows[0]).toEqual({ delivery_status: 'failed', attempts: 4, locked_until: null, lease_token: null, last_error: `interrupted: ${INTERRUPTED_MESSAGE}` });
-    expect((await attemptsOf(t.pool, id!))[3]).toMatchObject({ attempt: 4, error_code: 'interrupted', next_attempt_at: null });
+    const attempts = await attemptsOf(t.pool, id!);
+    expect(attempts).toHaveLength(4); // no attempt 5 was started
+    expect(attempts[3]).toMatchObject({ attempt: 4, error_code: 'interrupted', next_attempt_at: null });
   });
 
   it('end to end: a dispatcher whose lease lapses mid-send does not record; the one that took over does', async () => {

@@ -14,7 +14,7 @@ const payload = { type: 'upload.failed', uploadId: 'u-1', status: 'failed', rows
 function claimed(overrides: Partial<ClaimedDelivery> = {}): ClaimedDelivery {
   return {
     id: '6f1c1b1e-8a4d-4a57-9a8f-1f2e3d4c5b6a', tenant_id: 't-1', channel: 'webhook', target: 'https://example.com/hook',
-    payload, attempts: 0, run_first_attempt: 1, manual: false, lease_token: 'lease-1', secrets: [generateSecret()],
+    payload, attempt: 1, run_first_attempt: 1, manual: false, lease_token: 'lease-1', secrets: [generateSecret()],
     interrupted_attempt: null, budget_spent: false,
     ...overrides,
   };
@@ -88,40 +88,33 @@ describe('attemptDelivery', () => {
     return { d, queries, sent };
   }
 
-  it('starts attempt n+1 under the claim’s lease token before sending, then finishes it with the outcome', async () => {
+  it('finishes the attempt the claim started, under the claim’s lease token, with the outcome', async () => {
     const { d, queries, sent } = deps(okResult);
-    const report = await attemptDelivery(d, claimed({ attempts: 2, run_first_attempt: 1 }));
+    const report = await attemptDelivery(d, claimed({ attempt: 3, run_first_attempt: 1 }));
     expect(report).toMatchObject({ number: 3, outcome: { status: 'sent' }, recorded: true });
     expect(sent).toEqual(['https://example.com/hook']);
-    expect(queries).toHaveLength(2);
-    expect(queries[0]!.slice(0, 3)).toEqual(['6f1c1b1e-8a4d-4a57-9a8f-1f2e3d4c5b6a', 'lease-1', 'scheduled']);
-    expect(queries[1]!.slice(0, 4)).toEqual(['6f1c1b1e-8a4d-4a57-9a8f-1f2e3d4c5b6a', 'lease-1', 'sent', 3]);
+    expect(queries[0]!.slice(0, 4)).toEqual(['6f1c1b1e-8a4d-4a57-9a8f-1f2e3d4c5b6a', 'lease-1', 'sent', 3]);
   });
 
   it('the retry budget counts from the start of the run: attempt 5 of a redelivery run is its 4th', async () => {
-    const redeliveryRun = claimed({ attempts: 4, run_first_attempt: 2 }); // attempt 5 = 4th of the run
-    expect((await attemptDelivery(deps(serverError).d, redeliveryRun))!.outcome.status).toBe('failed');
-    const earlier = claimed({ attempts: 3, run_first_attempt: 2 }); // attempt 4 = 3rd of the run
-    expect((await attemptDelivery(deps(serverError).d, earlier))!.outcome).toEqual({ status: 'pending', nextAttemptAt: new Date(NOW_MS + 400) });
+    const redeliveryRun = claimed({ attempt: 5, run_first_attempt: 2 }); // attempt 5 = 4th of the run
+    expect((await attemptDelivery(deps(serverError).d, redeliveryRun)).outcome.status).toBe('failed');
+    const earlier = claimed({ attempt: 4, run_first_attempt: 2 }); // attempt 4 = 3rd of the run
+    expect((await attemptDelivery(deps(serverError).d, earlier)).outcome).toEqual({ status: 'pending', nextAttemptAt: new Date(NOW_MS + 400) });
   });
 
   it('a request that cannot be built is a recorded, final build_failed attempt; nothing is sent', async () => {
     const { d, sent } = deps(okResult);
-    const report = (await attemptDelivery(d, claimed({ secrets: ['not-a-secret'] })))!;
+    const report = await attemptDelivery(d, claimed({ secrets: ['not-a-secret'] }));
     expect(report.result).toMatchObject({ ok: false, errorCode: 'build_failed', statusCode: null });
     expect(report.outcome).toEqual({ status: 'failed' });
     expect(sent).toEqual([]);
-    const unknown = (await attemptDelivery(d, claimed({ channel: 'carrier-pigeon' })))!;
+    const unknown = await attemptDelivery(d, claimed({ channel: 'carrier-pigeon' }));
     expect(unknown.result.errorMessage).toContain('no adapter');
   });
 
-  it('a lost lease is reported, not thrown: before the start nothing is sent; after it the outcome is not recorded', async () => {
-    const lostBefore = deps(okResult, { pool: { query: (async () => ({ rowCount: 0 })) as never } });
-    expect(await attemptDelivery(lostBefore.d, claimed())).toBeNull();
-    expect(lostBefore.sent).toEqual([]);
-    let calls = 0;
-    const lostWhileSending = deps(okResult, { pool: { query: (async () => ({ rowCount: calls++ === 0 ? 1 : 0 })) as never } });
-    expect((await attemptDelivery(lostWhileSending.d, claimed()))!.recorded).toBe(false);
-    expect(lostWhileSending.sent).toEqual(['https://example.com/hook']);
+  it('a lost lease is reported, not thrown', async () => {
+    const { d } = deps(okResult, { pool: { query: (async () => ({ rowCount: 0 })) as never } });
+    expect((await attemptDelivery(d, claimed())).recorded).toBe(false);
   });
 });
