@@ -144,7 +144,7 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
         outcome: report.outcome.status,
       };
       if (report.recorded) log.info(fields, 'delivery attempt');
-      else log.warn(fields, 'lease lost while sending; another claim owns this delivery and closed this attempt as interrupted');
+      else log.warn(fields, 'lease lost while sending (taken over or redelivered); the next claim closes this attempt as interrupted');
     } catch (err) {
       // Not recorded (database unavailable?). The lease is kept on purpose: when it lapses the row
       // is sent again with the same webhook-id, after a pause instead of in a tight loop, and the
