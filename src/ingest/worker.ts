@@ -1,6 +1,7 @@
 // The worker role: graphile-worker runs `process-upload` jobs; a lease loop makes crashes visible fast.
 import { EventEmitter } from 'node:events';
 import { Logger as GraphileLogger, run, type Runner, type WorkerEvents } from 'graphile-worker';
+import { createOrphanSweepTask, ORPHAN_SWEEP_TASK } from '../retention/orphans.ts';
 import { createPurgeTask, PURGE_TASK, retentionCronItems } from '../retention/purge.ts';
 import type { Runtime } from '../runtime.ts';
 import { PROCESS_UPLOAD_TASK } from '../uploads/uploads.repository.ts';
@@ -42,6 +43,7 @@ export async function startWorker(rt: WorkerRuntime, extra: Partial<ProcessDeps>
     taskList: {
       [PROCESS_UPLOAD_TASK]: createProcessUploadTask({ pool: rt.pool, store: rt.store, logger: log, ...extra }),
       [PURGE_TASK]: createPurgeTask({ pool: rt.pool, store: rt.store, logger: log, retentionDays: rt.config.retentionDays }),
+      [ORPHAN_SWEEP_TASK]: createOrphanSweepTask({ pool: rt.pool, store: rt.store, logger: log, graceMs: rt.config.orphanGraceHours * 3_600_000 }),
     },
   });
   let beat: Promise<void> = heartbeat();
