@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Role } from '../config.ts';
 import { createLogger } from '../logger.ts';
 import type { DatabaseRuntime } from '../runtime.ts';
+import { MigrationHistoryError } from '../db/migration-plan.ts';
 import { StartupError } from '../startup-error.ts';
 import { TENANTS_USAGE, tenantsCommand } from './tenants.ts';
 import { CLIENT_COMMANDS, CLIENT_USAGE } from './commands/index.ts';
@@ -132,7 +133,7 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
-    else if (err instanceof StartupError) process.stderr.write(`stream-api: ${err.message}\n`);
+    else if (err instanceof StartupError || err instanceof MigrationHistoryError) process.stderr.write(`stream-api: ${err.message}\n`);
     else process.stderr.write(`stream-api: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);
   },
