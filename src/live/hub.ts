@@ -1,6 +1,7 @@
 // The live hub: ONE `LISTEN upload_events` connection per API process, fanned out in memory to the
-// subscribers of an upload (by uploadId) and of a tenant's feed (by tenantId). A client costs a map
-// entry, never a database connection; it is removed when the client goes away.
+// subscribers of an upload (by tenant and upload: a topic is only ever created for a tenant that can
+// see the upload) and of a tenant's feed (by tenantId). A client costs a map entry, never a database
+// connection; it is removed when the client goes away.
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { DB } from '../db/schema.ts';
@@ -15,7 +16,7 @@ import {
   type UploadEvent,
 } from './events.ts';
 import { openListenConnection, type ListenConnection } from '../db/listen-connection.ts';
-import { loadStatusBody, recentUploadEvents } from './live.repository.ts';
+import { isUploadVisible, loadStatusBody, recentUploadEvents } from './live.repository.ts';
 import type { FeedSubscriber, UploadSubscriber } from './sessions.ts';
 
 export interface LiveHubOptions {
@@ -31,6 +32,7 @@ export interface LiveHubOptions {
 
 interface Topic {
   tenantId: string;
+  uploadId: string;
   subscribers: Set<UploadSubscriber>;
   /** an upload's updates are delivered in order, although status bodies are read asynchronously */
   chain: Promise<void>;
@@ -40,6 +42,13 @@ interface Topic {
 const RESYNC_LIMIT = 1000;
 /** Forget an upload's progress state after this long without news. */
 const TRACK_IDLE_MS = 10 * 60_000;
+
+/**
+ * Topics are keyed by tenant AND upload: the tenant whose status reads feed a topic is part of its
+ * identity, never taken from whoever subscribed first. (Upload ids are unique, so the owner's key is
+ * the only one a NOTIFY payload — which carries the owner's tenant — can ever reach.)
+ */
+const topicKey = (tenantId: string, uploadId: string): string => `${tenantId}/${uploadId}`;
 
 export class LiveHub {
   readonly nextEventId = createEventIds();
@@ -56,18 +65,25 @@ export class LiveHub {
     this.log = opts.logger.child({ component: 'live-hub' });
   }
 
-  /** Subscribers of one upload; the caller has checked the tenant may see it. Returns the unsubscribe. */
-  async subscribeUpload(tenantId: string, uploadId: string, subscriber: UploadSubscriber): Promise<() => void> {
-    let topic = this.topics.get(uploadId);
+  /**
+   * Subscribes to one upload's updates if `tenantId` can see it; resolves to the unsubscribe, or null
+   * (nothing subscribed, no topic created) for an unknown upload or another tenant's. Throws when the
+   * hub is closed or the LISTEN connection cannot be opened.
+   */
+  async subscribeUpload(tenantId: string, uploadId: string, subscriber: UploadSubscriber): Promise<(() => void) | null> {
+    if (this.closed) throw new Error('live hub is closed');
+    if (!(await isUploadVisible(this.opts.db, tenantId, uploadId))) return null;
+    const key = topicKey(tenantId, uploadId);
+    let topic = this.topics.get(key);
     if (!topic) {
-      topic = { tenantId, subscribers: new Set(), chain: Promise.resolve() };
-      this.topics.set(uploadId, topic);
+      topic = { tenantId, uploadId, subscribers: new Set(), chain: Promise.resolve() };
+      this.topics.set(key, topic);
     }
     topic.subscribers.add(subscriber);
     const unsubscribe = () => {
-      const current = this.topics.get(uploadId);
+      const current = this.topics.get(key);
       if (!current?.subscribers.delete(subscriber)) return;
-      if (current.subscribers.size === 0) this.topics.delete(uploadId);
+      if (current.subscribers.size === 0) this.topics.delete(key);
     };
     return this.afterListening(unsubscribe);
   }
@@ -82,6 +98,11 @@ export class LiveHub {
       if (current.size === 0) this.feeds.delete(tenantId);
     };
     return this.afterListening(unsubscribe);
+  }
+
+  /** Upload topics held (one per tenant and upload with subscribers). */
+  get topicCount(): number {
+    return this.topics.size;
   }
 
   get subscriberCount(): number {
@@ -163,9 +184,9 @@ export class LiveHub {
     const { statusChanged, progressDue, rowsPerSecond } = this.tracker.classify(event, Date.now());
     if (!statusChanged && !progressDue) return;
     this.publishToFeed(event, rowsPerSecond);
-    const topic = this.topics.get(event.uploadId);
+    const topic = this.topics.get(topicKey(event.tenantId, event.uploadId));
     if (!topic) return;
-    if (statusChanged) this.publishStatus(event.uploadId, topic);
+    if (statusChanged) this.publishStatus(topic);
     if (progressDue) this.publishProgress(topic, event, rowsPerSecond);
   }
 
@@ -177,9 +198,9 @@ export class LiveHub {
   }
 
   /** Reads the status body once for all of the upload's subscribers. */
-  private publishStatus(uploadId: string, topic: Topic): void {
+  private publishStatus(topic: Topic): void {
     this.enqueue(topic, async () => {
-      const body = await loadStatusBody(this.opts, topic.tenantId, uploadId);
+      const body = await loadStatusBody(this.opts, topic.tenantId, topic.uploadId);
       if (!body) return; // deleted meanwhile
       for (const s of [...topic.subscribers]) s.update({ kind: 'status', body });
     });
@@ -201,13 +222,13 @@ export class LiveHub {
    * state instead — each upload's status (and its counts), and each feed the uploads that changed.
    */
   private async resync(outageMs: number): Promise<void> {
-    for (const [uploadId, topic] of this.topics) {
+    for (const topic of this.topics.values()) {
       this.enqueue(topic, async () => {
-        const body = await loadStatusBody(this.opts, topic.tenantId, uploadId);
+        const body = await loadStatusBody(this.opts, topic.tenantId, topic.uploadId);
         if (!body) return;
         for (const s of [...topic.subscribers]) s.update({ kind: 'status', body });
         if (body.status !== 'processing') return;
-        const progress = toProgressData(body, this.tracker.rateOf(uploadId));
+        const progress = toProgressData(body, this.tracker.rateOf(topic.uploadId));
         for (const s of [...topic.subscribers]) s.update({ kind: 'progress', attempt: body.attempt, data: progress });
       });
     }

@@ -84,8 +84,31 @@ describe('LiveHub', () => {
     expect(watcher.heartbeats).toBeGreaterThan(5);
     expect(feed.heartbeats).toBeGreaterThan(5);
 
-    for (const u of unsubscribe) u();
+    for (const u of unsubscribe) u!();
     expect(hub.subscriberCount).toBe(0);
+  });
+
+  it("keys topics by tenant and upload: another tenant cannot subscribe to an upload, nor take the owner's updates", async () => {
+    const owner = await t.newTenantKey();
+    const other = await t.newTenantKey();
+    const id = await insertIdleUpload(t, owner.tenantId);
+    const foreign = uploadSubscriber();
+    const watcher = uploadSubscriber();
+    const topicsBefore = hub.topicCount;
+
+    // Asked first by the other tenant: refused, and nothing is held for it.
+    expect(await hub.subscribeUpload(other.tenantId, id, foreign.subscriber)).toBeNull();
+    expect(await hub.subscribeUpload(other.tenantId, crypto.randomUUID(), foreign.subscriber)).toBeNull();
+    expect(hub.topicCount).toBe(topicsBefore);
+    const unsubscribe = await hub.subscribeUpload(owner.tenantId, id, watcher.subscriber);
+    expect(hub.topicCount).toBe(topicsBefore + 1);
+
+    await t.pool.query(`UPDATE uploads SET status = 'completed', attempt = 1, completed_at = now() WHERE id = $1`, [id]);
+    await notifyUpload(t.pool, id);
+    await expect.poll(() => watcher.updates.some((u) => u.kind === 'status' && u.body.status === 'completed')).toBe(true);
+    expect(foreign.updates).toEqual([]);
+    unsubscribe!();
+    expect(hub.topicCount).toBe(topicsBefore);
   });
 
   it('ignores payloads that are not upload events', async () => {

@@ -57,7 +57,13 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
       const uploadId = uploadIdParam(request);
       const session = new UploadSession(hub.nextEventId);
       whenClientGone(request, reply, () => session.closed());
-      session.whenEnded(await hub.subscribeUpload(tenantId, uploadId, session));
+      // The hub checks the tenant can see the upload before it subscribes: a foreign id never opens a topic.
+      const unsubscribe = await hub.subscribeUpload(tenantId, uploadId, session);
+      if (!unsubscribe) {
+        session.closed();
+        throw new AppError('not_found', 'upload not found');
+      }
+      session.whenEnded(unsubscribe);
       const snapshot = await loadStatusBody(deps, tenantId, uploadId).catch((err: unknown) => {
         session.closed();
         throw err;
@@ -127,9 +133,11 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
       const session = new UploadSession(hub.nextEventId);
       socket.once('close', () => session.closed());
       socket.on('error', () => socket.terminate());
-      session.whenEnded(await hub.subscribeUpload(tenantId, uploadId, session));
-      const snapshot = await loadStatusBody(deps, tenantId, uploadId);
+      const unsubscribe = await hub.subscribeUpload(tenantId, uploadId, session);
+      if (unsubscribe) session.whenEnded(unsubscribe);
+      const snapshot = unsubscribe ? await loadStatusBody(deps, tenantId, uploadId) : undefined;
       if (!snapshot) {
+        session.closed();
         socket.close(4404, 'upload not found'); // deleted since the check above
         return;
       }
