@@ -16,6 +16,8 @@ import {
   type UploadEvent,
 } from './events.ts';
 import { openListenConnection, type ListenConnection } from '../db/listen-connection.ts';
+import type { StreamAccess } from './access.ts';
+import { AccessWatch, type AccessCheckReport } from './access-watch.ts';
 import { isUploadVisible, loadStatusBody, recentUploadEvents } from './live.repository.ts';
 import type { FeedSubscriber, UploadSubscriber } from './sessions.ts';
 
@@ -25,6 +27,7 @@ export interface LiveHubOptions {
   logger: Logger;
   /** where to LISTEN; defaults to the pool's own connection settings */
   databaseUrl?: string;
+  /** heartbeat period, and the period of the access re-check of every open stream (default 15 000) */
   heartbeatMs?: number;
   /** progress ticks closer together than this (database clock) are not passed on */
   progressMinIntervalMs?: number;
@@ -36,6 +39,14 @@ interface Topic {
   subscribers: Set<UploadSubscriber>;
   /** an upload's updates are delivered in order, although status bodies are read asynchronously */
   chain: Promise<void>;
+}
+
+/** Tuning of the live routes (defaults are the production values; tests shorten them). */
+export interface LiveOptions {
+  /** heartbeat and access re-check period, ms (default 15 000) */
+  heartbeatMs?: number;
+  /** lifetime of a token from POST /auth/token, seconds (default 300) */
+  accessTokenTtlSeconds?: number;
 }
 
 /** Rows of catch-up per reconnect, at most: a dashboard re-reads the list if it needs more. */
@@ -55,6 +66,7 @@ export class LiveHub {
   private readonly topics = new Map<string, Topic>();
   private readonly feeds = new Map<string, Set<FeedSubscriber>>();
   private readonly tracker: ProgressTracker;
+  private readonly access: AccessWatch;
   private readonly log: Logger;
   private listening: Promise<ListenConnection> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -63,15 +75,18 @@ export class LiveHub {
   constructor(private readonly opts: LiveHubOptions) {
     this.tracker = new ProgressTracker(opts.progressMinIntervalMs ?? 900);
     this.log = opts.logger.child({ component: 'live-hub' });
+    this.access = new AccessWatch(opts.db, this.log);
   }
 
   /**
-   * Subscribes to one upload's updates if `tenantId` can see it; resolves to the unsubscribe, or null
-   * (nothing subscribed, no topic created) for an unknown upload or another tenant's. Throws when the
-   * hub is closed or the LISTEN connection cannot be opened.
+   * Subscribes to one upload's updates if the tenant of `access` can see it; resolves to the
+   * unsubscribe, or null (nothing subscribed, no topic created) for an unknown upload or another
+   * tenant's. The subscriber is revoked when its access ends (see AccessWatch). Throws when the hub is
+   * closed or the LISTEN connection cannot be opened.
    */
-  async subscribeUpload(tenantId: string, uploadId: string, subscriber: UploadSubscriber): Promise<(() => void) | null> {
+  async subscribeUpload(access: StreamAccess, uploadId: string, subscriber: UploadSubscriber): Promise<(() => void) | null> {
     if (this.closed) throw new Error('live hub is closed');
+    const { tenantId } = access;
     if (!(await isUploadVisible(this.opts.db, tenantId, uploadId))) return null;
     const key = topicKey(tenantId, uploadId);
     let topic = this.topics.get(key);
@@ -80,7 +95,9 @@ export class LiveHub {
       this.topics.set(key, topic);
     }
     topic.subscribers.add(subscriber);
+    this.access.add(subscriber, access, uploadId);
     const unsubscribe = () => {
+      this.access.remove(subscriber);
       const current = this.topics.get(key);
       if (!current?.subscribers.delete(subscriber)) return;
       if (current.subscribers.size === 0) this.topics.delete(key);
@@ -88,16 +105,30 @@ export class LiveHub {
     return this.afterListening(unsubscribe);
   }
 
-  async subscribeTenant(tenantId: string, subscriber: FeedSubscriber): Promise<() => void> {
+  /** Subscribes to every upload event of the tenant of `access`, until its access ends; resolves to the unsubscribe. */
+  async subscribeTenant(access: StreamAccess, subscriber: FeedSubscriber): Promise<() => void> {
+    const { tenantId } = access;
     let set = this.feeds.get(tenantId);
     if (!set) this.feeds.set(tenantId, (set = new Set()));
     set.add(subscriber);
+    this.access.add(subscriber, access, null);
     const unsubscribe = () => {
+      this.access.remove(subscriber);
       const current = this.feeds.get(tenantId);
       if (!current?.delete(subscriber)) return;
       if (current.size === 0) this.feeds.delete(tenantId);
     };
     return this.afterListening(unsubscribe);
+  }
+
+  /** Re-checks every open stream's access now (one query); the heartbeat does this periodically. */
+  checkAccess(): Promise<void> {
+    return this.access.check();
+  }
+
+  /** Access checks run so far, and what the last one looked at and took. */
+  get accessChecks(): { checks: number; last: AccessCheckReport | null } {
+    return { checks: this.access.checks, last: this.access.lastCheck };
   }
 
   /** Upload topics held (one per tenant and upload with subscribers). */
@@ -171,6 +202,7 @@ export class LiveHub {
   private tick(connection: ListenConnection): void {
     for (const topic of this.topics.values()) for (const s of topic.subscribers) s.heartbeat();
     for (const set of this.feeds.values()) for (const s of set) s.heartbeat();
+    void this.access.check();
     this.tracker.prune(Date.now(), TRACK_IDLE_MS);
     void connection.ping();
   }

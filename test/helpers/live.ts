@@ -3,6 +3,10 @@
 // job ever runs them).
 import http from 'node:http';
 import WebSocket from 'ws';
+import { buildApp } from '../../src/http/app.ts';
+import type { StreamAccess } from '../../src/live/access.ts';
+import type { LiveOptions } from '../../src/live/hub.ts';
+import { findApiKey } from '../../src/tenants/tenants.repository.ts';
 import type { TestEnv } from './env.ts';
 
 /** An upload row with no job: it stays `uploaded`, so a stream of it stays open. */
@@ -14,6 +18,28 @@ export async function insertIdleUpload(t: TestEnv, tenantId: string): Promise<st
     [id, tenantId],
   );
   return id;
+}
+
+/** The real app on a real loopback socket, with the live routes tuned (a short heartbeat, token lifetime). */
+export async function startLiveApi(t: TestEnv, live: LiveOptions) {
+  const app = await buildApp({ config: t.config, db: t.db, pool: t.pool, store: t.store, logger: t.logger, live });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no address');
+  return { app, url: `http://127.0.0.1:${address.port}`, close: () => app.close() };
+}
+
+/** What an API key grants a live stream (as the auth hook records it), for subscribing to a hub directly. */
+export async function keyAccess(t: TestEnv, key: string): Promise<StreamAccess> {
+  const found = await findApiKey(t.db, key);
+  if (!found) throw new Error('no such key');
+  return { tenantId: found.tenant.id, apiKeyId: found.apiKeyId, token: null };
+}
+
+/** A tenant, its key, and what the key grants a live stream. */
+export async function newTenantAccess(t: TestEnv): Promise<{ tenantId: string; key: string; access: StreamAccess }> {
+  const tenant = await t.newTenantKey();
+  return { ...tenant, access: await keyAccess(t, tenant.key) };
 }
 
 export interface SseEvent {

@@ -1,5 +1,6 @@
 // Live progress: an upload's events over SSE and WebSocket, and the tenant-wide SSE feed. All fed by
-// the process's one LISTEN connection (src/live/hub.ts); the tenant is checked before a stream starts.
+// the process's one LISTEN connection (src/live/hub.ts); the tenant is checked before a stream starts,
+// and the key or token that opened it for as long as it stays open (src/live/access-watch.ts).
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors.ts';
@@ -7,6 +8,7 @@ import type { LiveHub } from '../../live/hub.ts';
 import { loadStatusBody } from '../../live/live.repository.ts';
 import { FeedSession, UploadSession } from '../../live/sessions.ts';
 import { openSse } from '../../live/sse.ts';
+import { recordStreamEnd } from '../../live/stream-ends.ts';
 import { wsSink } from '../../live/ws.ts';
 import { findUpload } from '../../uploads/uploads.repository.ts';
 import type { AppDeps } from '../app.ts';
@@ -58,7 +60,7 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
       const session = new UploadSession(hub.nextEventId);
       whenClientGone(request, reply, () => session.closed());
       // The hub checks the tenant can see the upload before it subscribes: a foreign id never opens a topic.
-      const unsubscribe = await hub.subscribeUpload(tenantId, uploadId, session);
+      const unsubscribe = await hub.subscribeUpload(request.access, uploadId, session);
       if (!unsubscribe) {
         session.closed();
         throw new AppError('not_found', 'upload not found');
@@ -72,8 +74,7 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
         session.closed();
         throw new AppError('not_found', 'upload not found');
       }
-      const startedAt = Date.now();
-      session.whenEnded(() => request.log.info({ durationMs: Date.now() - startedAt }, 'live stream ended'));
+      recordStreamEnd(session, 'sse', request.log);
       session.start(openSse(reply), snapshot, Boolean(request.headers['last-event-id']));
       return reply;
     },
@@ -97,7 +98,8 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
     async (request, reply) => {
       const session = new FeedSession(hub.nextEventId);
       whenClientGone(request, reply, () => session.closed());
-      session.whenEnded(await hub.subscribeTenant(request.tenant.id, session));
+      session.whenEnded(await hub.subscribeTenant(request.access, session));
+      recordStreamEnd(session, 'feed', request.log);
       session.start(openSse(reply));
       return reply;
     },
@@ -133,7 +135,7 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
       const session = new UploadSession(hub.nextEventId);
       socket.once('close', () => session.closed());
       socket.on('error', () => socket.terminate());
-      const unsubscribe = await hub.subscribeUpload(tenantId, uploadId, session);
+      const unsubscribe = await hub.subscribeUpload(request.access, uploadId, session);
       if (unsubscribe) session.whenEnded(unsubscribe);
       const snapshot = unsubscribe ? await loadStatusBody(deps, tenantId, uploadId) : undefined;
       if (!snapshot) {
@@ -141,6 +143,7 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
         socket.close(4404, 'upload not found'); // deleted since the check above
         return;
       }
+      recordStreamEnd(session, 'ws', request.log);
       session.start(wsSink(socket), snapshot, false);
     },
   });
