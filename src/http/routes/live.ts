@@ -30,6 +30,10 @@ const ResumeHeaders = Type.Object({
     Type.String({ description: 'sent by EventSource on reconnect; after the end of the upload, `done` is sent at once' }),
   ),
 });
+const ACCESS_ENDS =
+  'Access is re-checked while the stream is open: when the API key is revoked (checked every heartbeat), the ' +
+  '`?token=` expires (at once), or the upload is deleted, a last `error` event `{ error: { code, message } }` ' +
+  '(`key_revoked`, `token_expired`, `not_found`) says why and the stream ends.';
 const eventStream = (description: string) => ({
   description,
   content: { 'text/event-stream': { schema: Type.String() } },
@@ -47,7 +51,8 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
         summary: "An upload's live progress (Server-Sent Events: status, progress, done)",
         description:
           'Sends `status` (the GET /uploads/:id body) at once and on every status change, `progress` at most ' +
-          'about once a second, then `done` (the final body) and closes. Heartbeat comments every 15 s.',
+          'about once a second, then `done` (the final body) and closes. Heartbeat comments every 15 s. ' +
+          ACCESS_ENDS,
         params: UploadIdParams,
         querystring: TokenQuery,
         headers: ResumeHeaders,
@@ -89,8 +94,9 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
         summary: "Every upload event of the caller's tenant (Server-Sent Events: upload)",
         description:
           'One `upload` event per status change and progress tick (at most about once a second per upload): ' +
-          'the upload_events payload plus `progress` and `rowsPerSecond`. Never ends by itself; heartbeat ' +
-          'comments every 15 s.',
+          'the upload_events payload plus `progress` and `rowsPerSecond`. Never ends by itself (but see below); ' +
+          'heartbeat comments every 15 s. ' +
+          ACCESS_ENDS,
         querystring: TokenQuery,
         response: { 200: eventStream('an endless event stream'), ...errors(401) },
       },
@@ -115,7 +121,9 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
       summary: "An upload's live progress over WebSocket (messages { event, id, data })",
       description:
         'The same events as GET /uploads/:id/events, as JSON messages `{ "event", "id", "data" }`; closed with ' +
-        'code 1000 after `done`. A request without a WebSocket upgrade is a 400.',
+        'code 1000 after `done`. A request without a WebSocket upgrade is a 400. When access ends, an `error` ' +
+        'message `{ error: { code } }`, then close code 4401 (`key_revoked`, `token_expired`) or 4404 ' +
+        '(`not_found`), the code as the close reason.',
       params: UploadIdParams,
       querystring: TokenQuery,
       response: { 101: { description: 'switching to the WebSocket protocol' }, ...errors(400, 401, 404) },
