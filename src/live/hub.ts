@@ -233,9 +233,14 @@ export class LiveHub {
   private publishStatus(topic: Topic): void {
     this.enqueue(topic, async () => {
       const body = await loadStatusBody(this.opts, topic.tenantId, topic.uploadId);
-      if (!body) return; // deleted meanwhile
+      if (!body) return this.uploadGone(topic);
       for (const s of [...topic.subscribers]) s.update({ kind: 'status', body });
     });
+  }
+
+  /** The status read found the upload gone (deleted): its streams end now rather than at the next access check. */
+  private uploadGone(topic: Topic): void {
+    for (const s of [...topic.subscribers]) s.revoke('not_found');
   }
 
   private publishProgress(topic: Topic, event: UploadEvent, rowsPerSecond: number): void {
@@ -257,7 +262,7 @@ export class LiveHub {
     for (const topic of this.topics.values()) {
       this.enqueue(topic, async () => {
         const body = await loadStatusBody(this.opts, topic.tenantId, topic.uploadId);
-        if (!body) return;
+        if (!body) return this.uploadGone(topic);
         for (const s of [...topic.subscribers]) s.update({ kind: 'status', body });
         if (body.status !== 'processing') return;
         const progress = toProgressData(body, this.tracker.rateOf(topic.uploadId));

@@ -119,6 +119,20 @@ describe('LiveHub', () => {
     expect(hub.topicCount).toBe(topicsBefore);
   });
 
+  it('ends the streams of an upload found gone when its news is read, without waiting for an access check', async () => {
+    const own = new LiveHub({ db: t.db, pool: t.pool, logger: t.logger, heartbeatMs: 60_000 });
+    const { tenantId, access } = await newTenantAccess(t);
+    const id = await insertIdleUpload(t, tenantId);
+    const watcher = uploadSubscriber();
+    await own.subscribeUpload(access, id, watcher.subscriber);
+    await t.pool.query('DELETE FROM uploads WHERE id = $1', [id]);
+    const news = { uploadId: id, tenantId, status: 'processing', attempt: 1, rowsProcessed: 0, rowsFailed: 0, bytesProcessed: 0, sizeBytes: 100, error: null, at: new Date().toISOString() };
+    await t.pool.query(`SELECT pg_notify('upload_events', $1)`, [JSON.stringify(news)]);
+    await expect.poll(() => watcher.revoked).toEqual(['not_found']);
+    expect(own.accessChecks.checks).toBe(0);
+    await own.close();
+  });
+
   it('ignores payloads that are not upload events', async () => {
     const { tenantId, access } = await newTenantAccess(t);
     const feed = feedSubscriber();
