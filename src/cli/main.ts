@@ -7,6 +7,7 @@ import { createLogger } from '../logger.ts';
 import type { DatabaseRuntime } from '../runtime.ts';
 import { MigrationHistoryError } from '../db/migration-plan.ts';
 import { StartupError } from '../startup-error.ts';
+import { revokeKeyCommand } from './keys.ts';
 import { TENANTS_USAGE, tenantsCommand } from './tenants.ts';
 import { CLIENT_COMMANDS, CLIENT_USAGE } from './commands/index.ts';
 import { generateCommand, GENERATE_USAGE } from './commands/generate.ts';
@@ -16,6 +17,7 @@ const USAGE = `usage: stream-api <command>
   serve [--role all|api|worker|dispatcher]   run the service (default role: all)
   migrate                                    apply database migrations and exit
   keys create --tenant NAME                  create an API key (and the tenant if needed); prints only the key
+  keys revoke KEY                            revoke an API key, its tokens and the live streams they opened
 ${TENANTS_USAGE}${GENERATE_USAGE}${CLIENT_USAGE}`;
 
 const ROLES: readonly Role[] = ['all', 'api', 'worker', 'dispatcher'];
@@ -83,8 +85,9 @@ async function serveCommand(args: string[]): Promise<number> {
 
 async function keysCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === 'revoke' && rest.length === 1) return revokeKeyCommand(rest[0]!, withRuntime);
   if (sub !== 'create') {
-    process.stderr.write(`usage: stream-api keys create --tenant NAME\n`);
+    process.stderr.write(`usage: stream-api keys create --tenant NAME | keys revoke KEY\n`);
     return 2;
   }
   const { values } = parseArgs({ args: rest, options: { tenant: { type: 'string' } } });

@@ -9,7 +9,7 @@ import type pg from 'pg';
 import type { Config } from '../config.ts';
 import type { DB } from '../db/schema.ts';
 import { AppError, errorBody, errorTable } from '../errors.ts';
-import { LiveHub } from '../live/hub.ts';
+import { LiveHub, type LiveOptions } from '../live/hub.ts';
 import type { Logger } from '../logger.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { requireApiKey } from './auth.ts';
@@ -28,6 +28,8 @@ export interface AppDeps {
   pool: pg.Pool;
   store: ObjectStore;
   logger: Logger;
+  /** live routes' heartbeat and token lifetime (tests shorten them; the defaults are production's) */
+  live?: LiveOptions;
 }
 
 /** `beforeRoutes` lets a caller hook in before any route is registered (tests list routes with it). */
@@ -54,7 +56,7 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
   // Live progress: WebSocket upgrades (registered before any route, so it sees them all), and the
   // process's one LISTEN connection. Open streams end before the server closes (it waits for them).
   await app.register(websocket, { options: { maxPayload: 4096 } });
-  const liveHub = new LiveHub({ db: deps.db, pool: deps.pool, logger: deps.logger });
+  const liveHub = new LiveHub({ db: deps.db, pool: deps.pool, logger: deps.logger, heartbeatMs: deps.live?.heartbeatMs });
   app.decorate('liveHub', liveHub);
   app.addHook('preClose', async () => liveHub.shutdownSessions());
   app.addHook('onClose', () => liveHub.close());

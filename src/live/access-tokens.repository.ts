@@ -30,15 +30,27 @@ export async function createAccessToken(
   return row ? { token, expiresAt: row.expires_at } : null;
 }
 
-export async function findTenantByAccessToken(db: Kysely<DB>, token: string): Promise<Tenant | undefined> {
+/** What a valid token grants: its tenant, the key that minted it, and how long it has left. */
+export interface TokenAccess {
+  tenant: Tenant;
+  apiKeyId: string;
+  tokenHash: Buffer;
+  /** time left, by the database clock (so this process's clock may differ from the database's) */
+  expiresInMs: number;
+}
+
+/** A token's grant while it is unexpired and its key unrevoked; undefined otherwise. */
+export async function findAccessToken(db: Kysely<DB>, token: string): Promise<TokenAccess | undefined> {
   if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return undefined;
-  const { rows } = await sql<Tenant>`
-    SELECT t.id, t.name
+  const tokenHash = hashToken(token);
+  const { rows } = await sql<{ id: string; name: string; api_key_id: string; expires_in_ms: number }>`
+    SELECT t.id, t.name, a.api_key_id, (extract(epoch FROM a.expires_at - now()) * 1000)::float8 AS expires_in_ms
       FROM access_tokens a
       JOIN api_keys k ON k.id = a.api_key_id
       JOIN tenants t ON t.id = a.tenant_id
-     WHERE a.token_hash = ${hashToken(token)} AND a.expires_at > now() AND k.revoked_at IS NULL`.execute(db);
-  return rows[0];
+     WHERE a.token_hash = ${tokenHash} AND a.expires_at > now() AND k.revoked_at IS NULL`.execute(db);
+  const row = rows[0];
+  return row && { tenant: { id: row.id, name: row.name }, apiKeyId: row.api_key_id, tokenHash, expiresInMs: row.expires_in_ms };
 }
 
 /** Deletes a batch of expired tokens; called opportunistically, so the table never grows unbounded. */

@@ -1,6 +1,7 @@
 // The live hub: ONE `LISTEN upload_events` connection per API process, fanned out in memory to the
-// subscribers of an upload (by uploadId) and of a tenant's feed (by tenantId). A client costs a map
-// entry, never a database connection; it is removed when the client goes away.
+// subscribers of an upload (by tenant and upload: a topic is only ever created for a tenant that can
+// see the upload) and of a tenant's feed (by tenantId). A client costs a map entry, never a database
+// connection; it is removed when the client goes away.
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { DB } from '../db/schema.ts';
@@ -15,7 +16,9 @@ import {
   type UploadEvent,
 } from './events.ts';
 import { openListenConnection, type ListenConnection } from '../db/listen-connection.ts';
-import { loadStatusBody, recentUploadEvents } from './live.repository.ts';
+import type { StreamAccess } from './access.ts';
+import { AccessWatch, type AccessCheckReport } from './access-watch.ts';
+import { isUploadVisible, loadStatusBody, recentUploadEvents } from './live.repository.ts';
 import type { FeedSubscriber, UploadSubscriber } from './sessions.ts';
 
 export interface LiveHubOptions {
@@ -24,6 +27,7 @@ export interface LiveHubOptions {
   logger: Logger;
   /** where to LISTEN; defaults to the pool's own connection settings */
   databaseUrl?: string;
+  /** heartbeat period, and the period of the access re-check of every open stream (default 15 000) */
   heartbeatMs?: number;
   /** progress ticks closer together than this (database clock) are not passed on */
   progressMinIntervalMs?: number;
@@ -31,9 +35,18 @@ export interface LiveHubOptions {
 
 interface Topic {
   tenantId: string;
+  uploadId: string;
   subscribers: Set<UploadSubscriber>;
   /** an upload's updates are delivered in order, although status bodies are read asynchronously */
   chain: Promise<void>;
+}
+
+/** Tuning of the live routes (defaults are the production values; tests shorten them). */
+export interface LiveOptions {
+  /** heartbeat and access re-check period, ms (default 15 000) */
+  heartbeatMs?: number;
+  /** lifetime of a token from POST /auth/token, seconds (default 300) */
+  accessTokenTtlSeconds?: number;
 }
 
 /** Rows of catch-up per reconnect, at most: a dashboard re-reads the list if it needs more. */
@@ -41,11 +54,19 @@ const RESYNC_LIMIT = 1000;
 /** Forget an upload's progress state after this long without news. */
 const TRACK_IDLE_MS = 10 * 60_000;
 
+/**
+ * Topics are keyed by tenant AND upload: the tenant whose status reads feed a topic is part of its
+ * identity, never taken from whoever subscribed first. (Upload ids are unique, so the owner's key is
+ * the only one a NOTIFY payload — which carries the owner's tenant — can ever reach.)
+ */
+const topicKey = (tenantId: string, uploadId: string): string => `${tenantId}/${uploadId}`;
+
 export class LiveHub {
   readonly nextEventId = createEventIds();
   private readonly topics = new Map<string, Topic>();
   private readonly feeds = new Map<string, Set<FeedSubscriber>>();
   private readonly tracker: ProgressTracker;
+  private readonly access: AccessWatch;
   private readonly log: Logger;
   private listening: Promise<ListenConnection> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -54,34 +75,65 @@ export class LiveHub {
   constructor(private readonly opts: LiveHubOptions) {
     this.tracker = new ProgressTracker(opts.progressMinIntervalMs ?? 900);
     this.log = opts.logger.child({ component: 'live-hub' });
+    this.access = new AccessWatch(opts.db, this.log);
   }
 
-  /** Subscribers of one upload; the caller has checked the tenant may see it. Returns the unsubscribe. */
-  async subscribeUpload(tenantId: string, uploadId: string, subscriber: UploadSubscriber): Promise<() => void> {
-    let topic = this.topics.get(uploadId);
+  /**
+   * Subscribes to one upload's updates if the tenant of `access` can see it; resolves to the
+   * unsubscribe, or null (nothing subscribed, no topic created) for an unknown upload or another
+   * tenant's. The subscriber is revoked when its access ends (see AccessWatch). Throws when the hub is
+   * closed or the LISTEN connection cannot be opened.
+   */
+  async subscribeUpload(access: StreamAccess, uploadId: string, subscriber: UploadSubscriber): Promise<(() => void) | null> {
+    if (this.closed) throw new Error('live hub is closed');
+    const { tenantId } = access;
+    if (!(await isUploadVisible(this.opts.db, tenantId, uploadId))) return null;
+    const key = topicKey(tenantId, uploadId);
+    let topic = this.topics.get(key);
     if (!topic) {
-      topic = { tenantId, subscribers: new Set(), chain: Promise.resolve() };
-      this.topics.set(uploadId, topic);
+      topic = { tenantId, uploadId, subscribers: new Set(), chain: Promise.resolve() };
+      this.topics.set(key, topic);
     }
     topic.subscribers.add(subscriber);
+    this.access.add(subscriber, access, uploadId);
     const unsubscribe = () => {
-      const current = this.topics.get(uploadId);
+      this.access.remove(subscriber);
+      const current = this.topics.get(key);
       if (!current?.subscribers.delete(subscriber)) return;
-      if (current.subscribers.size === 0) this.topics.delete(uploadId);
+      if (current.subscribers.size === 0) this.topics.delete(key);
     };
     return this.afterListening(unsubscribe);
   }
 
-  async subscribeTenant(tenantId: string, subscriber: FeedSubscriber): Promise<() => void> {
+  /** Subscribes to every upload event of the tenant of `access`, until its access ends; resolves to the unsubscribe. */
+  async subscribeTenant(access: StreamAccess, subscriber: FeedSubscriber): Promise<() => void> {
+    const { tenantId } = access;
     let set = this.feeds.get(tenantId);
     if (!set) this.feeds.set(tenantId, (set = new Set()));
     set.add(subscriber);
+    this.access.add(subscriber, access, null);
     const unsubscribe = () => {
+      this.access.remove(subscriber);
       const current = this.feeds.get(tenantId);
       if (!current?.delete(subscriber)) return;
       if (current.size === 0) this.feeds.delete(tenantId);
     };
     return this.afterListening(unsubscribe);
+  }
+
+  /** Re-checks every open stream's access now (one query); the heartbeat does this periodically. */
+  checkAccess(): Promise<void> {
+    return this.access.check();
+  }
+
+  /** Access checks run so far, and what the last one looked at and took. */
+  get accessChecks(): { checks: number; last: AccessCheckReport | null } {
+    return { checks: this.access.checks, last: this.access.lastCheck };
+  }
+
+  /** Upload topics held (one per tenant and upload with subscribers). */
+  get topicCount(): number {
+    return this.topics.size;
   }
 
   get subscriberCount(): number {
@@ -150,6 +202,7 @@ export class LiveHub {
   private tick(connection: ListenConnection): void {
     for (const topic of this.topics.values()) for (const s of topic.subscribers) s.heartbeat();
     for (const set of this.feeds.values()) for (const s of set) s.heartbeat();
+    void this.access.check();
     this.tracker.prune(Date.now(), TRACK_IDLE_MS);
     void connection.ping();
   }
@@ -163,9 +216,9 @@ export class LiveHub {
     const { statusChanged, progressDue, rowsPerSecond } = this.tracker.classify(event, Date.now());
     if (!statusChanged && !progressDue) return;
     this.publishToFeed(event, rowsPerSecond);
-    const topic = this.topics.get(event.uploadId);
+    const topic = this.topics.get(topicKey(event.tenantId, event.uploadId));
     if (!topic) return;
-    if (statusChanged) this.publishStatus(event.uploadId, topic);
+    if (statusChanged) this.publishStatus(topic);
     if (progressDue) this.publishProgress(topic, event, rowsPerSecond);
   }
 
@@ -177,12 +230,17 @@ export class LiveHub {
   }
 
   /** Reads the status body once for all of the upload's subscribers. */
-  private publishStatus(uploadId: string, topic: Topic): void {
+  private publishStatus(topic: Topic): void {
     this.enqueue(topic, async () => {
-      const body = await loadStatusBody(this.opts, topic.tenantId, uploadId);
-      if (!body) return; // deleted meanwhile
+      const body = await loadStatusBody(this.opts, topic.tenantId, topic.uploadId);
+      if (!body) return this.uploadGone(topic);
       for (const s of [...topic.subscribers]) s.update({ kind: 'status', body });
     });
+  }
+
+  /** The status read found the upload gone (deleted): its streams end now rather than at the next access check. */
+  private uploadGone(topic: Topic): void {
+    for (const s of [...topic.subscribers]) s.revoke('not_found');
   }
 
   private publishProgress(topic: Topic, event: UploadEvent, rowsPerSecond: number): void {
@@ -201,13 +259,13 @@ export class LiveHub {
    * state instead — each upload's status (and its counts), and each feed the uploads that changed.
    */
   private async resync(outageMs: number): Promise<void> {
-    for (const [uploadId, topic] of this.topics) {
+    for (const topic of this.topics.values()) {
       this.enqueue(topic, async () => {
-        const body = await loadStatusBody(this.opts, topic.tenantId, uploadId);
-        if (!body) return;
+        const body = await loadStatusBody(this.opts, topic.tenantId, topic.uploadId);
+        if (!body) return this.uploadGone(topic);
         for (const s of [...topic.subscribers]) s.update({ kind: 'status', body });
         if (body.status !== 'processing') return;
-        const progress = toProgressData(body, this.tracker.rateOf(uploadId));
+        const progress = toProgressData(body, this.tracker.rateOf(topic.uploadId));
         for (const s of [...topic.subscribers]) s.update({ kind: 'progress', attempt: body.attempt, data: progress });
       });
     }

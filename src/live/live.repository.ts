@@ -15,6 +15,17 @@ export interface LiveReadDeps {
   pool: pg.Pool;
 }
 
+/** Whether the tenant can see the upload (it exists and is the tenant's): checked before any subscription. */
+export async function isUploadVisible(db: Kysely<DB>, tenantId: string, uploadId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('uploads')
+    .select('id')
+    .where('id', '=', uploadId)
+    .where('tenant_id', '=', tenantId)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 /** The body of GET /uploads/:id, or undefined when the tenant cannot see the upload. */
 export async function loadStatusBody(deps: LiveReadDeps, tenantId: string, uploadId: string): Promise<StatusBody | undefined> {
   const row = await findUpload(deps.db, tenantId, uploadId);

@@ -1,16 +1,22 @@
 // One client's stream, whatever the transport (SSE or WebSocket): what to send, what to skip, when
 // to end. No I/O: the transport is a LiveSink.
+import { errorBody } from '../errors.ts';
+import { ACCESS_LOST, isAccessLost, type AccessLost, type EndReason } from './access.ts';
+import type { Revocable } from './access-watch.ts';
 import { isFinalStatus, type FeedData, type ProgressData } from './events.ts';
 import type { StatusBody } from './live.repository.ts';
 
-export type UploadEventName = 'status' | 'progress' | 'done';
+export type UploadEventName = 'status' | 'progress' | 'done' | 'error';
 
 export interface LiveSink {
   send(event: string, id: string, data: unknown): void;
   /** keeps proxies from timing the connection out, and finds dead peers */
   heartbeat(): void;
-  /** `done`: the stream is complete; `shutdown`: the server is going away (clients should reconnect) */
-  end(reason: 'done' | 'shutdown'): void;
+  /**
+   * `done`: the stream is complete; `shutdown`: the server is going away (clients should reconnect);
+   * an access code: access ended (an `error` event saying so was sent just before).
+   */
+  end(reason: 'done' | 'shutdown' | AccessLost): void;
 }
 
 /** What the hub hands to an upload's subscribers. A final status body ends the stream as `done`. */
@@ -18,23 +24,26 @@ export type UploadUpdate =
   | { kind: 'status'; body: StatusBody }
   | { kind: 'progress'; attempt: number; data: ProgressData };
 
-export interface UploadSubscriber {
+export interface UploadSubscriber extends Revocable {
   update(update: UploadUpdate): void;
   heartbeat(): void;
   shutdown(): void;
 }
 
-export interface FeedSubscriber {
+export interface FeedSubscriber extends Revocable {
   feed(data: FeedData): void;
   heartbeat(): void;
   shutdown(): void;
 }
 
-/** What every session shares: ending once, and telling whoever needs to know (the hub's unsubscribe). */
-abstract class Session {
+/** What every session shares: ending once, saying why, and telling whoever needs to know (the hub's unsubscribe). */
+abstract class Session implements Revocable {
   protected sink: LiveSink | null = null;
   protected ended = false;
+  private reason: EndReason | null = null;
   private readonly endListeners: (() => void)[] = [];
+
+  constructor(protected readonly nextId: () => string) {}
 
   /** Runs `fn` when the session ends — at once if it already has. */
   whenEnded(fn: () => void): void {
@@ -46,25 +55,51 @@ abstract class Session {
     return this.ended;
   }
 
+  /** How the session ended (null while open). */
+  get endReason(): EndReason | null {
+    return this.reason;
+  }
+
   heartbeat(): void {
     if (!this.ended) this.sink?.heartbeat();
   }
 
   /** The server is going away. */
   shutdown(): void {
+    if (this.ended) return;
     this.sink?.end('shutdown');
-    this.markEnded();
+    this.markEnded('shutdown');
+  }
+
+  /** Access ended (key revoked, token expired, upload gone): a last `error` event says why, then the end. */
+  revoke(reason: AccessLost): void {
+    if (this.ended) return;
+    if (this.sink) this.sayRevoked(this.sink, reason);
+    this.markEnded(reason);
   }
 
   /** The client went away: nothing more to send. */
   closed(): void {
-    this.markEnded();
+    this.markEnded('client_gone');
   }
 
-  protected markEnded(): void {
+  /** For `start`: a session that ended before its transport was ready ends the transport the same way. */
+  protected endedBeforeStart(sink: LiveSink): void {
+    const reason = this.reason;
+    if (reason !== null && isAccessLost(reason)) this.sayRevoked(sink, reason);
+    else sink.end('shutdown');
+  }
+
+  protected markEnded(reason: EndReason): void {
     if (this.ended) return;
     this.ended = true;
+    this.reason = reason;
     for (const fn of this.endListeners.splice(0)) fn();
+  }
+
+  private sayRevoked(sink: LiveSink, reason: AccessLost): void {
+    sink.send('error', this.nextId(), errorBody(reason, ACCESS_LOST[reason].message));
+    sink.end(reason);
   }
 }
 
@@ -77,14 +112,10 @@ export class UploadSession extends Session implements UploadSubscriber {
   private waiting: UploadUpdate[] | null = [];
   private sent: { attempt: number; status: string; bytesProcessed: number } | null = null;
 
-  constructor(private readonly nextId: () => string) {
-    super();
-  }
-
   /** `resumed`: the client has seen events before (Last-Event-ID); after the end it only needs `done`. */
   start(sink: LiveSink, snapshot: StatusBody, resumed: boolean): void {
     this.sink = sink;
-    if (this.ended) return sink.end('shutdown');
+    if (this.ended) return this.endedBeforeStart(sink);
     if (isFinalStatus(snapshot.status)) {
       if (!resumed) sink.send('status', this.nextId(), snapshot);
       return this.finish(snapshot);
@@ -124,7 +155,7 @@ export class UploadSession extends Session implements UploadSubscriber {
   private finish(body: StatusBody): void {
     this.sink!.send('done', this.nextId(), body);
     this.sink!.end('done');
-    this.markEnded();
+    this.markEnded('done');
   }
 }
 
@@ -132,13 +163,9 @@ export class UploadSession extends Session implements UploadSubscriber {
 export class FeedSession extends Session implements FeedSubscriber {
   private waiting: FeedData[] | null = [];
 
-  constructor(private readonly nextId: () => string) {
-    super();
-  }
-
   start(sink: LiveSink): void {
     this.sink = sink;
-    if (this.ended) return sink.end('shutdown');
+    if (this.ended) return this.endedBeforeStart(sink);
     const waiting = this.waiting ?? [];
     this.waiting = null;
     for (const data of waiting) this.feed(data);

@@ -1,6 +1,6 @@
 // Tenants and their API keys. Keys are random, shown once, stored only as SHA-256.
 import { createHash, randomBytes } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
 import { generateSecret } from '../notify/sign.ts';
 
@@ -35,13 +35,42 @@ export async function createApiKey(db: Kysely<DB>, tenantId: string): Promise<st
   return key;
 }
 
-export async function findTenantByApiKey(db: Kysely<DB>, key: string): Promise<Tenant | undefined> {
+/** An unrevoked API key's tenant and the key's row id (what a live stream re-checks later). */
+export interface KeyAccess {
+  tenant: Tenant;
+  apiKeyId: string;
+}
+
+/** The tenant and key id of an unrevoked key; undefined for an unknown, malformed or revoked key. */
+export async function findApiKey(db: Kysely<DB>, key: string): Promise<KeyAccess | undefined> {
   if (!key.startsWith(KEY_PREFIX) || key.length > 200) return undefined;
-  return db
+  const row = await db
     .selectFrom('api_keys')
     .innerJoin('tenants', 'tenants.id', 'api_keys.tenant_id')
-    .select(['tenants.id', 'tenants.name'])
+    .select(['tenants.id', 'tenants.name', 'api_keys.id as apiKeyId'])
     .where('api_keys.key_hash', '=', hashApiKey(key))
     .where('api_keys.revoked_at', 'is', null)
+    .executeTakeFirst();
+  return row && { tenant: { id: row.id, name: row.name }, apiKeyId: row.apiKeyId };
+}
+
+export async function findTenantByApiKey(db: Kysely<DB>, key: string): Promise<Tenant | undefined> {
+  return (await findApiKey(db, key))?.tenant;
+}
+
+/**
+ * Revokes an API key, given the key itself. From then on it authenticates nothing, nor do the
+ * `?token=`s it minted, and the live streams either opened end at their next access check (one
+ * heartbeat). Returns the key's display prefix and tenant name; undefined when no unrevoked key matches.
+ */
+export async function revokeApiKey(db: Kysely<DB>, key: string): Promise<{ prefix: string; tenant: string } | undefined> {
+  return db
+    .updateTable('api_keys')
+    .from('tenants')
+    .set({ revoked_at: sql`now()` })
+    .whereRef('tenants.id', '=', 'api_keys.tenant_id')
+    .where('api_keys.key_hash', '=', hashApiKey(key))
+    .where('api_keys.revoked_at', 'is', null)
+    .returning(['api_keys.prefix as prefix', 'tenants.name as tenant'])
     .executeTakeFirst();
 }

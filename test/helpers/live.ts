@@ -1,6 +1,12 @@
 // Live-progress test helpers: a real Server-Sent Events client (node:http, one socket per stream)
-// that parses frames as EventSource would, and uploads that stay open (no job ever runs them).
+// that parses frames as EventSource would, a real WebSocket client, and uploads that stay open (no
+// job ever runs them).
 import http from 'node:http';
+import WebSocket from 'ws';
+import { buildApp } from '../../src/http/app.ts';
+import type { StreamAccess } from '../../src/live/access.ts';
+import type { LiveOptions } from '../../src/live/hub.ts';
+import { findApiKey } from '../../src/tenants/tenants.repository.ts';
 import type { TestEnv } from './env.ts';
 
 /** An upload row with no job: it stays `uploaded`, so a stream of it stays open. */
@@ -12,6 +18,28 @@ export async function insertIdleUpload(t: TestEnv, tenantId: string): Promise<st
     [id, tenantId],
   );
   return id;
+}
+
+/** The real app on a real loopback socket, with the live routes tuned (a short heartbeat, token lifetime). */
+export async function startLiveApi(t: TestEnv, live: LiveOptions) {
+  const app = await buildApp({ config: t.config, db: t.db, pool: t.pool, store: t.store, logger: t.logger, live });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no address');
+  return { app, url: `http://127.0.0.1:${address.port}`, close: () => app.close() };
+}
+
+/** What an API key grants a live stream (as the auth hook records it), for subscribing to a hub directly. */
+export async function keyAccess(t: TestEnv, key: string): Promise<StreamAccess> {
+  const found = await findApiKey(t.db, key);
+  if (!found) throw new Error('no such key');
+  return { tenantId: found.tenant.id, apiKeyId: found.apiKeyId, token: null };
+}
+
+/** A tenant, its key, and what the key grants a live stream. */
+export async function newTenantAccess(t: TestEnv): Promise<{ tenantId: string; key: string; access: StreamAccess }> {
+  const tenant = await t.newTenantKey();
+  return { ...tenant, access: await keyAccess(t, tenant.key) };
 }
 
 export interface SseEvent {
@@ -143,4 +171,48 @@ export function openSse(
     });
     req.end();
   });
+}
+
+export interface WsMessage {
+  event: string;
+  id: string;
+  data: any;
+}
+
+export interface WsResult {
+  /** set when the server answered the upgrade with an HTTP error */
+  rejected?: { status: number; body: any };
+  messages: WsMessage[];
+  closed: Promise<{ code: number; reason: string }>;
+  socket: WebSocket;
+}
+
+/** Opens a WebSocket (key as a Bearer header, or none); resolves when open or when the upgrade is refused. */
+export function openWs(baseUrl: string, pathname: string, key: string | null): Promise<WsResult> {
+  const url = baseUrl.replace(/^http/, 'ws') + pathname;
+  const socket = new WebSocket(url, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+  const messages: WsMessage[] = [];
+  socket.on('message', (raw) => messages.push(JSON.parse(String(raw))));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    socket.on('close', (code, reason) => resolve({ code, reason: String(reason) })),
+  );
+  return new Promise((resolve, reject) => {
+    socket.on('open', () => resolve({ messages, closed, socket }));
+    socket.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ rejected: { status: res.statusCode ?? 0, body: JSON.parse(body) }, messages, closed, socket }));
+    });
+    socket.on('error', (err) => {
+      if (!/Unexpected server response/.test(err.message)) reject(err);
+    });
+  });
+}
+
+/** Backends of this test database waiting for a lock (requests parked behind a test's LOCK TABLE). */
+export async function lockWaiters(t: TestEnv): Promise<number> {
+  const { rows } = await t.pool.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+  );
+  return rows[0].n;
 }

@@ -6,7 +6,7 @@ import type { FeedData } from '../../src/live/events.ts';
 import { LiveHub } from '../../src/live/hub.ts';
 import type { FeedSubscriber, UploadSubscriber, UploadUpdate } from '../../src/live/sessions.ts';
 import { createTestEnv, type TestEnv } from '../helpers/env.ts';
-import { insertIdleUpload } from '../helpers/live.ts';
+import { insertIdleUpload, newTenantAccess } from '../helpers/live.ts';
 
 let t: TestEnv;
 let hub: LiveHub;
@@ -21,33 +21,39 @@ afterAll(async () => {
 });
 
 function uploadSubscriber() {
-  const s = { updates: [] as UploadUpdate[], heartbeats: 0, shutdowns: 0 };
+  const s = { updates: [] as UploadUpdate[], heartbeats: 0, shutdowns: 0, revoked: [] as string[] };
   const subscriber: UploadSubscriber = {
     update: (u) => s.updates.push(u),
     heartbeat: () => s.heartbeats++,
     shutdown: () => s.shutdowns++,
+    revoke: (reason) => s.revoked.push(reason),
   };
   return Object.assign(s, { subscriber });
 }
 
 function feedSubscriber() {
-  const s = { events: [] as FeedData[], heartbeats: 0 };
-  const subscriber: FeedSubscriber = { feed: (d) => s.events.push(d), heartbeat: () => s.heartbeats++, shutdown: () => {} };
+  const s = { events: [] as FeedData[], heartbeats: 0, revoked: [] as string[] };
+  const subscriber: FeedSubscriber = {
+    feed: (d) => s.events.push(d),
+    heartbeat: () => s.heartbeats++,
+    shutdown: () => {},
+    revoke: (reason) => s.revoked.push(reason),
+  };
   return Object.assign(s, { subscriber });
 }
 
 describe('LiveHub', () => {
   it('passes on every status change but progress at most ~1/s, with rowsPerSecond measured between ticks', async () => {
-    const { tenantId } = await t.newTenantKey();
-    const other = await t.newTenantKey();
+    const { tenantId, access } = await newTenantAccess(t);
+    const other = await newTenantAccess(t);
     const id = await insertIdleUpload(t, tenantId);
     const watcher = uploadSubscriber();
     const feed = feedSubscriber();
     const otherFeed = feedSubscriber();
     const unsubscribe = [
-      await hub.subscribeUpload(tenantId, id, watcher.subscriber),
-      await hub.subscribeTenant(tenantId, feed.subscriber),
-      await hub.subscribeTenant(other.tenantId, otherFeed.subscriber),
+      await hub.subscribeUpload(access, id, watcher.subscriber),
+      await hub.subscribeTenant(access, feed.subscriber),
+      await hub.subscribeTenant(other.access, otherFeed.subscriber),
     ];
     expect(hub.subscriberCount).toBe(3);
 
@@ -80,18 +86,57 @@ describe('LiveHub', () => {
     expect(feed.events.at(-1)).toMatchObject({ uploadId: id, tenantId, progress: 1, rowsPerSecond: 0 });
     expect(otherFeed.events).toEqual([]);
 
-    // One heartbeat timer for all.
+    // One heartbeat timer for all; access re-checked on it, and nobody's was lost.
     expect(watcher.heartbeats).toBeGreaterThan(5);
     expect(feed.heartbeats).toBeGreaterThan(5);
+    expect(hub.accessChecks.checks).toBeGreaterThan(5);
+    expect([...watcher.revoked, ...feed.revoked, ...otherFeed.revoked]).toEqual([]);
 
-    for (const u of unsubscribe) u();
+    for (const u of unsubscribe) u!();
     expect(hub.subscriberCount).toBe(0);
   });
 
+  it("keys topics by tenant and upload: another tenant cannot subscribe to an upload, nor take the owner's updates", async () => {
+    const owner = await newTenantAccess(t);
+    const other = await newTenantAccess(t);
+    const id = await insertIdleUpload(t, owner.tenantId);
+    const foreign = uploadSubscriber();
+    const watcher = uploadSubscriber();
+    const topicsBefore = hub.topicCount;
+
+    // Asked first by the other tenant: refused, and nothing is held for it.
+    expect(await hub.subscribeUpload(other.access, id, foreign.subscriber)).toBeNull();
+    expect(await hub.subscribeUpload(other.access, crypto.randomUUID(), foreign.subscriber)).toBeNull();
+    expect(hub.topicCount).toBe(topicsBefore);
+    const unsubscribe = await hub.subscribeUpload(owner.access, id, watcher.subscriber);
+    expect(hub.topicCount).toBe(topicsBefore + 1);
+
+    await t.pool.query(`UPDATE uploads SET status = 'completed', attempt = 1, completed_at = now() WHERE id = $1`, [id]);
+    await notifyUpload(t.pool, id);
+    await expect.poll(() => watcher.updates.some((u) => u.kind === 'status' && u.body.status === 'completed')).toBe(true);
+    expect(foreign.updates).toEqual([]);
+    unsubscribe!();
+    expect(hub.topicCount).toBe(topicsBefore);
+  });
+
+  it('ends the streams of an upload found gone when its news is read, without waiting for an access check', async () => {
+    const own = new LiveHub({ db: t.db, pool: t.pool, logger: t.logger, heartbeatMs: 60_000 });
+    const { tenantId, access } = await newTenantAccess(t);
+    const id = await insertIdleUpload(t, tenantId);
+    const watcher = uploadSubscriber();
+    await own.subscribeUpload(access, id, watcher.subscriber);
+    await t.pool.query('DELETE FROM uploads WHERE id = $1', [id]);
+    const news = { uploadId: id, tenantId, status: 'processing', attempt: 1, rowsProcessed: 0, rowsFailed: 0, bytesProcessed: 0, sizeBytes: 100, error: null, at: new Date().toISOString() };
+    await t.pool.query(`SELECT pg_notify('upload_events', $1)`, [JSON.stringify(news)]);
+    await expect.poll(() => watcher.revoked).toEqual(['not_found']);
+    expect(own.accessChecks.checks).toBe(0);
+    await own.close();
+  });
+
   it('ignores payloads that are not upload events', async () => {
-    const { tenantId } = await t.newTenantKey();
+    const { tenantId, access } = await newTenantAccess(t);
     const feed = feedSubscriber();
-    const unsubscribe = await hub.subscribeTenant(tenantId, feed.subscriber);
+    const unsubscribe = await hub.subscribeTenant(access, feed.subscriber);
     await t.pool.query(`SELECT pg_notify('upload_events', 'not json'), pg_notify('upload_events', '{"uploadId": 1}')`);
     const id = await insertIdleUpload(t, tenantId);
     await notifyUpload(t.pool, id);
@@ -102,11 +147,11 @@ describe('LiveHub', () => {
 
   it('shuts every subscriber down on close', async () => {
     const own = new LiveHub({ db: t.db, pool: t.pool, logger: t.logger });
-    const { tenantId } = await t.newTenantKey();
+    const { tenantId, access } = await newTenantAccess(t);
     const watcher = uploadSubscriber();
-    await own.subscribeUpload(tenantId, await insertIdleUpload(t, tenantId), watcher.subscriber);
+    await own.subscribeUpload(access, await insertIdleUpload(t, tenantId), watcher.subscriber);
     await own.close();
     expect(watcher.shutdowns).toBe(1);
-    await expect(own.subscribeTenant(tenantId, feedSubscriber().subscriber)).rejects.toThrow(/closed/);
+    await expect(own.subscribeTenant(access, feedSubscriber().subscriber)).rejects.toThrow(/closed/);
   });
 });

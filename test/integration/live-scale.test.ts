@@ -1,7 +1,12 @@
 // The hub's promises: one LISTEN connection however many clients; a client that leaves costs
-// nothing; a lost LISTEN connection comes back and catches its subscribers up; shutdown ends streams.
+// nothing; the access of all open streams is re-checked in one query; a lost LISTEN connection comes
+// back and catches its subscribers up; shutdown ends streams.
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { notifyUpload } from '../../src/ingest/upload-state.ts';
+import { findValidGrants } from '../../src/live/access.repository.ts';
+import { createAccessToken } from '../../src/live/access-tokens.repository.ts';
+import { createApiKey, hashApiKey, revokeApiKey } from '../../src/tenants/tenants.repository.ts';
 import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
 import { insertIdleUpload, openSse, type SseStream } from '../helpers/live.ts';
 
@@ -26,6 +31,8 @@ async function connectionsToTestDb(): Promise<{ total: number; live: number }> {
   );
   return rows[0];
 }
+
+const hashOf = (token: string) => createHash('sha256').update(token).digest();
 
 async function openMany(count: number, open: (i: number) => Promise<SseStream>): Promise<SseStream[]> {
   const streams: SseStream[] = [];
@@ -69,6 +76,63 @@ describe('live hub', () => {
     await expect.poll(() => api.app.liveHub.subscriberCount, { timeout: 10_000 }).toBe(0);
     expect((await connectionsToTestDb()).live).toBe(1); // the hub's connection stays, for the next clients
   }, 60_000);
+
+  it(`re-checks the access of ${CLIENTS} open streams (each its own token) in one query, and ends exactly a revoked key's`, async () => {
+    const KEYS = 50;
+    const { tenantId } = await t.newTenantKey();
+    const keys = [await createApiKey(t.db, tenantId)];
+    while (keys.length < KEYS) keys.push(await createApiKey(t.db, tenantId));
+    const uploads = await Promise.all(Array.from({ length: 100 }, () => insertIdleUpload(t, tenantId)));
+    const tokens: string[] = [];
+    for (let i = 0; i < CLIENTS; i++) tokens.push((await createAccessToken(t.db, hashApiKey(keys[i % KEYS]!), 300))!.token);
+    const streams = await openMany(CLIENTS, (i) => {
+      const query = `?token=${encodeURIComponent(tokens[i]!)}`;
+      return openSse(api.url, i % 2 === 0 ? `/uploads/${uploads[(i >> 1) % 100]}/events${query}` : `/events${query}`);
+    });
+    expect(streams.every((s) => s.status === 200)).toBe(true);
+    const hub = api.app.liveHub;
+
+    // Pool checkouts per check: every query through the pool takes one (the heartbeat's checks count too).
+    let acquired = 0;
+    const onAcquire = () => acquired++;
+    t.pool.on('acquire', onAcquire);
+    const checksBefore = hub.accessChecks.checks;
+    const durations: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await hub.checkAccess();
+      durations.push(hub.accessChecks.last!.durationMs);
+    }
+    t.pool.off('acquire', onAcquire);
+    const checks = hub.accessChecks.checks - checksBefore;
+    expect(checks).toBeGreaterThanOrEqual(5);
+    expect(acquired).toBe(checks);
+    expect(hub.accessChecks.last).toMatchObject({ streams: CLIENTS, apiKeys: KEYS, tokens: CLIENTS, uploads: 100, ended: 0 });
+
+    // What the per-stream alternative would cost: one query per stream per heartbeat.
+    const perStreamStarted = performance.now();
+    for (let i = 0; i < CLIENTS; i++) {
+      await findValidGrants(t.db, { apiKeyIds: [], tokenHashes: [hashOf(tokens[i]!)], uploadIds: i % 2 === 0 ? [uploads[(i >> 1) % 100]!] : [] });
+    }
+    const perStreamMs = performance.now() - perStreamStarted;
+    const batchMs = Math.min(...durations);
+    console.info(
+      `access re-check of ${CLIENTS} streams (${KEYS} keys, ${CLIENTS} tokens, 100 uploads): 1 query per heartbeat, ` +
+        `${batchMs.toFixed(1)}–${Math.max(...durations).toFixed(1)} ms; one query per stream instead: ${perStreamMs.toFixed(0)} ms`,
+    );
+
+    // Revoking one key ends its 20 streams on the next check, and only those.
+    await revokeApiKey(t.db, keys[0]!);
+    await hub.checkAccess();
+    expect(hub.accessChecks.last!.ended).toBe(CLIENTS / KEYS);
+    const doomed = streams.filter((_, i) => i % KEYS === 0);
+    await Promise.all(doomed.map((s) => s.ended));
+    for (const s of doomed) expect(s.events.at(-1)?.data).toMatchObject({ error: { code: 'key_revoked' } });
+    expect(hub.subscriberCount).toBe(CLIENTS - CLIENTS / KEYS);
+    expect(streams.filter((s) => s.isEnded())).toHaveLength(CLIENTS / KEYS);
+
+    for (const s of streams) s.close();
+    await expect.poll(() => hub.subscriberCount, { timeout: 10_000 }).toBe(0);
+  }, 120_000);
 
   it('reconnects a lost LISTEN connection and sends subscribers what they missed', async () => {
     const { key, tenantId } = await t.newTenantKey();

@@ -1,10 +1,9 @@
 // GET /uploads/:id/ws: the same events as the SSE stream, as JSON messages, over a real socket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import type { WorkerHandle } from '../../src/ingest/worker.ts';
 import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
 import { request, upload } from '../helpers/http.ts';
-import { openSse } from '../helpers/live.ts';
+import { openSse, openWs as openWsAt } from '../helpers/live.ts';
 import { startTestWorker } from '../helpers/worker.ts';
 
 const CSV =
@@ -26,39 +25,8 @@ afterAll(async () => {
   await t?.close();
 });
 
-interface WsMessage {
-  event: string;
-  id: string;
-  data: any;
-}
-
-interface WsResult {
-  /** set when the server answered the upgrade with an HTTP error */
-  rejected?: { status: number; body: any };
-  messages: WsMessage[];
-  closed: Promise<{ code: number; reason: string }>;
-  socket: WebSocket;
-}
-
-function openWs(pathname: string, key: string | null): Promise<WsResult> {
-  const url = api.url.replace(/^http/, 'ws') + pathname;
-  const socket = new WebSocket(url, { headers: key ? { authorization: `Bearer ${key}` } : {} });
-  const messages: WsMessage[] = [];
-  socket.on('message', (raw) => messages.push(JSON.parse(String(raw))));
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    socket.on('close', (code, reason) => resolve({ code, reason: String(reason) })),
-  );
-  return new Promise((resolve, reject) => {
-    socket.on('open', () => resolve({ messages, closed, socket }));
-    socket.on('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ rejected: { status: res.statusCode ?? 0, body: JSON.parse(body) }, messages, closed, socket }));
-    });
-    socket.on('error', (err) => {
-      if (!/Unexpected server response/.test(err.message)) reject(err);
-    });
-  });
+function openWs(pathname: string, key: string | null) {
+  return openWsAt(api.url, pathname, key);
 }
 
 async function send(key: string): Promise<string> {

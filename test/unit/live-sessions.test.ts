@@ -78,6 +78,51 @@ describe('UploadSession', () => {
   });
 });
 
+describe('access ended (revoke)', () => {
+  it('sends one last `error` event with the stable code, ends the transport with it, and sends nothing after', () => {
+    const r = recorder();
+    const session = new UploadSession(nextId);
+    session.start(r.sink, body('processing'), false);
+    session.revoke('key_revoked');
+    session.revoke('token_expired'); // once only
+    session.update({ kind: 'status', body: body('completed') });
+    session.heartbeat();
+    expect(r.sent.map((s) => s.event)).toEqual(['status', 'error']);
+    expect(r.sent[1]!.data).toEqual({ error: { code: 'key_revoked', message: expect.stringMatching(/revoked/) } });
+    expect(r.ends).toEqual(['key_revoked']);
+    expect(r.heartbeats()).toBe(0);
+    expect(session.endReason).toBe('key_revoked');
+  });
+
+  it('revoked before its transport was ready: says why as soon as it is', () => {
+    const r = recorder();
+    const session = new FeedSession(nextId);
+    let ended = 0;
+    session.whenEnded(() => ended++);
+    session.revoke('token_expired');
+    expect(ended).toBe(1);
+    session.start(r.sink);
+    expect(r.sent.map((s) => `${s.event}:${s.data.error.code}`)).toEqual(['error:token_expired']);
+    expect(r.ends).toEqual(['token_expired']);
+  });
+
+  it('records how each session ended', () => {
+    const done = new UploadSession(nextId);
+    done.start(recorder().sink, body('completed'), false);
+    const gone = new FeedSession(nextId);
+    gone.closed();
+    const shut = new FeedSession(nextId);
+    shut.shutdown();
+    shut.revoke('key_revoked'); // too late: already ended
+    expect([done.endReason, gone.endReason, shut.endReason, new FeedSession(nextId).endReason]).toEqual([
+      'done',
+      'client_gone',
+      'shutdown',
+      null,
+    ]);
+  });
+});
+
 describe('FeedSession', () => {
   it('sends every event as `upload`, buffers until started, and heartbeats while open', () => {
     const r = recorder();

@@ -1,5 +1,6 @@
 // Live progress: an upload's events over SSE and WebSocket, and the tenant-wide SSE feed. All fed by
-// the process's one LISTEN connection (src/live/hub.ts); the tenant is checked before a stream starts.
+// the process's one LISTEN connection (src/live/hub.ts); the tenant is checked before a stream starts,
+// and the key or token that opened it for as long as it stays open (src/live/access-watch.ts).
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors.ts';
@@ -7,6 +8,7 @@ import type { LiveHub } from '../../live/hub.ts';
 import { loadStatusBody } from '../../live/live.repository.ts';
 import { FeedSession, UploadSession } from '../../live/sessions.ts';
 import { openSse } from '../../live/sse.ts';
+import { recordStreamEnd } from '../../live/stream-ends.ts';
 import { wsSink } from '../../live/ws.ts';
 import { findUpload } from '../../uploads/uploads.repository.ts';
 import type { AppDeps } from '../app.ts';
@@ -28,6 +30,10 @@ const ResumeHeaders = Type.Object({
     Type.String({ description: 'sent by EventSource on reconnect; after the end of the upload, `done` is sent at once' }),
   ),
 });
+const ACCESS_ENDS =
+  'Access is re-checked while the stream is open: when the API key is revoked (checked every heartbeat), the ' +
+  '`?token=` expires (at once), or the upload is deleted, a last `error` event `{ error: { code, message } }` ' +
+  '(`key_revoked`, `token_expired`, `not_found`) says why and the stream ends.';
 const eventStream = (description: string) => ({
   description,
   content: { 'text/event-stream': { schema: Type.String() } },
@@ -45,7 +51,8 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
         summary: "An upload's live progress (Server-Sent Events: status, progress, done)",
         description:
           'Sends `status` (the GET /uploads/:id body) at once and on every status change, `progress` at most ' +
-          'about once a second, then `done` (the final body) and closes. Heartbeat comments every 15 s.',
+          'about once a second, then `done` (the final body) and closes. Heartbeat comments every 15 s. ' +
+          ACCESS_ENDS,
         params: UploadIdParams,
         querystring: TokenQuery,
         headers: ResumeHeaders,
@@ -57,7 +64,13 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
       const uploadId = uploadIdParam(request);
       const session = new UploadSession(hub.nextEventId);
       whenClientGone(request, reply, () => session.closed());
-      session.whenEnded(await hub.subscribeUpload(tenantId, uploadId, session));
+      // The hub checks the tenant can see the upload before it subscribes: a foreign id never opens a topic.
+      const unsubscribe = await hub.subscribeUpload(request.access, uploadId, session);
+      if (!unsubscribe) {
+        session.closed();
+        throw new AppError('not_found', 'upload not found');
+      }
+      session.whenEnded(unsubscribe);
       const snapshot = await loadStatusBody(deps, tenantId, uploadId).catch((err: unknown) => {
         session.closed();
         throw err;
@@ -66,8 +79,7 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
         session.closed();
         throw new AppError('not_found', 'upload not found');
       }
-      const startedAt = Date.now();
-      session.whenEnded(() => request.log.info({ durationMs: Date.now() - startedAt }, 'live stream ended'));
+      recordStreamEnd(session, 'sse', request.log);
       session.start(openSse(reply), snapshot, Boolean(request.headers['last-event-id']));
       return reply;
     },
@@ -82,8 +94,9 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
         summary: "Every upload event of the caller's tenant (Server-Sent Events: upload)",
         description:
           'One `upload` event per status change and progress tick (at most about once a second per upload): ' +
-          'the upload_events payload plus `progress` and `rowsPerSecond`. Never ends by itself; heartbeat ' +
-          'comments every 15 s.',
+          'the upload_events payload plus `progress` and `rowsPerSecond`. Never ends by itself (but see below); ' +
+          'heartbeat comments every 15 s. ' +
+          ACCESS_ENDS,
         querystring: TokenQuery,
         response: { 200: eventStream('an endless event stream'), ...errors(401) },
       },
@@ -91,7 +104,8 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
     async (request, reply) => {
       const session = new FeedSession(hub.nextEventId);
       whenClientGone(request, reply, () => session.closed());
-      session.whenEnded(await hub.subscribeTenant(request.tenant.id, session));
+      session.whenEnded(await hub.subscribeTenant(request.access, session));
+      recordStreamEnd(session, 'feed', request.log);
       session.start(openSse(reply));
       return reply;
     },
@@ -107,7 +121,9 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
       summary: "An upload's live progress over WebSocket (messages { event, id, data })",
       description:
         'The same events as GET /uploads/:id/events, as JSON messages `{ "event", "id", "data" }`; closed with ' +
-        'code 1000 after `done`. A request without a WebSocket upgrade is a 400.',
+        'code 1000 after `done`. A request without a WebSocket upgrade is a 400. When access ends, an `error` ' +
+        'message `{ error: { code } }`, then close code 4401 (`key_revoked`, `token_expired`) or 4404 ' +
+        '(`not_found`), the code as the close reason.',
       params: UploadIdParams,
       querystring: TokenQuery,
       response: { 101: { description: 'switching to the WebSocket protocol' }, ...errors(400, 401, 404) },
@@ -127,12 +143,15 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
       const session = new UploadSession(hub.nextEventId);
       socket.once('close', () => session.closed());
       socket.on('error', () => socket.terminate());
-      session.whenEnded(await hub.subscribeUpload(tenantId, uploadId, session));
-      const snapshot = await loadStatusBody(deps, tenantId, uploadId);
+      const unsubscribe = await hub.subscribeUpload(request.access, uploadId, session);
+      if (unsubscribe) session.whenEnded(unsubscribe);
+      const snapshot = unsubscribe ? await loadStatusBody(deps, tenantId, uploadId) : undefined;
       if (!snapshot) {
+        session.closed();
         socket.close(4404, 'upload not found'); // deleted since the check above
         return;
       }
+      recordStreamEnd(session, 'ws', request.log);
       session.start(wsSink(socket), snapshot, false);
     },
   });
