@@ -73,6 +73,7 @@ export function createProcessUploadTask(deps: ProcessDeps): Task {
         return false;
       });
       if (ended) log.warn({ pid: previousBackend.pid }, 'ended the previous attempt\'s load backend');
+      else log.info({ pid: previousBackend.pid }, 'the previous attempt\'s load backend is gone');
     }
     log.info('processing started');
     const progress: Counts & { csvHeader: string | null } = { rowsProcessed: 0, rowsFailed: 0, bytesProcessed: 0, csvHeader: null };

@@ -20,7 +20,8 @@ export interface ClaimedUpload {
 /** The database backend that ran an attempt's load: a pid, and its start time (a reused pid is another backend). */
 export interface LoadBackend {
   pid: number;
-  startedAt: Date;
+  /** pg_stat_activity.backend_start as the database prints it (exact: a JS Date would drop the microseconds) */
+  startedAt: string;
 }
 
 /**
@@ -29,7 +30,7 @@ export interface LoadBackend {
  * caller ends it (see endLoadBackend) before loading, since that attempt may be frozen mid-COPY.
  */
 export async function claimUpload(db: Queryable, uploadId: string): Promise<(ClaimedUpload & { previousBackend: LoadBackend | null }) | null> {
-  const { rows } = await db.query<ClaimedUpload & { previous_pid: number | null; previous_start: Date | null }>(
+  const { rows } = await db.query<ClaimedUpload & { previous_pid: number | null; previous_start: string | null }>(
     `WITH previous AS (
        SELECT id, load_backend_pid, load_backend_start FROM uploads
         WHERE id = $1 AND status IN ('uploaded', 'processing') FOR UPDATE)
@@ -39,7 +40,7 @@ export async function claimUpload(db: Queryable, uploadId: string): Promise<(Cla
             load_backend_pid = NULL, load_backend_start = NULL, updated_at = now()
        FROM previous WHERE u.id = previous.id
   RETURNING u.id, u.tenant_id, u.dataset, u.object_key, u.size_bytes, u.max_errors, u.max_error_ratio, u.attempt,
-            previous.load_backend_pid AS previous_pid, previous.load_backend_start AS previous_start`,
+            previous.load_backend_pid AS previous_pid, previous.load_backend_start::text AS previous_start`,
     [uploadId],
   );
   const row = rows[0];
@@ -60,7 +61,7 @@ export async function claimUpload(db: Queryable, uploadId: string): Promise<(Cla
  */
 export async function endLoadBackend(db: Queryable, backend: LoadBackend, timeoutMs = 5000): Promise<boolean> {
   const { rows } = await db.query<{ ended: boolean }>(
-    `SELECT pg_terminate_backend(pid, $3) AS ended FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2`,
+    `SELECT pg_terminate_backend(pid, $3) AS ended FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2::timestamptz`,
     [backend.pid, backend.startedAt, timeoutMs],
   );
   return rows[0]?.ended ?? false;

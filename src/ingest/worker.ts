@@ -60,6 +60,7 @@ export async function startWorker(rt: WorkerRuntime, extra: Partial<ProcessDeps>
     runners.add(runner);
     current = runner;
     restartDelayMs = RESTART_MIN_MS;
+    armWatchdog();
     log.info({ workerId: runner.id }, 'worker identity started');
     void runner.exited.then(() => {
       if (current === runner && !stopping) retire(runner, 'its runner stopped on its own');
@@ -102,12 +103,26 @@ export async function startWorker(rt: WorkerRuntime, extra: Partial<ProcessDeps>
     retire(runner, reason);
   }
 
+  // The watchdog fires exactly when the oldest renewal of a live identity becomes too old (not on
+  // the next beat, which could be after the lease lapsed).
+  let watchdogTimer: NodeJS.Timeout | null = null;
   const watchdog = () => {
+    watchdogTimer = null;
+    const now = Date.now();
     for (const runner of runners) {
-      if (!lost.has(runner) && Date.now() - runner.lastRenewedAt > abortAfterMs) {
-        loseLease(runner, `no lease renewal for ${Math.round((Date.now() - runner.lastRenewedAt) / 1000)} s`);
+      if (!lost.has(runner) && now - runner.lastRenewedAt >= abortAfterMs) {
+        loseLease(runner, `no lease renewal for ${Math.round((now - runner.lastRenewedAt) / 1000)} s`);
       }
     }
+    armWatchdog();
+  };
+  const armWatchdog = () => {
+    if (watchdogTimer) clearTimeout(watchdogTimer);
+    watchdogTimer = null;
+    const live = [...runners].filter((r) => !lost.has(r));
+    if (live.length === 0) return;
+    const deadline = Math.min(...live.map((r) => r.lastRenewedAt)) + abortAfterMs;
+    watchdogTimer = setTimeout(watchdog, Math.max(0, deadline - Date.now()));
   };
 
   const renew = async () => {
@@ -118,6 +133,7 @@ export async function startWorker(rt: WorkerRuntime, extra: Partial<ProcessDeps>
       if (renewed.has(runner.id)) runner.lastRenewedAt = sentAt;
       else loseLease(runner, 'its lease had lapsed');
     }
+    armWatchdog();
   };
 
   /** A job locked by a live identity of ours that none of our workers runs (its start or end write was lost). */
@@ -151,8 +167,7 @@ export async function startWorker(rt: WorkerRuntime, extra: Partial<ProcessDeps>
 
   let beat: Promise<void> | null = null;
   const tick = () => {
-    watchdog();
-    if (beat) return; // a slow beat is not stacked; the watchdog above still runs every tick
+    if (beat) return; // a slow beat is not stacked (the watchdog runs on its own timer)
     beat = (async () => {
       try {
         await renew();
@@ -181,6 +196,7 @@ export async function startWorker(rt: WorkerRuntime, extra: Partial<ProcessDeps>
       await Promise.all([...runners].map((r) => r.stop()));
       clearInterval(timer);
       await beat;
+      if (watchdogTimer) clearTimeout(watchdogTimer);
       await dropLeases(rt.pool, [...runners].map((r) => r.id)).catch(() => {});
     },
   };
