@@ -22,7 +22,7 @@ export interface WorkerHandle {
 type WorkerRuntime = Pick<Runtime, 'pool' | 'store' | 'logger' | 'config'>;
 
 const RESTART_MIN_MS = 500;
-const RESTART_MAX_MS = 15_000;
+const RESTART_MAX_MS = 5_000;
 
 /**
  * Starts the worker role. Resolves once the first runner is up (so a wrong database fails the
