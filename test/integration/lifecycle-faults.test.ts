@@ -184,7 +184,13 @@ describe('lifecycle under injected faults', () => {
     const worker = await startTestWorker(t, { wrapSink: gate.wrap });
     try {
       await gate.reached;
-      const { load_backend_pid: pid } = (await t.pool.query('SELECT load_backend_pid FROM uploads WHERE id = $1', [id])).rows[0];
+      // The load's backend: its transaction is open, and its last statement set the upload id for COPY.
+      const { rows: loads } = await t.pool.query(
+        `SELECT pid FROM pg_stat_activity
+          WHERE datname = current_database() AND xact_start IS NOT NULL AND query LIKE '%set_config(''app.upload_id''%'`,
+      );
+      expect(loads).toHaveLength(1);
+      const pid: number = loads[0].pid;
       const [job] = await t.jobsFor(id);
       // From now on no lease can be renewed (new ones can still be taken).
       await t.pool.query(`
