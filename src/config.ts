@@ -36,6 +36,8 @@ export interface Config {
     allowedCidrs: string;
   };
   retentionDays: number;
+  /** a stored object that no upload references is deleted once older than this; covers an upload in flight */
+  orphanGraceHours: number;
 }
 
 export class ConfigError extends Error {
@@ -86,6 +88,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       allowedCidrs: read.string('WEBHOOK_ALLOWED_CIDRS', ''),
     },
     retentionDays: read.int('RETENTION_DAYS', 7, 1, 3650),
+    orphanGraceHours: read.int('ORPHAN_GRACE_HOURS', 24, 1, 8760),
   };
 
   if (config.s3.endpoint && (!config.s3.accessKeyId || !config.s3.secretAccessKey)) {

@@ -10,32 +10,48 @@ import { createLogger } from './logger.ts';
 import { startMetricsServer, type MetricsServer } from './metrics/server.ts';
 import { startDispatcher, type DispatcherHandle } from './notify/dispatcher.ts';
 import { openRuntime } from './runtime.ts';
+import { assertPortFree, explainListenError } from './startup-error.ts';
 
 export interface Service {
   url: string | null;
   stop(): Promise<void>;
 }
 
+/**
+ * Starts `role` in this process (with the embedded PostgreSQL / S3 server when DATABASE_URL /
+ * S3_ENDPOINT are unset) and prints the banner. Throws StartupError for what the user fixes (a taken
+ * port names its variable); whatever fails, everything started so far is stopped first.
+ */
 export async function serve(config: Readonly<Config>, role: Role, print: (line: string) => void): Promise<Service> {
   const logger = createLogger(config.logLevel);
+  // A taken port stops the start before anything is started (a second `npm start` beside a running one).
+  if (role === 'all' || role === 'api') await assertPortFree('PORT', config.port, config.host);
+  if (config.metricsPort !== null) await assertPortFree('METRICS_PORT', config.metricsPort, config.host);
+  if (!config.s3.endpoint) await assertPortFree('EMBEDDED_S3_PORT', config.embeddedS3Port, '127.0.0.1');
   const runtime = await openRuntime(config, logger, `stream-api:${role}`);
-  await migrate(runtime.pool, (msg) => logger.info(msg));
 
   let app: FastifyInstance | null = null;
   let worker: WorkerHandle | null = null;
   let dispatcher: DispatcherHandle | null = null;
   let metrics: MetricsServer | null = null;
   let url: string | null = null;
+  // From here on, a failure stops everything started so far (the embedded servers included) before
+  // it is thrown: a failed start leaves no orphan behind.
   try {
+    await migrate(runtime.pool, (msg) => logger.info(msg));
     if (config.metricsPort !== null) {
       const { pool, store } = runtime;
-      metrics = await startMetricsServer({ host: config.host, port: config.metricsPort, pool, store, logger });
+      metrics = await startMetricsServer({ host: config.host, port: config.metricsPort, pool, store, logger }).catch((err) => {
+        throw explainListenError(err, 'METRICS_PORT', config.metricsPort!);
+      });
     }
     if (role === 'all' || role === 'worker') worker = await startWorker(runtime);
     if (role === 'all' || role === 'dispatcher') dispatcher = await startDispatcher(runtime);
     if (role === 'all' || role === 'api') {
       app = await buildApp(runtime);
-      await app.listen({ host: config.host, port: config.port });
+      await app.listen({ host: config.host, port: config.port }).catch((err) => {
+        throw explainListenError(err, 'PORT', config.port);
+      });
       const address = app.server.address();
       const port = typeof address === 'object' && address ? address.port : config.port;
       url = config.publicUrl ?? `http://localhost:${port}`;
@@ -45,7 +61,7 @@ export async function serve(config: Readonly<Config>, role: Role, print: (line: 
       print(`stream-api ${role} running${metrics ? `; metrics on port ${metrics.port}` : ''}`);
     }
   } catch (err) {
-    await stopAll().catch(() => {});
+    await stopAll().catch((stopErr: unknown) => logger.warn({ err: stopErr }, 'stopping after a failed start failed'));
     throw err;
   }
 

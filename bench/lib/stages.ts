@@ -88,7 +88,7 @@ if (input.stage === 's3-read' || input.stage === 's3-transform') {
   // a file that already holds the transform's output.
   const pool = createPool(input.databaseUrl, input.applicationName, 2);
   const client = await pool.connect();
-  const header = { columns: webhookEvents.columns.map((c) => c.name), unknownColumns: [], line: 1 };
+  const header = { columns: webhookEvents.columns.map((c) => c.name) };
   start();
   await client.query('BEGIN');
   await client.query(`SELECT set_config('app.upload_id', $1, true)`, [randomUUID()]);

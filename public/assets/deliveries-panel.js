@@ -117,7 +117,7 @@ export function createDeliveriesPanel(uploadId) {
               a.trigger,
               timeAgo(a.startedAt),
               a.responseStatus === null ? '—' : String(a.responseStatus),
-              `${a.durationMs} ms`,
+              a.durationMs !== null ? `${a.durationMs} ms` : a.state === 'started' ? 'no outcome yet' : '—',
               a.errorCode ? `${a.errorCode}${a.errorMessage ? `: ${a.errorMessage}` : ''}` : '—',
             ]),
             { caption: `Attempts of ${d.event}` },

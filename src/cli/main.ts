@@ -4,7 +4,9 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Role } from '../config.ts';
 import { createLogger } from '../logger.ts';
-import type { Runtime } from '../runtime.ts';
+import type { DatabaseRuntime } from '../runtime.ts';
+import { MigrationHistoryError } from '../db/migration-plan.ts';
+import { StartupError } from '../startup-error.ts';
 import { TENANTS_USAGE, tenantsCommand } from './tenants.ts';
 import { CLIENT_COMMANDS, CLIENT_USAGE } from './commands/index.ts';
 import { generateCommand, GENERATE_USAGE } from './commands/generate.ts';
@@ -62,18 +64,20 @@ async function serveCommand(args: string[]): Promise<number> {
     return 2;
   }
   const { serve } = await import('../server.ts');
-  const service = await serve(loadConfig(), role, (line) => process.stdout.write(line + '\n'));
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      process.stderr.write(`${signal}: shutting down\n`);
-      service.stop().then(resolve, (err) => {
-        process.stderr.write(`shutdown failed: ${String(err)}\n`);
-        resolve();
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+  // Listening from the start: a Ctrl-C while the embedded servers start up waits for the start to
+  // finish, then shuts down what it started, instead of exiting and leaving them behind.
+  const signalled = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
   });
+  const service = await serve(loadConfig(), role, (line) => process.stdout.write(line + '\n'));
+  const signal = await signalled;
+  process.stderr.write(`${signal}: shutting down\n`);
+  try {
+    await service.stop();
+  } catch (err) {
+    process.stderr.write(`shutdown failed: ${String(err)}\n`);
+  }
   return 0;
 }
 
@@ -98,14 +102,26 @@ async function keysCommand(args: string[]): Promise<number> {
   });
 }
 
-/** Commands other than serve: logs go to stderr so stdout carries only the command's result. */
-async function withRuntime(fn: (rt: Runtime) => Promise<void>): Promise<number> {
-  const { openRuntime } = await import('../runtime.ts');
+/**
+ * Commands that need only the database: they use the embedded PostgreSQL a running `serve` started
+ * (or start one and stop it after), and never start an object store. Logs go to stderr so stdout
+ * carries only the command's result. A Ctrl-C lets the command finish its cleanup first.
+ */
+async function withRuntime(fn: (rt: DatabaseRuntime) => Promise<void>): Promise<number> {
+  const { openDatabase } = await import('../runtime.ts');
   const config = loadConfig();
   // Commands other than serve are quiet unless LOG_LEVEL asks for more than the default.
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'stderr');
-  const rt = await openRuntime(config, logger, 'stream-api:cli');
+  let interrupted: string | null = null;
+  const note = (signal: string) => () => {
+    interrupted = signal;
+    process.stderr.write(`${signal}: stopping after clean-up\n`);
+  };
+  process.once('SIGINT', note('SIGINT'));
+  process.once('SIGTERM', note('SIGTERM'));
+  const rt = await openDatabase(config, logger, 'stream-api:cli');
   try {
+    if (interrupted) return 130;
     await fn(rt);
     return 0;
   } finally {
@@ -117,6 +133,7 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+    else if (err instanceof StartupError || err instanceof MigrationHistoryError) process.stderr.write(`stream-api: ${err.message}\n`);
     else process.stderr.write(`stream-api: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);
   },

@@ -1,13 +1,13 @@
 // `stream-api tenants …`: the webhook signing secret of a tenant, and rotating it.
 import { parseArgs } from 'node:util';
 import { findWebhookSecret, rotateWebhookSecret } from '../notify/secrets.repository.ts';
-import type { Runtime } from '../runtime.ts';
+import type { DatabaseRuntime } from '../runtime.ts';
 
 export const TENANTS_USAGE = `  tenants secret --tenant NAME               print the tenant's webhook signing secret (only the secret)
   tenants rotate-secret --tenant NAME        new secret; the old one keeps signing for 24 h; prints the new one
 `;
 
-type WithRuntime = (fn: (rt: Runtime) => Promise<void>) => Promise<number>;
+type WithRuntime = (fn: (rt: DatabaseRuntime) => Promise<void>) => Promise<number>;
 
 export async function tenantsCommand(args: string[], withRuntime: WithRuntime): Promise<number> {
   const [sub, ...rest] = args;

@@ -1,7 +1,7 @@
 // Which failures are the file's fault (permanent: mark the upload failed, do not retry) and which are
 // the infrastructure's (transient: throw, and graphile-worker retries with backoff).
 // A stale run (see StaleRun) is neither: it throws and records nothing.
-import { HeaderError } from './csv/index.ts';
+import { CsvFileError } from './csv/index.ts';
 
 export class PermanentFailure extends Error {
   override name = 'PermanentFailure';
@@ -18,7 +18,7 @@ const PERMANENT_SQLSTATE_CLASSES = ['22', '23'];
 
 export function asPermanent(err: unknown): PermanentFailure | null {
   if (err instanceof PermanentFailure) return err;
-  if (err instanceof HeaderError) return new PermanentFailure(err.code, err.message);
+  if (err instanceof CsvFileError) return new PermanentFailure(err.code, err.message);
   const e = err as { code?: unknown; name?: unknown; message?: unknown } | null;
   if (e && (e.name === 'NoSuchKey' || e.name === 'NotFound')) {
     return new PermanentFailure('object_missing', 'the stored file no longer exists');

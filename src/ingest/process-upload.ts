@@ -1,7 +1,7 @@
 // The `process-upload` task: object store → CSV → validate → COPY, in one stream.pipeline with
 // backpressure end to end; the rows, the final status and the outbox row commit in one transaction.
 import { pipeline } from 'node:stream/promises';
-import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Task } from 'graphile-worker';
 import type pg from 'pg';
 import type { Logger } from '../logger.ts';
@@ -106,9 +106,11 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Counts &
   await rejects.reset();
 
   let header: HeaderInfo | null = null;
-  const headLine = new HeadLine();
   const transform = createCopyTransform(dataset, {
-    onHeader: (h) => (header = h),
+    onHeader: (h) => {
+      header = h;
+      progress.csvHeader = h.text; // errors.csv starts with the header as the loader read it
+    },
     onReject: (r) => {
       rejects.add(r);
       // maxErrors can be judged as soon as it is passed; the ratio needs the total (see below).
@@ -139,11 +141,10 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Counts &
       reportProgress(deps.pool, upload.id, upload.attempt, progress).catch((err) => log.warn({ err }, 'progress update failed'));
     }, deps.progressIntervalMs ?? 1000);
     try {
-      const streams = [deps.wrapSource ? deps.wrapSource(body) : body, headLine, transform, destination] as const;
+      const streams = [deps.wrapSource ? deps.wrapSource(body) : body, transform, destination] as const;
       await (deps.abortSignal ? pipeline(...streams, { signal: deps.abortSignal }) : pipeline(...streams));
     } finally {
       clearInterval(timer);
-      progress.csvHeader = headLine.line;
       Object.assign(progress, countsOf(transform));
     }
     await rejects.flush();
@@ -158,7 +159,7 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Counts &
     await completeUpload(client, upload, {
       ...countsOf(transform),
       unknownColumns: (header as HeaderInfo | null)?.unknownColumns ?? [],
-      csvHeader: headLine.line,
+      csvHeader: progress.csvHeader,
     });
     await client.query('COMMIT');
   } catch (err) {
@@ -195,38 +196,3 @@ function countsOf(transform: ReturnType<typeof createCopyTransform>): Counts {
 function budgetExceeded(detail: string): PermanentFailure {
   return new PermanentFailure('error_budget_exceeded', `error budget exceeded: ${detail}; no rows were loaded`);
 }
-
-/** Keeps the file's first line (the header, as written) for errors.csv; passes bytes through untouched. */
-class HeadLine extends Transform {
-  line: string | null = null;
-  private head: Buffer[] | null = [];
-  private headBytes = 0;
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.head) {
-      this.head.push(chunk);
-      this.headBytes += chunk.length;
-      const all = this.head.length === 1 ? chunk : Buffer.concat(this.head);
-      const end = all.indexOf(0x0a);
-      if (end !== -1 || this.headBytes > 64 * 1024) {
-        this.line = all
-          .subarray(0, end === -1 ? 64 * 1024 : end)
-          .toString('utf8')
-          .replace(/^\uFEFF/, '')
-          .replace(/\r$/, '');
-        this.head = null;
-      } else {
-        this.head = [all];
-      }
-    }
-    cb(null, chunk);
-  }
-
-  override _flush(cb: TransformCallback): void {
-    if (this.head && this.headBytes > 0) {
-      this.line = Buffer.concat(this.head).toString('utf8').replace(/^\uFEFF/, '').replace(/\r$/, '');
-    }
-    cb();
-  }
-}
-

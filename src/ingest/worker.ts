@@ -6,8 +6,9 @@
 // on its own; mark lost uploads failed (lifecycle sweep). Between beats a watchdog aborts the running
 // jobs of an identity whose lease could not be renewed for three quarters of a lease — before it
 // lapses and another worker takes the job over.
-import type { Runtime } from '../runtime.ts';
+import { createOrphanSweepTask, ORPHAN_SWEEP_TASK } from '../retention/orphans.ts';
 import { createPurgeTask, PURGE_TASK, retentionCronItems } from '../retention/purge.ts';
+import type { Runtime } from '../runtime.ts';
 import { PROCESS_UPLOAD_TASK } from '../uploads/uploads.repository.ts';
 import { dropLeases, forgetOldLeases, jobsLockedBy, releaseDeadWorkers, renewLeases } from './leases.ts';
 import { createProcessUploadTask, type ProcessDeps } from './process-upload.ts';
@@ -51,6 +52,7 @@ export async function startWorker(rt: WorkerRuntime, extra: Partial<ProcessDeps>
       tasks: (abortSignal) => ({
         [PROCESS_UPLOAD_TASK]: createProcessUploadTask({ pool: rt.pool, store: rt.store, logger: log, abortSignal, ...extra }),
         [PURGE_TASK]: createPurgeTask({ pool: rt.pool, store: rt.store, logger: log, retentionDays: rt.config.retentionDays }),
+        [ORPHAN_SWEEP_TASK]: createOrphanSweepTask({ pool: rt.pool, store: rt.store, logger: log, graceMs: rt.config.orphanGraceHours * 3_600_000 }),
       }),
     });
     if (stopping) {

@@ -1,9 +1,9 @@
-// One delivery attempt for a claimed outbox row: build the request with the row's channel, send it,
-// decide what happens next, record attempt and outcome together.
+// One delivery attempt for a claimed outbox row (the claim recorded it as started): build the request
+// with the row's channel, send it, decide what happens next, record the outcome and the new state.
 import type pg from 'pg';
 import type { Channel } from './channels/index.ts';
 import type { Deliverer } from './deliver.ts';
-import { recordAttempt, type ClaimedDelivery } from './outbox.repository.ts';
+import { finishAttempt, type ClaimedDelivery } from './outbox.repository.ts';
 import { decideOutcome, type Outcome, type RetryOptions } from './retry-policy.ts';
 import type { AttemptResult } from './types.ts';
 
@@ -24,14 +24,17 @@ export interface AttemptReport {
   recorded: boolean;
 }
 
+/**
+ * Sends the attempt the claim started and finishes its row. Throws when the database fails; the
+ * lease then lapses and the next claim closes the attempt as `interrupted`.
+ */
 export async function attemptDelivery(deps: AttemptDeps, delivery: ClaimedDelivery): Promise<AttemptReport> {
-  const number = delivery.attempts + 1;
-  const startedAt = new Date(deps.now());
+  const number = delivery.attempt;
   const result = await send(deps, delivery);
   // The budget counts from the start of the current run, so a manual redelivery gets a full schedule.
   const numberInRun = Math.max(1, number - delivery.run_first_attempt + 1);
   const outcome = decideOutcome(result, numberInRun, deps.retry, deps.now(), deps.random);
-  const recorded = await recordAttempt(deps.pool, delivery, { number, startedAt, result, outcome });
+  const recorded = await finishAttempt(deps.pool, delivery, { number, finishedAt: new Date(deps.now()), result, outcome });
   return { number, result, outcome, recorded };
 }
 

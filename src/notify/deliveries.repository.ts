@@ -26,12 +26,18 @@ export interface DeliveryRow {
   updated_at: Date;
 }
 
+/**
+ * One attempt. Written as started (finished_at, duration_ms and the outcome NULL) before the request
+ * is sent, finished after; one the dispatcher never finished is closed by the next claim with
+ * error_code `interrupted`, finished_at set and duration_ms still NULL (nobody measured it).
+ */
 export interface AttemptRow {
   delivery_id: string;
   attempt: number;
   trigger: 'scheduled' | 'manual';
   started_at: Date;
-  duration_ms: number;
+  finished_at: Date | null;
+  duration_ms: number | null;
   response_status: number | null;
   response_excerpt: string | null;
   error_code: string | null;
@@ -78,7 +84,7 @@ export async function listDeliveries(
 export async function listAttempts(db: Queryable, deliveryIds: readonly string[]): Promise<AttemptRow[]> {
   if (deliveryIds.length === 0) return [];
   const { rows } = await db.query<AttemptRow>(
-    `SELECT delivery_id, attempt, trigger, started_at, duration_ms, response_status, response_excerpt,
+    `SELECT delivery_id, attempt, trigger, started_at, finished_at, duration_ms, response_status, response_excerpt,
             error_code, error_message, next_attempt_at
        FROM delivery_attempts WHERE delivery_id = ANY($1::uuid[]) ORDER BY delivery_id, attempt`,
     [deliveryIds],

@@ -38,7 +38,8 @@ type DispatcherRuntime = Pick<Runtime, 'pool' | 'config' | 'logger' | 'databaseU
 /**
  * An attempt ends within timeoutMs (deliver.ts enforces one deadline for all of it); the margin
  * covers claiming and recording it. A lease that lapses anyway only costs a duplicate send, never a
- * double record: recordAttempt is fenced by the lease token.
+ * double record: finishing an attempt is fenced by the lease token, and the claim that took over
+ * closes the stale attempt as `interrupted`.
  */
 export function defaultLeaseMs(timeoutMs: number): number {
   return Math.round(timeoutMs * 1.5) + 1000;
@@ -90,7 +91,7 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
         for (;;) {
           const room = Math.min(batchSize, concurrency - inFlight.size);
           if (stopping || room <= 0) return; // a finishing attempt wakes us again
-          const batch = await claimDue(rt.pool, room, leaseMs);
+          const batch = await claimDue(rt.pool, room, leaseMs, cfg.maxRetries, new Date(deps.now()));
           for (const delivery of batch) track(delivery);
           if (batch.length < room) break;
         }
@@ -114,6 +115,15 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
   }
 
   function track(delivery: ClaimedDelivery): void {
+    if (delivery.interrupted_attempt !== null) {
+      log.warn(
+        { deliveryId: delivery.id, attempt: delivery.interrupted_attempt, budgetSpent: delivery.budget_spent },
+        delivery.budget_spent
+          ? 'closed an attempt whose outcome was never recorded (interrupted); retry budget spent, delivery failed'
+          : 'closed an attempt whose outcome was never recorded (interrupted); sending again',
+      );
+    }
+    if (delivery.budget_spent) return; // the claim settled it `failed`: nothing to send
     const attempt = runAttempt(delivery).finally(() => {
       inFlight.delete(attempt);
       wake();
@@ -134,10 +144,11 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
         outcome: report.outcome.status,
       };
       if (report.recorded) log.info(fields, 'delivery attempt');
-      else log.warn(fields, 'lease lost while sending; another claim owns this delivery, attempt not recorded');
+      else log.warn(fields, 'lease lost while sending (taken over or redelivered); the next claim closes this attempt as interrupted');
     } catch (err) {
       // Not recorded (database unavailable?). The lease is kept on purpose: when it lapses the row
-      // is sent again with the same webhook-id, after a pause instead of in a tight loop.
+      // is sent again with the same webhook-id, after a pause instead of in a tight loop, and the
+      // claim that takes it closes a started attempt as `interrupted`.
       log.error({ err, deliveryId: delivery.id }, 'delivery attempt could not be recorded');
     }
   }

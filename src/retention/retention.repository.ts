@@ -1,6 +1,7 @@
 // The SQL of retention: what has expired, and deleting it in bounded batches. "Expired" means
 // settled and untouched for `days`: an upload that is uploaded/processing, or a delivery still
-// pending, is never touched however old it is.
+// pending, is never touched however old it is. Also the orphan sweep's one question: which listed
+// keys does no upload reference?
 import type pg from 'pg';
 
 type Queryable = Pick<pg.Pool, 'query'>;
@@ -8,30 +9,37 @@ type Queryable = Pick<pg.Pool, 'query'>;
 export interface ExpiredUpload {
   id: string;
   object_key: string;
-  /** the object is known to be gone already (deleted after a successful load) */
-  object_deleted: boolean;
+  /** the object was still stored when the purge marked it (not deleted after a successful load) */
+  had_object: boolean;
 }
 
-/** updated_at, not created_at: a failed upload retried last week is kept until its retry has aged too. */
-export async function findExpiredUploads(
-  db: Queryable,
-  days: number,
-  limit: number,
-  skipIds: readonly string[] = [],
-): Promise<ExpiredUpload[]> {
+/**
+ * Marks up to `limit` expired uploads as purged: their object counts as gone from now on
+ * (object_deleted_at set), so `POST /uploads/:id/retry` refuses them with 410 before its object is
+ * touched. Rows locked by someone else right now (a retry deciding) are skipped this run; the
+ * expiry condition is evaluated on the locked row. updated_at is not changed, so a row the purge
+ * marked but did not delete (it stopped midway) is still expired next run.
+ *
+ * updated_at, not created_at: a failed upload retried last week is kept until its retry has aged too.
+ */
+export async function markExpiredUploads(db: Queryable, days: number, limit: number): Promise<ExpiredUpload[]> {
   const { rows } = await db.query<ExpiredUpload>(
-    `SELECT id, object_key, object_deleted_at IS NOT NULL AS object_deleted FROM uploads
-      WHERE status IN ('completed', 'failed') AND updated_at < now() - make_interval(days => $1)
-        AND id <> ALL($3::uuid[])
-      ORDER BY updated_at LIMIT $2`,
-    [days, limit, skipIds],
+    `WITH expired AS (
+       SELECT id, object_deleted_at IS NULL AS had_object FROM uploads
+        WHERE status IN ('completed', 'failed') AND updated_at < now() - make_interval(days => $1)
+        ORDER BY updated_at LIMIT $2
+        FOR UPDATE SKIP LOCKED)
+     UPDATE uploads u SET object_deleted_at = COALESCE(u.object_deleted_at, now())
+       FROM expired WHERE u.id = expired.id
+  RETURNING u.id, u.object_key, expired.had_object`,
+    [days, limit],
   );
   return rows;
 }
 
 /**
- * Deletes these uploads if they are still expired (a retry may have started since they were found).
- * Their upload_errors and idempotency records go with them (ON DELETE CASCADE).
+ * Deletes these uploads if they are still expired. Their upload_errors and idempotency records go
+ * with them (ON DELETE CASCADE).
  */
 export async function deleteExpiredUploads(db: Queryable, ids: readonly string[], days: number): Promise<number> {
   if (ids.length === 0) return 0;
@@ -42,6 +50,20 @@ export async function deleteExpiredUploads(db: Queryable, ids: readonly string[]
     [ids, days],
   );
   return rowCount ?? 0;
+}
+
+/**
+ * Of these stored keys, the ones no upload references (no row with that object_key whose object
+ * is not marked deleted). One query for a whole listed page.
+ */
+export async function unreferencedKeys(db: Queryable, keys: readonly string[]): Promise<string[]> {
+  if (keys.length === 0) return [];
+  const { rows } = await db.query<{ key: string }>(
+    `SELECT k.key FROM unnest($1::text[]) AS k(key)
+      WHERE NOT EXISTS (SELECT 1 FROM uploads u WHERE u.object_key = k.key AND u.object_deleted_at IS NULL)`,
+    [keys],
+  );
+  return rows.map((r) => r.key);
 }
 
 /** Settled deliveries (and, by cascade, their attempts) older than `days`; at most `limit` per call. */

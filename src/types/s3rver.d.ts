@@ -1,5 +1,6 @@
 declare module 's3rver' {
   import type { AddressInfo } from 'node:net';
+  import type { RequestListener } from 'node:http';
   interface S3rverOptions {
     address?: string;
     port?: number;
@@ -10,9 +11,41 @@ declare module 's3rver' {
     vhostBuckets?: boolean;
     configureBuckets?: { name: string; configs?: (string | Buffer)[] }[];
   }
+  /** The slice of Koa's context the embedded wrapper's middleware uses. */
+  export interface S3rverContext {
+    method: string;
+    path: string;
+    query: Record<string, string | string[] | undefined>;
+    status: number;
+    body: unknown;
+  }
+  export type S3rverMiddleware = ((ctx: S3rverContext, next: () => Promise<void>) => Promise<void>) & {
+    /** set on @koa/router's dispatch middleware */
+    router?: unknown;
+  };
+  /** s3rver 3.7.1 is a Koa application (lib/s3rver.js) over a FilesystemStore (lib/stores/filesystem.js). */
   export default class S3rver {
     constructor(options?: S3rverOptions);
+    /** Koa's middleware stack, composed when the server starts listening */
+    middleware: S3rverMiddleware[];
+    store: {
+      /** `<root>/<bucket>/<key dirs>/<last>._S3rver_<resource>`; multipart parts live under resource `uploads` */
+      getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+    };
+    /** creates the `configureBuckets` buckets */
+    configureBuckets(): Promise<void>;
+    /** Koa's request handler for node:http */
+    callback(): RequestListener;
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
+  }
+}
+
+declare module 's3rver/lib/models/error.js' {
+  /** s3rver's S3 error: `code` is the S3 error code, `status` its HTTP status; rendered as S3's XML. */
+  export default class S3Error extends Error {
+    constructor(code: string, message?: string, detail?: Record<string, string>);
+    code: string;
+    status: number;
   }
 }

@@ -19,20 +19,37 @@ export async function listUploadErrors(db: Kysely<DB>, uploadId: string, afterLi
   return rows;
 }
 
-/** failed → uploaded with counters reset, and a new job; the row lock makes check and change one step. */
+export type RetryDecision = 'queued' | 'not_found' | 'not_failed' | 'object_gone';
+
+/**
+ * failed → uploaded with counters reset, and a new job, in the caller's transaction. The upload row
+ * is locked first, and the retry is refused before anything changes when the upload is not failed or
+ * its object is gone: marked deleted (a retention purge has claimed it) or missing from the store
+ * (`objectExists` is asked while the lock is held). Holding the lock is what keeps a purge from
+ * deleting the object of a retry it accepts; the interleavings are listed in retention/purge.ts.
+ */
 export async function resetForRetry(
   trx: Transaction<DB>,
   tenantId: string,
   uploadId: string,
   maxAttempts: number,
-): Promise<'queued' | 'not_failed'> {
-  const { rows } = await sql<{ id: string }>`
+  objectExists: (objectKey: string) => Promise<boolean>,
+): Promise<RetryDecision> {
+  const row = await trx
+    .selectFrom('uploads')
+    .select(['status', 'object_key', 'object_deleted_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', uploadId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!row) return 'not_found';
+  if (row.status !== 'failed') return 'not_failed';
+  if (row.object_deleted_at !== null || !(await objectExists(row.object_key))) return 'object_gone';
+  await sql`
     UPDATE uploads
        SET status = 'uploaded', rows_processed = 0, rows_failed = 0, bytes_processed = 0,
            error_code = NULL, error = NULL, started_at = NULL, completed_at = NULL, updated_at = now()
-     WHERE id = ${uploadId} AND tenant_id = ${tenantId} AND status = 'failed'
-    RETURNING id`.execute(trx);
-  if (rows.length === 0) return 'not_failed';
+     WHERE id = ${uploadId}`.execute(trx);
   await sql`DELETE FROM upload_errors WHERE upload_id = ${uploadId}`.execute(trx);
   await enqueueProcessing(trx, uploadId, maxAttempts);
   return 'queued';

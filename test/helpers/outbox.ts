@@ -87,8 +87,8 @@ export type AttemptState = Omit<AttemptRow, 'delivery_id'>;
 
 export async function attemptsOf(pool: pg.Pool, id: string): Promise<AttemptState[]> {
   const { rows } = await pool.query<AttemptState>(
-    `SELECT attempt, trigger, started_at, duration_ms, response_status, response_excerpt, error_code, error_message,
-            next_attempt_at FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt`,
+    `SELECT attempt, trigger, started_at, finished_at, duration_ms, response_status, response_excerpt, error_code,
+            error_message, next_attempt_at FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt`,
     [id],
   );
   return rows;

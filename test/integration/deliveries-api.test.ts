@@ -4,10 +4,12 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
 import { startDispatcher, type DispatcherHandle } from '../../src/notify/dispatcher.ts';
+import { claimDue, INTERRUPTED_MESSAGE } from '../../src/notify/outbox.repository.ts';
 import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
 import { request } from '../helpers/http.ts';
-import { attemptsOf, finishUpload, waitForDelivery } from '../helpers/outbox.ts';
+import { attemptsOf, finishUpload, insertPendingDeliveries, waitForDelivery } from '../helpers/outbox.ts';
 import { ok, startReceiver, type Receiver } from '../helpers/receiver.ts';
 
 let t: TestEnv;
@@ -79,6 +81,44 @@ describe('reading deliveries', () => {
     const single = await get(me.key, `/deliveries/${deliveryId}`);
     expect(single.status).toBe(200);
     expect(single.body.history).toHaveLength(2);
+  });
+
+  it('an attempt whose dispatcher died shows as started (no outcome), then as interrupted beside the attempt that followed', async () => {
+    // A dispatcher that dies right after its claim started the attempt, played with the real claim.
+    // One transaction, so the running dispatcher only ever sees the row already leased.
+    const client = await t.pool.connect();
+    let deliveryId: string;
+    try {
+      await client.query('BEGIN');
+      [deliveryId] = (await insertPendingDeliveries(client as unknown as pg.Pool, me.tenantId, receiver.url, 1)) as [string];
+      const [dead] = await claimDue(client, 1, 2000, 3, new Date());
+      expect(dead).toMatchObject({ id: deliveryId, attempt: 1 });
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    const uploadId = (await t.pool.query('SELECT upload_id FROM deliveries WHERE id = $1', [deliveryId])).rows[0].upload_id;
+
+    const during = await get(me.key, `/uploads/${uploadId}/deliveries`);
+    expect(during.body.items[0]).toMatchObject({ deliveryId, status: 'pending', attempts: 1 });
+    expect(during.body.items[0].history).toEqual([
+      {
+        attempt: 1, trigger: 'scheduled', state: 'started', startedAt: expect.any(String), finishedAt: null, durationMs: null,
+        responseStatus: null, responseExcerpt: null, errorCode: null, errorMessage: null, nextAttemptAt: null,
+      },
+    ]);
+
+    expect(await waitForDelivery(t.pool, deliveryId)).toMatchObject({ delivery_status: 'sent', attempts: 2 });
+    const after = await get(me.key, `/deliveries/${deliveryId}`);
+    expect(after.body).toMatchObject({ status: 'sent', attempts: 2 });
+    expect(after.body.history).toEqual([
+      expect.objectContaining({
+        attempt: 1, state: 'interrupted', finishedAt: expect.any(String), durationMs: null, responseStatus: null,
+        errorCode: 'interrupted', errorMessage: INTERRUPTED_MESSAGE, nextAttemptAt: expect.any(String),
+      }),
+      expect.objectContaining({ attempt: 2, state: 'succeeded', finishedAt: expect.any(String), durationMs: expect.any(Number), responseStatus: 200 }),
+    ]);
+    expect(receiver.requests.map((r) => r.headers['webhook-id'])).toEqual([deliveryId]); // the dead one never sent: played here
   });
 
   it("another tenant's upload or delivery, and malformed ids, are 404", async () => {

@@ -1,12 +1,13 @@
 // Many dispatchers, one outbox: disjoint claims, a fenced lease, and crashes. Each delivery reaches
-// its receiver once while everyone is healthy, and at least once — same webhook-id — when one dies.
+// its receiver once while everyone is healthy, and at least once — same webhook-id — when one dies;
+// every request that left a dispatcher has its attempt row, even when the dispatcher died mid-send.
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../src/db/pool.ts';
 import { startDispatcher, type DispatcherHandle, type DispatcherOptions } from '../../src/notify/dispatcher.ts';
-import { claimDue, recordAttempt } from '../../src/notify/outbox.repository.ts';
+import { claimDue, finishAttempt, INTERRUPTED_MESSAGE } from '../../src/notify/outbox.repository.ts';
 import { createTestEnv, type TestEnv } from '../helpers/env.ts';
 import { attemptsOf, insertPendingDeliveries, waitForDelivery } from '../helpers/outbox.ts';
 import { ok, startReceiver, type Receiver } from '../helpers/receiver.ts';
@@ -79,26 +80,53 @@ describe('several dispatchers on one database', () => {
     expect(a.attempts() + b.attempts()).toBe(500);
   });
 
-  it('a lapsed lease cannot record: the stale claim is fenced off, the new one records', async () => {
+  it('a claim records its attempt as started; a lapsed lease cannot record, its attempt is closed as interrupted by the next claim', async () => {
     const [id] = await insertPendingDeliveries(t.pool, tenantId, receiver.url, 1);
-    const [stale] = await claimDue(t.pool, 10, 50);
-    expect(stale!.id).toBe(id);
-    expect(await claimDue(t.pool, 10, 10_000)).toEqual([]); // leased: nobody else may take it
+    const [stale] = await claimDue(t.pool, 10, 50, 3, new Date());
+    expect(stale).toMatchObject({ id, attempt: 1, interrupted_attempt: null, budget_spent: false });
+    expect(await attemptsOf(t.pool, id!)).toEqual([expect.objectContaining({ attempt: 1, finished_at: null, duration_ms: null, error_code: null })]);
+    expect(await claimDue(t.pool, 10, 10_000, 3, new Date())).toEqual([]); // leased: nobody else may take it
     await new Promise((r) => setTimeout(r, 100));
-    const [fresh] = await claimDue(t.pool, 10, 10_000);
-    expect(fresh!.id).toBe(id);
+    const [fresh] = await claimDue(t.pool, 10, 10_000, 3, new Date());
+    expect(fresh).toMatchObject({ id, attempt: 2, interrupted_attempt: 1, budget_spent: false });
     expect(fresh!.lease_token).not.toBe(stale!.lease_token);
 
-    const attempt = {
-      number: 1,
-      startedAt: new Date(),
+    const attempt = (number: number) => ({
+      number,
+      finishedAt: new Date(),
       result: { ok: true, statusCode: 200, errorCode: null, errorMessage: null, responseExcerpt: 'ok', durationMs: 3 },
       outcome: { status: 'sent' as const },
-    };
-    expect(await recordAttempt(t.pool, stale!, attempt)).toBe(false);
-    expect(await recordAttempt(t.pool, fresh!, attempt)).toBe(true);
-    expect(await recordAttempt(t.pool, fresh!, attempt)).toBe(false); // a token is good for one record
-    expect(await attemptsOf(t.pool, id!)).toHaveLength(1);
+    });
+    expect(await finishAttempt(t.pool, stale!, attempt(1))).toBe(false);
+    expect(await finishAttempt(t.pool, fresh!, attempt(2))).toBe(true);
+    expect(await finishAttempt(t.pool, fresh!, attempt(2))).toBe(false); // a token is good for one record
+    const attempts = await attemptsOf(t.pool, id!);
+    expect(attempts).toHaveLength(2);
+    expect(attempts[0]).toMatchObject({ attempt: 1, error_code: 'interrupted', error_message: INTERRUPTED_MESSAGE, duration_ms: null, response_status: null });
+    expect(attempts[0]!.finished_at).toBeInstanceOf(Date);
+    expect(attempts[1]).toMatchObject({ attempt: 2, error_code: null, response_status: 200, duration_ms: 3 });
+    const { rows } = await t.pool.query('SELECT delivery_status, attempts FROM deliveries WHERE id = $1', [id]);
+    expect(rows[0]).toEqual({ delivery_status: 'sent', attempts: 2 });
+  });
+
+  it('an interrupted attempt counts against the retry budget: the last one settles the delivery failed, nothing more is sent', async () => {
+    const [id] = await insertPendingDeliveries(t.pool, tenantId, receiver.url, 1);
+    // Attempts 1–3 finished with 503 (scheduled retries), attempt 4 started and its dispatcher died.
+    await t.pool.query(
+      `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, duration_ms, response_status, error_code, next_attempt_at)
+       SELECT $1, n, now() - interval '1 minute', now() - interval '1 minute', 5, 503, 'http_5xx', now() FROM generate_series(1, 3) n`,
+      [id],
+    );
+    await t.pool.query(`INSERT INTO delivery_attempts (delivery_id, attempt, started_at) VALUES ($1, 4, now() - interval '20 seconds')`, [id]);
+    await t.pool.query(`UPDATE deliveries SET attempts = 4, locked_until = now() - interval '1 second', lease_token = gen_random_uuid() WHERE id = $1`, [id]);
+
+    const [claimed] = await claimDue(t.pool, 10, 10_000, 3, new Date());
+    expect(claimed).toMatchObject({ id, interrupted_attempt: 4, budget_spent: true });
+    const { rows } = await t.pool.query('SELECT delivery_status, attempts, locked_until, lease_token, last_error FROM deliveries WHERE id = $1', [id]);
+    expect(rows[0]).toEqual({ delivery_status: 'failed', attempts: 4, locked_until: null, lease_token: null, last_error: `interrupted: ${INTERRUPTED_MESSAGE}` });
+    const attempts = await attemptsOf(t.pool, id!);
+    expect(attempts).toHaveLength(4); // no attempt 5 was started
+    expect(attempts[3]).toMatchObject({ attempt: 4, error_code: 'interrupted', next_attempt_at: null });
   });
 
   it('end to end: a dispatcher whose lease lapses mid-send does not record; the one that took over does', async () => {
@@ -113,13 +141,16 @@ describe('several dispatchers on one database', () => {
     await new Promise((r) => setTimeout(r, 1000)); // the slow first send has finished by now
     expect(webhookIds(receiver.requests)).toEqual([id, id]);
     const attempts = await attemptsOf(t.pool, id!);
-    expect(attempts).toHaveLength(1);
-    expect(attempts[0]).toMatchObject({ attempt: 1, response_status: 200 });
+    // The first request really was sent: its row says so (interrupted: outcome unknown to the record).
+    expect(attempts.map((a) => [a.attempt, a.error_code, a.response_status])).toEqual([
+      [1, 'interrupted', null],
+      [2, null, 200],
+    ]);
   });
 });
 
 describe('dispatcher processes', () => {
-  it('SIGKILL mid-send → the delivery is sent later by another dispatcher with the same webhook-id', async () => {
+  it('SIGKILL mid-send → attempt 1 stays on record as started; the next dispatcher closes it as interrupted and sends attempt 2, same webhook-id', async () => {
     receiver.handler = () => {}; // hold the first request open: the child is mid-send when killed
     const child = spawnService(t, 'dispatcher', WEBHOOK_ENV);
     cleanups.push(async () => {
@@ -130,16 +161,32 @@ describe('dispatcher processes', () => {
     child.kill('SIGKILL');
     await once(child, 'exit');
 
+    // The request reached the receiver; its attempt is on record, started, with no outcome.
+    const [started] = await attemptsOf(t.pool, id!);
+    expect(started).toMatchObject({ attempt: 1, finished_at: null, duration_ms: null, response_status: null, error_code: null });
+    expect(await attemptsOf(t.pool, id!)).toHaveLength(1);
+    const { rows } = await t.pool.query('SELECT delivery_status, attempts FROM deliveries WHERE id = $1', [id]);
+    expect(rows[0]).toEqual({ delivery_status: 'pending', attempts: 1 });
+
     receiver.handler = ok;
     const killedAt = Date.now();
     await dispatcher();
     const [first, second] = await receiver.waitForRequests(2, 15_000);
-    expect(second!.headers['webhook-id']).toBe(id);
     expect(first!.headers['webhook-id']).toBe(id);
+    expect(second!.headers['webhook-id']).toBe(id);
     // Not before the dead claim's lease lapsed (2000 ms timeout → 4 s lease from the claim).
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(3500);
     expect(second!.at - killedAt).toBeLessThan(6000);
-    expect(await waitForDelivery(t.pool, id!)).toMatchObject({ delivery_status: 'sent', attempts: 1 });
+    expect(await waitForDelivery(t.pool, id!)).toMatchObject({ delivery_status: 'sent', attempts: 2 });
+    const attempts = await attemptsOf(t.pool, id!);
+    expect(attempts.map((a) => [a.attempt, a.error_code, a.response_status])).toEqual([
+      [1, 'interrupted', null],
+      [2, null, 200],
+    ]);
+    expect(attempts[0]!.finished_at).toBeInstanceOf(Date);
+    expect(attempts[0]!.error_message).toBe(INTERRUPTED_MESSAGE);
+    // Once per attempt: the receiver saw the id twice, and there are two attempt rows.
+    expect(webhookIds(receiver.requests)).toEqual([id, id]);
   });
 
   it('SIGTERM → the in-flight attempt finishes and is recorded before the process exits', async () => {

@@ -105,12 +105,13 @@ describe('transactional outbox', () => {
     const loadMs = Date.now() - started;
     await receiver.waitForRequests(1);
     const [delivery] = await deliveriesOf(id);
-    expect(delivery).toMatchObject({ delivery_status: 'pending', attempts: 0 }); // the POST is still open
+    // The POST is still open: its attempt is started (counted) and has no outcome yet.
+    expect(delivery).toMatchObject({ delivery_status: 'pending', attempts: 1 });
     expect(loadMs).toBeLessThan(8_000); // well inside the 10 s the hung attempt may take
 
     // The status response carries the latest delivery summary.
     const res = await request(api.url, key, 'GET', `/uploads/${id}`);
-    expect(res.body).toMatchObject({ status: 'completed', delivery: { status: 'pending', attempts: 0, lastError: null } });
+    expect(res.body).toMatchObject({ status: 'completed', delivery: { status: 'pending', attempts: 1, lastError: null } });
   });
 
   it('no callbackUrl → one skipped row (channel none), nothing sent; the status response shows it', async () => {

@@ -105,7 +105,7 @@ describe('dispatcher: outcomes', () => {
     expect(second).toMatchObject({ attempt: 2, response_status: 200, error_code: null });
     // Full jitter in [base/4, base] for the first retry (base = 50 ms), then no sooner than scheduled.
     const scheduled = first!.next_attempt_at!.getTime();
-    const firstEnded = first!.started_at.getTime() + first!.duration_ms;
+    const firstEnded = first!.finished_at!.getTime();
     expect(scheduled - firstEnded).toBeGreaterThanOrEqual(12 - 5);
     expect(scheduled - firstEnded).toBeLessThanOrEqual(50 + 5);
     expect(receiver.requests[1]!.at).toBeGreaterThanOrEqual(scheduled - 2);

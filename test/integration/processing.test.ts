@@ -187,3 +187,54 @@ describe('processing', () => {
     expect(lines.at(-1)).toBe(200_001);
   }, 150_000);
 });
+
+describe('every line of the file is accounted for', () => {
+  const HEADER = 'event_id,event_type,source,customer_id,amount_cents,currency,occurred_at,payload\n';
+  /** A valid row whose values need no quotes, so no later quote can close an open one. */
+  const row = (i: number, currency = 'USD') =>
+    `98ebcb82-034f-4ba5-a41e-${String(i).padStart(12, '0')},invoice.paid,stripe,cus_${i},${i},${currency},2025-01-01T00:00:00Z,{}\n`;
+  const unclosed = (i: number) => row(i).replace(',stripe,', ',"never closed,');
+
+  it('a quote never closed fails the upload (unterminated_quote, naming its line); no row is committed', async () => {
+    const small = await send(HEADER + row(1) + unclosed(2) + row(3) + row(4) + row(5));
+    const many: string[] = [HEADER, row(1), unclosed(2)];
+    for (let i = 3; i < 220_003; i++) many.push(row(i));
+    const big = await send(many.join('')); // ~20 MB
+    for (const id of [small, big]) {
+      const state = await waitForStatus(t, id, ['completed', 'failed'], 60_000);
+      expect(state).toMatchObject({ status: 'failed', error_code: 'unterminated_quote', rows_processed: 0 });
+      expect(state.error).toMatch(/quote opened on line 3 is never closed/);
+      expect(await countRows(t, id)).toEqual({ total: 0, distinct: 0 });
+      expect(state.object_deleted_at).toBeNull(); // kept: the user may fix it (or retry after a fix of ours)
+    }
+  }, 90_000);
+
+  it('a record over the size cap counts every line it swallowed, so an error budget sees them', async () => {
+    // 16 MiB is the cap: a quote closed only after ~20 MB of lines
+    const lines: string[] = [HEADER, row(1), unclosed(2)];
+    for (let i = 3; i < 220_003; i++) lines.push(row(i));
+    lines.push('",x\n', row(220_004));
+    const id = await send(lines.join(''), { maxErrorRatio: '0.5' });
+    const state = await waitForStatus(t, id, ['completed', 'failed'], 60_000);
+    expect(state).toMatchObject({ status: 'failed', error_code: 'error_budget_exceeded', rows_processed: 0 });
+    expect(state.error).toMatch(/220002 of 220004 rows were rejected/);
+
+    const unbudgeted = await send(lines.join(''));
+    const done = await waitForStatus(t, unbudgeted, ['completed', 'failed'], 60_000);
+    expect(done).toMatchObject({ status: 'completed', rows_processed: 2, rows_failed: 220_002 });
+    const { rows } = await t.pool.query('SELECT line, code FROM upload_errors WHERE upload_id = $1', [unbudgeted]);
+    expect(rows).toEqual([{ line: 3, code: 'record_too_large' }]);
+  }, 120_000);
+
+  it('errors.csv starts with the header the loader used (not a blank first line) and round-trips', async () => {
+    const id = await send('\n' + HEADER + row(1) + row(2, 'usd'));
+    expect(await waitForStatus(t, id, ['completed', 'failed'])).toMatchObject({ status: 'completed', rows_processed: 1, rows_failed: 1 });
+    const csv = await request(api.url, key, 'GET', `/uploads/${id}/errors.csv`);
+    const [header, record] = csv.text.trimEnd().split('\n');
+    expect(header).toBe(`${HEADER.trimEnd()},_line,_error`);
+    expect(record).toMatch(/^98ebcb82-034f-4ba5-a41e-000000000002,.*,usd,.*,4,"?pattern/);
+    const again = await send(`${header}\n${record!.replace(',usd,', ',USD,')}\n`);
+    expect(await waitForStatus(t, again, ['completed', 'failed'])).toMatchObject({ status: 'completed', rows_processed: 1, rows_failed: 0 });
+  });
+});
+

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ORPHAN_SWEEP_TASK, sweepOrphans } from '../../src/retention/orphans.ts';
 import { PURGE_TASK, purgeExpired, retentionCronItems } from '../../src/retention/purge.ts';
 import { createTestEnv, type TestEnv } from '../helpers/env.ts';
 import { startTestWorker } from '../helpers/worker.ts';
@@ -17,6 +18,7 @@ beforeAll(async () => {
 beforeEach(async () => {
   await t.pool.query('DELETE FROM deliveries');
   await t.pool.query('DELETE FROM uploads');
+  for (const key of await t.listObjects('')) await t.store.delete(key);
 });
 afterAll(async () => {
   await t?.close();
@@ -110,7 +112,7 @@ describe('retention', () => {
     });
   });
 
-  it('an object that cannot be deleted keeps its upload row for the next run; batches cover everything', async () => {
+  it('an object that cannot be deleted is left for the orphan sweep, its row purged; batches cover everything', async () => {
     const stuck = await uploadAged('failed', 10);
     const others = await Promise.all(Array.from({ length: 7 }, () => uploadAged('failed', 10)));
     const store = {
@@ -120,27 +122,38 @@ describe('retention', () => {
       },
     };
     const summary = await purgeExpired({ pool: t.pool, store, logger: t.logger, retentionDays: 7, batchSize: 3 });
-    expect(summary).toMatchObject({ uploads: 7, objects: 7, objectFailures: 1 });
-    expect(await exists('uploads', 'id', stuck.id)).toBe(true);
-    for (const u of others) expect(await exists('uploads', 'id', u.id)).toBe(false);
-    const objects = await t.listObjects('uploads/');
-    expect(objects).toContain(stuck.key);
-    for (const u of others) expect(objects).not.toContain(u.key);
+    expect(summary).toMatchObject({ uploads: 8, objects: 7, objectFailures: 1 });
+    for (const u of [stuck, ...others]) expect(await exists('uploads', 'id', u.id)).toBe(false);
+    expect(await t.listObjects('uploads/')).toEqual([stuck.key]);
+    expect(await sweepOrphans({ pool: t.pool, store: t.store, logger: t.logger, graceMs: 0 })).toMatchObject({ deleted: 1 });
+    expect(await t.listObjects('uploads/')).toEqual([]);
   });
 
-  it('runs as a graphile-worker task, scheduled by cron', async () => {
-    const [item] = retentionCronItems();
-    expect(item).toMatchObject({ task: PURGE_TASK, identifier: PURGE_TASK });
+  it('runs as graphile-worker tasks, scheduled by cron: the purge and the orphan sweep', async () => {
+    expect(retentionCronItems().map((item) => [item.task, item.identifier])).toEqual([
+      [PURGE_TASK, PURGE_TASK],
+      [ORPHAN_SWEEP_TASK, ORPHAN_SWEEP_TASK],
+    ]);
     const old = await uploadAged('failed', 9);
+    // No row, but stored just now: an upload in flight, inside ORPHAN_GRACE_HOURS (24 h).
+    const inFlight = `uploads/${tenantId}/${randomUUID()}.csv`;
+    await t.store.putStream(inFlight, Readable.from(['a,b\n']));
     const worker = await startTestWorker(t);
     try {
       await t.pool.query(`SELECT graphile_worker.add_job($1)`, [PURGE_TASK]);
+      await t.pool.query(`SELECT graphile_worker.add_job($1, job_key => 'test-sweep')`, [ORPHAN_SWEEP_TASK]);
       const until = Date.now() + 15_000;
-      while ((await exists('uploads', 'id', old.id)) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      const sweepQueued = async () => (await t.pool.query(`SELECT 1 FROM graphile_worker.jobs WHERE key = 'test-sweep'`)).rowCount === 1;
+      while (((await exists('uploads', 'id', old.id)) || (await sweepQueued())) && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
       expect(await exists('uploads', 'id', old.id)).toBe(false);
-      expect(await t.listObjects('uploads/')).not.toContain(old.key);
+      expect(await sweepQueued()).toBe(false); // the sweep ran (a task no worker knows would stay queued)
+      const objects = await t.listObjects('uploads/');
+      expect(objects).not.toContain(old.key);
+      expect(objects).toContain(inFlight);
       const { rows } = await t.pool.query(`SELECT identifier FROM graphile_worker._private_known_crontabs`);
-      expect(rows.map((r) => r.identifier)).toContain(PURGE_TASK);
+      expect(rows.map((r) => r.identifier)).toEqual(expect.arrayContaining([PURGE_TASK, ORPHAN_SWEEP_TASK]));
     } finally {
       await worker.stop();
     }

@@ -1,17 +1,14 @@
-// Differential test: the transform's COPY output, parsed back with csv-parse, must equal
-// csv-parse's own reading of the input after the documented cleaning (trim, blank → NULL,
-// rejected rows dropped, unknown columns dropped); and the rejected (line, code) pairs must be
-// exactly what a simple independent validator (csv-parse + regexes / BigInt / JSON.parse) rejects.
+// Differential test: the transform's reading of a file must equal the reference's (test/helpers/
+// csv-reference.ts: csv-parse for the records, simple independent checks for the values): the same
+// per-line outcome (loaded, or rejected with the same code), and the loaded rows, read back from the
+// COPY output as PostgreSQL would, equal to csv-parse's values after the documented cleaning (trim,
+// blank → NULL, unknown columns dropped).
 
-import { isUtf8 } from 'node:buffer';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
-import { createCopyTransform, type Reject } from '../../src/ingest/csv/index.ts';
-import type { ColumnDef } from '../../src/ingest/datasets/types.ts';
 import { webhookEvents } from '../../src/ingest/datasets/index.ts';
+import { referenceLoad, transformLoad, type Outcome } from '../helpers/csv-reference.ts';
 import { generateCsv } from '../helpers/generate.ts';
+import { parse } from 'csv-parse/sync';
 
 const ROWS = 20000;
 const generated: Buffer = generateCsv(ROWS);
@@ -26,126 +23,20 @@ const rnd = (n: number): number => {
 };
 const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
 
-// ---- reference: csv-parse + straightforward checks --------------------------------------
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const TS = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:\.\d{1,9})?)?(?:Z|[+-](\d\d)(?::?(\d\d))?)?$/;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-function realDate(y: number, m: number, d: number): boolean {
-  const t = new Date(0);
-  t.setUTCFullYear(y, m - 1, d);
-  return y >= 1 && t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === d;
-}
-
-function jsonbOk(v: string): boolean {
-  let ok = true;
-  const visit = (x: unknown): void => {
-    if (typeof x === 'string') ok &&= !x.includes('\u0000') && !LONE_SURROGATE.test(x);
-    else if (x && typeof x === 'object') for (const [k, y] of Object.entries(x)) (visit(k), visit(y));
-  };
-  try {
-    visit(JSON.parse(v));
-  } catch {
-    return false;
-  }
-  return ok;
-}
-
-function referenceCheck(c: ColumnDef, v: string): string | null {
-  switch (c.type) {
-    case 'uuid':
-      return UUID.test(v) ? null : 'invalid_uuid';
-    case 'bigint': {
-      if (!/^[+-]?\d+$/.test(v)) return 'invalid_integer';
-      const n = BigInt(v);
-      return n >= -(2n ** 63n) && n < 2n ** 63n ? null : 'out_of_range';
-    }
-    case 'timestamptz': {
-      const m = TS.exec(v);
-      if (!m) return 'invalid_timestamp';
-      const [, y, mo, d, h, mi, s, oh, om] = m.map((x) => (x === undefined ? 0 : Number(x)));
-      const ok = realDate(y!, mo!, d!) && h! <= 23 && mi! <= 59 && s! <= 59 && oh! <= 15 && om! <= 59;
-      return ok ? null : 'invalid_timestamp';
-    }
-    case 'jsonb':
-      return jsonbOk(v) ? null : 'invalid_json';
-    case 'text':
-      if (c.maxLength !== undefined && [...v].length > c.maxLength) return 'too_long';
-      if (c.pattern && !c.pattern.test(v)) return 'pattern';
-      return null;
-    default:
-      throw new Error(`reference does not cover ${c.type}`);
-  }
-}
-
-interface Expected {
-  rows: (string | null)[][];
-  rejects: [number, string][];
-}
-
-function reference(input: Buffer): Expected {
-  const body = input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf ? input.subarray(3) : input;
-  // latin1 maps bytes 1:1 to characters, so fields can be turned back into their exact bytes
-  // (csv-parse's `encoding: null` trips over relax_column_count).
-  const parsed = parse(body, { encoding: 'latin1', relax_column_count: true, skip_empty_lines: true, record_delimiter: ['\r\n', '\n'], raw: true, info: true }) as unknown as { record: string[]; raw: string; info: { bytes: number } }[];
-  const records = parsed.map(({ record, raw, info }) => ({ record: record.map((f) => Buffer.from(f, 'latin1')), raw, info }));
-  const trim = (b: Buffer): string => b.toString('utf8').replace(/^[ \t]+|[ \t]+$/g, '');
-  const header = records[0]!.record.map((b) => webhookEvents.columns.find((c) => c.name === trim(b).toLowerCase()));
-  const out: Expected = { rows: [], rejects: [] };
-  let line = 1; // = 1 + LFs before `counted`
-  let counted = 0;
-  for (const { record, raw, info } of records.slice(1)) {
-    let start = info.bytes - raw.length;
-    while (body[start] === 0x0a || body[start] === 0x0d) start++; // skipped blank lines
-    for (; counted < start; counted++) if (body[counted] === 0x0a) line++;
-    const reject = (code: string): void => void out.rejects.push([line, code]);
-    if (!record.every((b) => isUtf8(b))) { reject('invalid_utf8'); continue; }
-    if (record.some((b) => b.includes(0))) { reject('nul_byte'); continue; }
-    if (record.length !== header.length) { reject('field_count'); continue; }
-    const row: (string | null)[] = [String(line)];
-    let code: string | null = null;
-    for (let j = 0; j < header.length && code === null; j++) {
-      const col = header[j];
-      if (!col) continue;
-      const v = trim(record[j]!);
-      if (v === '') code = col.required ? 'required' : (row.push(null), null);
-      else code = referenceCheck(col, v) ?? (row.push(v), null);
-    }
-    if (code === null) out.rows.push(row);
-    else reject(code);
-  }
-  return out;
-}
-
-// ---- the transform, and its output read back as PostgreSQL would -------------------------
-
-async function transform(input: Buffer, chunkSize: number): Promise<{ out: Buffer; rejects: Reject[] }> {
-  const rejects: Reject[] = [];
-  const out: Buffer[] = [];
-  const t = createCopyTransform(webhookEvents, { onHeader: () => {}, onReject: (r) => rejects.push(r), chunkBytes: 64 * 1024 });
-  const chunks: Buffer[] = [];
-  for (let i = 0; i < input.length; i += chunkSize) chunks.push(input.subarray(i, i + chunkSize));
-  await pipeline(Readable.from(chunks), t, new Writable({ write: (c: Buffer, _e, cb) => (out.push(c), cb()) }));
-  return { out: Buffer.concat(out), rejects };
-}
-
-/** COPY csv semantics: unquoted empty = NULL, quoted = string. The reference never expects ''
- * (blank → NULL), so an output `""` (an empty string for PostgreSQL) would show as a mismatch. */
-const readCopy = (out: Buffer): (string | null)[][] =>
-  parse(out, { cast: (v: string, ctx: { quoting: boolean }) => (ctx.quoting ? v : v === '' ? null : v) }) as (string | null)[][];
-
-async function expectAgreement(input: Buffer): Promise<Expected> {
-  const expected = reference(input);
+async function expectAgreement(input: Buffer): Promise<Outcome> {
+  const expected = referenceLoad(input, webhookEvents);
+  expect(expected.failure).toBeNull();
   for (const chunkSize of [65536, 1 + rnd(5000)]) {
-    const { out, rejects } = await transform(input, chunkSize);
-    expect(rejects.map((r) => [r.line, r.code])).toEqual(expected.rejects);
-    const rows = readCopy(out);
-    expect(rows.length).toBe(expected.rows.length);
-    for (let i = 0; i < rows.length; i++) if (JSON.stringify(rows[i]) !== JSON.stringify(expected.rows[i])) expect(rows[i]).toEqual(expected.rows[i]);
+    const got = await transformLoad(input, webhookEvents, chunkSize);
+    expect(got.failure).toBeNull();
+    expect(got.lines).toEqual(expected.lines);
+    expect(got.rows.length).toBe(expected.rows.length);
+    for (let i = 0; i < got.rows.length; i++) if (JSON.stringify(got.rows[i]) !== JSON.stringify(expected.rows[i])) expect(got.rows[i]).toEqual(expected.rows[i]);
   }
   return expected;
 }
+
+const rejectsOf = (o: Outcome) => [...o.lines.values()].filter((v) => v !== 'loaded');
 
 // ---- mutated input ------------------------------------------------------------------------
 
@@ -203,9 +94,9 @@ function mutatedFile(headerNames: string[], order: number[], unknownAt: number):
 describe('differential against csv-parse', () => {
   it(`the generated file (${ROWS} rows) passes through entirely, byte for byte after the line number`, async () => {
     const expected = await expectAgreement(generated);
-    expect(expected.rejects).toEqual([]);
+    expect(rejectsOf(expected)).toEqual([]);
     expect(expected.rows).toHaveLength(ROWS);
-    const { out } = await transform(generated, 65536);
+    const { out } = await transformLoad(generated, webhookEvents, 65536);
     const lines = generated.toString().split('\n').slice(1, -1);
     expect(out.toString()).toBe(lines.map((l, i) => `${i + 2},${l}\n`).join(''));
   });
@@ -213,8 +104,8 @@ describe('differential against csv-parse', () => {
   it('a mutated file: quoting, blanks, CRLF, bad values, field counts, bad UTF-8 and NUL', async () => {
     const names = webhookEvents.columns.map((c) => c.name);
     const expected = await expectAgreement(mutatedFile(names, names.map((_, i) => i), -1));
-    expect(expected.rejects.length).toBeGreaterThan(ROWS / 20);
-    expect(new Set(expected.rejects.map(([, code]) => code)).size).toBeGreaterThanOrEqual(11);
+    expect(rejectsOf(expected).length).toBeGreaterThan(ROWS / 20);
+    expect(new Set(rejectsOf(expected)).size).toBeGreaterThanOrEqual(11);
   });
 
   it('a mutated file with BOM, reordered and re-cased header and an unknown column', async () => {

@@ -1,7 +1,7 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { copyStatement, createCopyTransform, HeaderError, type HeaderInfo, type Reject } from '../../src/ingest/csv/index.ts';
+import { copyStatement, createCopyTransform, CsvFileError, type HeaderInfo, type Reject } from '../../src/ingest/csv/index.ts';
 import { webhookEvents } from '../../src/ingest/datasets/index.ts';
 
 const ID = '98ebcb82-034f-4ba5-a41e-dd74d0cfc15a';
@@ -26,17 +26,17 @@ async function run(input: string | Buffer, chunkSize = 0): Promise<{ out: string
   return { out: Buffer.concat(out).toString(), header, rejects, headerCalls };
 }
 
-async function headerError(input: string | Buffer, chunkSize = 0): Promise<HeaderError> {
+async function headerError(input: string | Buffer, chunkSize = 0): Promise<CsvFileError> {
   const err = await run(input, chunkSize).then(() => null, (e: unknown) => e);
-  expect(err).toBeInstanceOf(HeaderError);
-  return err as HeaderError;
+  expect(err).toBeInstanceOf(CsvFileError);
+  return err as CsvFileError;
 }
 
 describe('header matching', () => {
   it('matches names trimmed and case-insensitively, in the file order, ignoring a UTF-8 BOM', async () => {
     for (const chunkSize of [0, 1, 2, 4]) {
       const r = await run(`\uFEFF Occurred_At ,"EVENT_ID",\tevent_type\n${AT},${ID},x\n`, chunkSize);
-      expect(r.header).toEqual({ columns: ['occurred_at', 'event_id', 'event_type'], unknownColumns: [], line: 1 });
+      expect(r.header).toEqual({ columns: ['occurred_at', 'event_id', 'event_type'], unknownColumns: [], line: 1, text: ' Occurred_At ,"EVENT_ID",\tevent_type' });
       expect(r.headerCalls).toBe(1);
       expect(r.out).toBe(`2,${AT},${ID},x\n`);
     }
@@ -44,7 +44,7 @@ describe('header matching', () => {
 
   it('drops unknown columns and reports them', async () => {
     const r = await run(`note,event_id,Extra Col,event_type,occurred_at\nhello,${ID},"a,b",x,${AT}\n`);
-    expect(r.header).toEqual({ columns: ['event_id', 'event_type', 'occurred_at'], unknownColumns: ['note', 'Extra Col'], line: 1 });
+    expect(r.header).toEqual({ columns: ['event_id', 'event_type', 'occurred_at'], unknownColumns: ['note', 'Extra Col'], line: 1, text: 'note,event_id,Extra Col,event_type,occurred_at' });
     expect(r.out).toBe(`2,${ID},x,${AT}\n`);
   });
 
@@ -100,12 +100,17 @@ describe('header errors', () => {
   });
 
   it.each([
-    ['malformed quoting', 'event_id,"event_type"x,occurred_at\n'],
-    ['unterminated quote', 'event_id,"event_type,occurred_at\n'],
+    ['malformed quoting', 'event_id,"event_type"x",occurred_at\n'],
     ['invalid UTF-8', Buffer.from('event_id,event_type,occurred_at,\xff\n', 'latin1')],
     ['NUL byte', 'event_id,event_type,occurred_at,a\u0000\n'],
   ])('bad header: %s', async (_name, input) => {
     expect((await headerError(input)).code).toBe('bad_header');
+  });
+
+  it('an unterminated quote in the header fails the file as such', async () => {
+    const e = await headerError('\nevent_id,"event_type,occurred_at\n');
+    expect(e.code).toBe('unterminated_quote');
+    expect(e.message).toMatch(/opened on line 2/);
   });
 
   it('a 1–2 byte file that only looks like a BOM start is data, not a BOM', async () => {

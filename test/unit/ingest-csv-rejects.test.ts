@@ -1,7 +1,7 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { type CopyTransform, createCopyTransform, type Reject } from '../../src/ingest/csv/index.ts';
+import { type CopyTransform, createCopyTransform, CsvFileError, type Reject } from '../../src/ingest/csv/index.ts';
 import type { DatasetDef } from '../../src/ingest/datasets/types.ts';
 
 const all: DatasetDef = {
@@ -124,14 +124,24 @@ describe('record_too_large bounds memory', () => {
     }
   });
 
-  it('an unterminated quote runs to EOF as one too-large reject', async () => {
+  it('an unterminated quote past the size cap still fails the file, naming the line it opened on', async () => {
     const noQuotes = row({ 7: '1' }); // no quote later in the file to close the open one
     const input = `${HEADER}\n${noQuotes}\n${row({ 7: '1', 9: '"open' })}\n${`${noQuotes}\n`.repeat(20)}`;
     for (const chunk of [1, 128, 100000]) {
+      const err = await run(input, { maxRecordBytes: 1000, chunk }).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(CsvFileError);
+      expect(err).toMatchObject({ code: 'unterminated_quote', message: expect.stringMatching(/opened on line 3/) });
+    }
+  });
+
+  it('a too-large record that does close is one reject counting each of its lines as a failed row', async () => {
+    const noQuotes = row({ 7: '1' });
+    const input = `${HEADER}\n${noQuotes}\n${row({ 7: '1', 9: '"open' })}\n${`${noQuotes}\n`.repeat(20)}",x\n${noQuotes}\n`;
+    for (const chunk of [1, 128, 100000]) {
       const r = await run(input, { maxRecordBytes: 1000, chunk });
-      expect(r.rejects.map((j) => [j.line, j.code])).toEqual([[3, 'record_too_large']]);
-      expect(r.out).toBe(`2,${noQuotes}\n`);
-      expect(r.stats).toMatchObject({ records: 2, rowsAccepted: 1, rowsRejected: 1, lines: 23 });
+      expect(r.rejects.map((j) => [j.line, j.lines, j.code])).toEqual([[3, 22, 'record_too_large']]);
+      expect(r.out).toBe(`2,${noQuotes}\n25,${noQuotes}\n`);
+      expect(r.stats).toMatchObject({ records: 24, rowsAccepted: 2, rowsRejected: 22, lines: 25, rejectedLines: 22 });
     }
   });
 });

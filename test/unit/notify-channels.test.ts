@@ -14,7 +14,8 @@ const payload = { type: 'upload.failed', uploadId: 'u-1', status: 'failed', rows
 function claimed(overrides: Partial<ClaimedDelivery> = {}): ClaimedDelivery {
   return {
     id: '6f1c1b1e-8a4d-4a57-9a8f-1f2e3d4c5b6a', tenant_id: 't-1', channel: 'webhook', target: 'https://example.com/hook',
-    payload, attempts: 0, run_first_attempt: 1, manual: false, lease_token: 'lease-1', secrets: [generateSecret()],
+    payload, attempt: 1, run_first_attempt: 1, manual: false, lease_token: 'lease-1', secrets: [generateSecret()],
+    interrupted_attempt: null, budget_spent: false,
     ...overrides,
   };
 }
@@ -87,18 +88,18 @@ describe('attemptDelivery', () => {
     return { d, queries, sent };
   }
 
-  it('records attempt n+1 under the claim’s lease token, with the outcome', async () => {
+  it('finishes the attempt the claim started, under the claim’s lease token, with the outcome', async () => {
     const { d, queries, sent } = deps(okResult);
-    const report = await attemptDelivery(d, claimed({ attempts: 2, run_first_attempt: 1 }));
+    const report = await attemptDelivery(d, claimed({ attempt: 3, run_first_attempt: 1 }));
     expect(report).toMatchObject({ number: 3, outcome: { status: 'sent' }, recorded: true });
     expect(sent).toEqual(['https://example.com/hook']);
     expect(queries[0]!.slice(0, 4)).toEqual(['6f1c1b1e-8a4d-4a57-9a8f-1f2e3d4c5b6a', 'lease-1', 'sent', 3]);
   });
 
   it('the retry budget counts from the start of the run: attempt 5 of a redelivery run is its 4th', async () => {
-    const redeliveryRun = claimed({ attempts: 4, run_first_attempt: 2 }); // attempt 5 = 4th of the run
+    const redeliveryRun = claimed({ attempt: 5, run_first_attempt: 2 }); // attempt 5 = 4th of the run
     expect((await attemptDelivery(deps(serverError).d, redeliveryRun)).outcome.status).toBe('failed');
-    const earlier = claimed({ attempts: 3, run_first_attempt: 2 }); // attempt 4 = 3rd of the run
+    const earlier = claimed({ attempt: 4, run_first_attempt: 2 }); // attempt 4 = 3rd of the run
     expect((await attemptDelivery(deps(serverError).d, earlier)).outcome).toEqual({ status: 'pending', nextAttemptAt: new Date(NOW_MS + 400) });
   });
 

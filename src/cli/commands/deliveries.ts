@@ -4,8 +4,10 @@ import { runCommand } from './common.ts';
 interface Attempt {
   attempt: number;
   trigger: string;
+  /** started (no outcome yet) | succeeded | failed | interrupted */
+  state: string;
   startedAt: string;
-  durationMs: number;
+  durationMs: number | null;
   responseStatus: number | null;
   responseExcerpt: string | null;
   errorCode: string | null;
@@ -54,7 +56,8 @@ function describeDelivery(d: Delivery): string {
   ].filter((l) => l !== null);
   const history = (d.history ?? []).map((a) => {
     const outcome = [a.responseStatus ?? '—', a.errorCode, a.errorMessage ?? a.responseExcerpt].filter((x) => x !== null && x !== '');
-    return `  #${a.attempt}  ${a.startedAt}  ${a.trigger}  ${a.durationMs} ms  ${outcome.join('  ').replace(/\s+/g, ' ')}`;
+    const duration = a.durationMs !== null ? `${a.durationMs} ms` : a.state === 'started' ? 'no outcome yet' : '—';
+    return `  #${a.attempt}  ${a.startedAt}  ${a.trigger}  ${duration}  ${outcome.join('  ').replace(/\s+/g, ' ')}`;
   });
   return [...head, ...history].join('\n');
 }

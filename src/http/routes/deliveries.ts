@@ -48,11 +48,18 @@ const DeliveryBody = Type.Object({
 const AttemptBody = Type.Object({
   attempt: Type.Integer(),
   trigger: Type.String({ description: 'scheduled | manual' }),
+  state: Type.Union([Type.Literal('started'), Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('interrupted')], {
+    description:
+      'started: recorded before the request was sent, no outcome yet (being sent now, or its dispatcher died and the next ' +
+      'claim will close it as interrupted); interrupted: the dispatcher stopped before the outcome was known, so the ' +
+      'receiver may have received it (counts against the retry budget); succeeded / failed: the outcome below',
+  }),
   startedAt: Timestamp,
-  durationMs: Type.Integer(),
+  finishedAt: nullable(Timestamp),
+  durationMs: nullable(Type.Integer({ description: 'null until finished, and for an interrupted attempt (never measured)' })),
   responseStatus: nullable(Type.Integer()),
   responseExcerpt: nullable(Type.String({ description: 'first 2 KB of the response body' })),
-  errorCode: nullable(Type.String()),
+  errorCode: nullable(Type.String({ description: 'timeout | connect_refused | dns | tls | reset | network | ssrf_blocked | http_3xx | http_4xx | http_5xx | build_failed | interrupted' })),
   errorMessage: nullable(Type.String()),
   nextAttemptAt: nullable(Timestamp),
 });
@@ -168,7 +175,9 @@ function presentAttempt(row: AttemptRow) {
   return {
     attempt: row.attempt,
     trigger: row.trigger,
+    state: attemptState(row),
     startedAt: row.started_at.toISOString(),
+    finishedAt: iso(row.finished_at),
     durationMs: row.duration_ms,
     responseStatus: row.response_status,
     responseExcerpt: row.response_excerpt,
@@ -176,6 +185,12 @@ function presentAttempt(row: AttemptRow) {
     errorMessage: row.error_message,
     nextAttemptAt: iso(row.next_attempt_at),
   };
+}
+
+function attemptState(row: AttemptRow): 'started' | 'succeeded' | 'failed' | 'interrupted' {
+  if (row.finished_at === null) return 'started';
+  if (row.error_code === 'interrupted') return 'interrupted';
+  return row.error_code === null ? 'succeeded' : 'failed';
 }
 
 function iso(value: Date | null): string | null {

@@ -71,7 +71,7 @@ export async function uploadProcessingRoutes(app: FastifyInstance, deps: AppDeps
     const upload = await visibleUpload(request);
     const db = deps.db;
     async function* csv() {
-      yield `${upload.csv_header ?? ''},_line,_error\n`;
+      yield upload.csv_header === null ? '_line,_error\n' : `${upload.csv_header},_line,_error\n`;
       let afterLine = 0;
       for (;;) {
         const rows = await listUploadErrors(db, upload.id, afterLine, 1000);
@@ -91,13 +91,15 @@ export async function uploadProcessingRoutes(app: FastifyInstance, deps: AppDeps
     if (upload.status !== 'failed') {
       throw new AppError('invalid_state', `only a failed upload can be retried; this one is ${upload.status}`);
     }
-    if (upload.object_deleted_at || (await deps.store.head(upload.object_key)) === null) {
-      throw new AppError('object_gone');
-    }
-    const outcome = await deps.db
+    // Decided under the row lock, so a retention purge cannot delete the object of a retry it accepts.
+    const decision = await deps.db
       .transaction()
-      .execute((trx) => resetForRetry(trx, request.tenant.id, upload.id, deps.config.worker.maxAttempts));
-    if (outcome === 'not_failed') throw new AppError('invalid_state', 'only a failed upload can be retried');
+      .execute((trx) =>
+        resetForRetry(trx, request.tenant.id, upload.id, deps.config.worker.maxAttempts, async (key) => (await deps.store.head(key)) !== null),
+      );
+    if (decision === 'not_found') throw new AppError('not_found', 'upload not found');
+    if (decision === 'not_failed') throw new AppError('invalid_state', 'only a failed upload can be retried');
+    if (decision === 'object_gone') throw new AppError('object_gone');
     const row = await findUpload(deps.db, request.tenant.id, upload.id);
     return reply.status(202).header('location', `/uploads/${upload.id}`).send(presentUpload(row!));
   };

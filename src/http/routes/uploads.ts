@@ -132,8 +132,11 @@ export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise
         ? new AppError('upload_processing', 'upload is being processed; try again when it has finished')
         : new AppError('not_found', 'upload not found');
     }
-    // The row is gone first: a failed object delete leaves an orphan for retention, never a dangling row.
-    await deps.store.delete(result.objectKey).catch((err) => request.log.warn({ err }, 'object delete failed'));
+    // The row is gone first: a failed object delete leaves an object no row references, which the
+    // orphan sweep (retention/orphans.ts) removes — never a row pointing at nothing.
+    await deps.store
+      .delete(result.objectKey)
+      .catch((err) => request.log.warn({ err, objectKey: result.objectKey }, 'object delete failed; left for the orphan sweep'));
     return reply.status(204).send();
   };
   app.delete(

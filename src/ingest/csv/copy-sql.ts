@@ -8,7 +8,7 @@ export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-export function copyStatement(dataset: DatasetDef, header: HeaderInfo): string {
+export function copyStatement(dataset: DatasetDef, header: Pick<HeaderInfo, 'columns'>): string {
   const columns = ['line_number', ...header.columns].map(quoteIdent).join(', ');
   return `COPY ${quoteIdent(dataset.table)} (${columns}) FROM STDIN (FORMAT csv)`;
 }

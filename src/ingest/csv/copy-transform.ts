@@ -12,14 +12,15 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { DatasetDef } from '../datasets/types.ts';
 import { checkField, decodeValue, describeReject } from './fields.ts';
 import { type HeaderPlan, planHeader } from './header.ts';
+import { ACCEPTED, BLANK, BROKEN, bookRecord, checkAccounting, HEADER, LineLedger, REJECTED } from './accounting.ts';
 import { ChunkWriter } from './output.ts';
 import { RAW_CAP, SpanningRecord } from './spanning.ts';
 import {
   COMMA,
   F_QUOTED,
   LF,
-  MALFORMED_AFTER_QUOTE,
   MALFORMED_BARE_CR,
+  MALFORMED_INVALID_CLOSING_QUOTE,
   MALFORMED_NONE,
   MALFORMED_QUOTE_IN_FIELD,
   QUOTE,
@@ -28,7 +29,7 @@ import {
 import {
   type CopyTransformOptions,
   type CopyTransformStats,
-  HeaderError,
+  CsvFileError,
   type HeaderInfo,
   type RejectCode,
 } from './types.ts';
@@ -40,13 +41,15 @@ const LINE_OVERHEAD = 24;
 
 const MALFORMED_MESSAGES: Record<number, string> = {
   [MALFORMED_QUOTE_IN_FIELD]: 'quote inside an unquoted field',
-  [MALFORMED_AFTER_QUOTE]: 'unexpected characters after a closing quote',
+  [MALFORMED_INVALID_CLOSING_QUOTE]: 'quote inside a quoted field that is neither doubled nor followed by a comma or line end',
   [MALFORMED_BARE_CR]: 'carriage return outside quotes that does not end the line',
 };
+
 
 export class CopyTransform extends Transform {
   readonly stats: CopyTransformStats = {
     bytesIn: 0, bytesOut: 0, records: 0, rowsAccepted: 0, rowsRejected: 0, rowsRebuilt: 0, lines: 0,
+    headerLines: 0, blankLines: 0, acceptedLines: 0, rejectedLines: 0,
   };
   /** Set once the header record has been read (before any output). */
   header: HeaderInfo | null = null;
@@ -62,8 +65,7 @@ export class CopyTransform extends Transform {
   /** First bytes held until we know whether they start with a UTF-8 BOM; null once decided. */
   private head: Buffer | null = Buffer.alloc(0);
   private readonly spanning: SpanningRecord;
-  /** The last byte consumed was an LF (only needed at end of input). */
-  private endsWithLF = false;
+  private readonly ledger = new LineLedger();
 
   constructor(dataset: DatasetDef, opts: CopyTransformOptions) {
     const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
@@ -79,7 +81,10 @@ export class CopyTransform extends Transform {
     try {
       this.stats.bytesIn += chunk.length;
       const body = this.stripBom(chunk);
-      if (body !== null) this.consume(body);
+      if (body !== null) {
+        this.ledger.observe(body);
+        this.consume(body);
+      }
       this.stats.lines = this.line - 1;
       this.stats.bytesOut = this.out.bytesOut;
       callback();
@@ -90,11 +95,15 @@ export class CopyTransform extends Transform {
 
   override _flush(callback: TransformCallback): void {
     try {
-      if (this.head !== null && this.head.length > 0) this.consume(this.head); // 1–2 bytes, not a BOM
+      if (this.head !== null && this.head.length > 0) {
+        this.ledger.observe(this.head);
+        this.consume(this.head); // 1–2 bytes, not a BOM
+      }
       this.head = null;
       if (this.spanning.active) this.finishSpanning(null);
       this.stats.lines = this.line - 1;
-      if (this.plan === null) throw new HeaderError('empty_file', 'the file is empty: no header record');
+      if (this.plan === null) throw new CsvFileError('empty_file', 'the file is empty: no header record');
+      checkAccounting(this.stats, this.ledger.lines);
       this.out.flush(true);
       this.stats.bytesOut = this.out.bytesOut;
       callback();
@@ -118,7 +127,6 @@ export class CopyTransform extends Transform {
 
   private consume(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.endsWithLF = chunk[chunk.length - 1] === LF;
     let pos = 0;
     if (this.spanning.active) {
       const end = this.spanning.continueWith(chunk);
@@ -138,12 +146,11 @@ export class CopyTransform extends Transform {
         if (next < 0) break;
         if (next - pos > this.maxRecordBytes) {
           // Same verdict as when the record spans chunks: the result must not depend on chunking.
-          this.tooLarge(chunk.subarray(pos, pos + RAW_CAP));
+          this.tooLarge(chunk.subarray(pos, pos + RAW_CAP), sc.newlines + 1);
         } else {
           if (nulAt >= 0 && nulAt < pos) nulAt = chunk.indexOf(0, pos);
           this.onRecord(chunk, pos, utf8Ok, nulAt >= 0 && nulAt < sc.contentEnd);
         }
-        this.line += sc.newlines + 1;
         pos = next;
       }
     }
@@ -154,12 +161,9 @@ export class CopyTransform extends Transform {
   private finishSpanning(last: Buffer | null): void {
     const sc = this.scanner;
     const taken = this.spanning.take(last);
-    // At end of input the record has no terminator; its last line counts unless it ends in an
-    // LF (inside an open quote).
-    const terminator = last !== null || !this.endsWithLF ? 1 : 0;
     if (taken.kind === 'too_large') {
-      this.tooLarge(taken.prefix);
-      this.line += taken.newlines + terminator;
+      if (taken.unterminated) this.unterminated(taken.openQuoteNewlines);
+      this.tooLarge(taken.prefix, taken.newlines + 1);
       return;
     }
     const record = taken.record;
@@ -167,29 +171,46 @@ export class CopyTransform extends Transform {
     if (sc.parse(record, 0, total, last === null) !== total) throw new Error('csv scanner and record finder disagree');
     const nulAt = record.indexOf(0);
     this.onRecord(record, 0, false, nulAt >= 0 && nulAt < sc.contentEnd);
-    this.line += sc.newlines + terminator;
+  }
+
+  /** The data ended inside a quoted field: nothing of the file may load (COPY, csv-parse, Papa Parse agree). */
+  private unterminated(openQuoteNewlines: number): never {
+    const opened = this.line + openQuoteNewlines;
+    throw new CsvFileError(
+      'unterminated_quote',
+      `unterminated quoted field: the quote opened on line ${opened} is never closed (the file ends inside it); no row was loaded`,
+    );
   }
 
   /** Rejects a record longer than maxRecordBytes, of which only `prefix` was kept. */
-  private tooLarge(prefix: Buffer): void {
+  private tooLarge(prefix: Buffer, lines: number): void {
     const message = `record is larger than ${this.maxRecordBytes} bytes (a quote never closed?)`;
-    if (this.plan === null) throw new HeaderError('bad_header', `header ${message}`);
-    this.stats.records++;
-    this.emitReject(null, 'record_too_large', message, prefix, 0, prefix.length);
+    if (this.plan === null) throw new CsvFileError('bad_header', `header ${message}`);
+    this.emitReject(null, 'record_too_large', message, prefix, 0, prefix.length, lines);
+  }
+
+  /** Books the record just handled (`lines` physical lines) and moves to the next one. */
+  private book(kind: number, lines: number): void {
+    bookRecord(this.stats, kind, lines);
+    this.line += lines;
   }
 
   /** Handles the record just parsed by `scanner` at buf[start…]. */
   private onRecord(buf: Buffer, start: number, utf8Known: boolean, hasNul: boolean): void {
     const sc = this.scanner;
-    if (sc.isBlank()) return;
+    if (sc.unterminated) this.unterminated(sc.openQuoteNewlines);
+    const lines = sc.newlines + 1;
+    if (sc.isBlank()) return this.book(BLANK, lines);
     const end = sc.contentEnd;
     const utf8Ok = utf8Known || isUtf8(buf.subarray(start, end));
     const plan = this.plan;
-    if (plan === null) return this.onHeaderRecord(buf, utf8Ok, hasNul);
-    this.stats.records++;
+    if (plan === null) {
+      this.onHeaderRecord(buf, start, utf8Ok, hasNul);
+      return this.book(HEADER, lines);
+    }
     if (sc.malformed !== MALFORMED_NONE) {
-      const message = MALFORMED_MESSAGES[sc.malformed] ?? 'unterminated quoted field at end of file';
-      return this.reject(buf, start, sc.malformedField, 'malformed_csv', `malformed CSV: ${message}`);
+      const span = lines > 1 ? ` (the record spans lines ${this.line}–${this.line + lines - 1})` : '';
+      return this.reject(buf, start, sc.malformedField, 'malformed_csv', `malformed CSV: ${MALFORMED_MESSAGES[sc.malformed]}${span}`);
     }
     if (!utf8Ok) return this.reject(buf, start, this.fieldWhere((s, e) => !isUtf8(buf.subarray(s, e))), 'invalid_utf8', 'not valid UTF-8');
     if (hasNul) return this.reject(buf, start, this.fieldWhere((s, e) => buf.subarray(s, e).includes(0)), 'nul_byte', 'contains a NUL (0x00) byte');
@@ -212,7 +233,6 @@ export class CopyTransform extends Transform {
       const code = checkField(buf, s, e, f[3 * j + 2]!, col);
       if (code !== null) return this.reject(buf, start, j, code, '');
     }
-    this.stats.rowsAccepted++;
     const out = this.out;
     out.reserve(end - start + LINE_OVERHEAD);
     out.writeInt(this.line);
@@ -224,6 +244,7 @@ export class CopyTransform extends Transform {
       this.writeRebuilt(buf, plan);
     }
     out.byte(LF);
+    this.book(ACCEPTED, lines);
   }
 
   // Same fields, trimmed, blanks as NULL (nothing), unknown columns dropped. Quoted values stay
@@ -247,10 +268,10 @@ export class CopyTransform extends Transform {
     }
   }
 
-  private onHeaderRecord(buf: Buffer, utf8Ok: boolean, hasNul: boolean): void {
-    if (!utf8Ok) throw new HeaderError('bad_header', 'header is not valid UTF-8');
-    if (hasNul) throw new HeaderError('bad_header', 'header contains a NUL byte');
-    this.plan = planHeader(this.dataset, buf, this.scanner, this.line);
+  private onHeaderRecord(buf: Buffer, start: number, utf8Ok: boolean, hasNul: boolean): void {
+    if (!utf8Ok) throw new CsvFileError('bad_header', 'header is not valid UTF-8');
+    if (hasNul) throw new CsvFileError('bad_header', 'header contains a NUL byte');
+    this.plan = planHeader(this.dataset, buf, start, this.scanner, this.line);
     this.header = this.plan.info;
     this.opts.onHeader(this.header);
   }
@@ -272,12 +293,13 @@ export class CopyTransform extends Transform {
       const value = decodeValue(buf, f[3 * field]!, f[3 * field + 1]!, f[3 * field + 2]!);
       message = describeReject(code, col.def, value);
     }
-    this.emitReject(name, code, message, buf, start, this.scanner.contentEnd);
+    this.emitReject(name, code, message, buf, start, this.scanner.contentEnd, this.scanner.newlines + 1);
   }
 
-  private emitReject(column: string | null, code: RejectCode, message: string, buf: Buffer, s: number, e: number): void {
-    this.stats.rowsRejected++;
-    this.opts.onReject({ line: this.line, column, code, message, raw: rawText(buf, s, e) });
+  private emitReject(column: string | null, code: RejectCode, message: string, buf: Buffer, s: number, e: number, lines: number): void {
+    const line = this.line;
+    this.book(code === 'malformed_csv' || code === 'record_too_large' ? BROKEN : REJECTED, lines);
+    this.opts.onReject({ line, lines, column, code, message, raw: rawText(buf, s, e) });
   }
 }
 

@@ -3,7 +3,7 @@
 import type { DatasetDef } from '../datasets/types.ts';
 import { type CompiledColumn, compileColumn, decodeValue } from './fields.ts';
 import { MALFORMED_NONE, type RecordScanner } from './scan.ts';
-import { HeaderError, type HeaderInfo } from './types.ts';
+import { CsvFileError, type HeaderInfo } from './types.ts';
 
 export interface HeaderPlan {
   info: HeaderInfo;
@@ -18,22 +18,22 @@ export interface HeaderPlan {
  * Matches the parsed header record (in `scanner`) to the dataset: names trimmed and compared
  * case-insensitively. The caller has already stripped a UTF-8 BOM and checked the bytes.
  */
-export function planHeader(dataset: DatasetDef, buf: Buffer, scanner: RecordScanner, line: number): HeaderPlan {
+export function planHeader(dataset: DatasetDef, buf: Buffer, start: number, scanner: RecordScanner, line: number): HeaderPlan {
   if (scanner.malformed !== MALFORMED_NONE) {
-    throw new HeaderError('bad_header', `header (line ${line}) is not valid CSV: misplaced quote or bare carriage return`);
+    throw new CsvFileError('bad_header', `header (line ${line}) is not valid CSV: misplaced quote or bare carriage return`);
   }
   const byName = new Map(dataset.columns.map((c) => [c.name.toLowerCase(), c]));
   const seen = new Set<string>();
   const columns: (CompiledColumn | null)[] = [];
   const names: string[] = [];
-  const info: HeaderInfo = { columns: [], unknownColumns: [], line };
+  const info: HeaderInfo = { columns: [], unknownColumns: [], line, text: buf.toString('utf8', start, scanner.contentEnd) };
   const f = scanner.fields;
   for (let i = 0; i < scanner.fieldCount; i++) {
     const name = decodeValue(buf, f[3 * i]!, f[3 * i + 1]!, f[3 * i + 2]!).trim();
     const key = name.toLowerCase();
     names.push(name);
     if (key !== '') {
-      if (seen.has(key)) throw new HeaderError('bad_header', `duplicate column in header: ${name}`);
+      if (seen.has(key)) throw new CsvFileError('bad_header', `duplicate column in header: ${name}`);
       seen.add(key);
     }
     const def = byName.get(key);
@@ -47,7 +47,7 @@ export function planHeader(dataset: DatasetDef, buf: Buffer, scanner: RecordScan
   }
   const missing = dataset.columns.filter((c) => c.required && !seen.has(c.name.toLowerCase())).map((c) => c.name);
   if (missing.length > 0) {
-    throw new HeaderError('missing_columns', `missing required column(s): ${missing.join(', ')}`, missing);
+    throw new CsvFileError('missing_columns', `missing required column(s): ${missing.join(', ')}`, missing);
   }
   return { info, columns, names, hasUnknown: info.unknownColumns.length > 0 };
 }

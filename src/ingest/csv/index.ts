@@ -3,8 +3,8 @@ export { copyStatement, quoteIdent } from './copy-sql.ts';
 export {
   type CopyTransformOptions,
   type CopyTransformStats,
-  HeaderError,
-  type HeaderErrorCode,
+  CsvFileError,
+  type CsvFileErrorCode,
   type HeaderInfo,
   type Reject,
   type RejectCode,

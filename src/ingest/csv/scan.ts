@@ -8,9 +8,17 @@
 //    offsets, trimming, malformed-ness); gives up (-1) when the record is not complete.
 //  - findRecordEnd: resumable, offsets-free; used only for a record that spans input chunks.
 //
-// Quote rules (strict, so one bad line costs one reject and never desynchronises the file):
-// a quote opens a quoted field only at field start (leading spaces/tabs allowed); inside an
-// unquoted field, or after a closing quote, a quote is a literal that marks the record malformed.
+// Quote rules — those of csv-parse (strict, no relax_quotes) and Papa Parse, so a file means the same
+// here as in the reference libraries (the property test in test/unit/ingest-csv-accounting.test.ts
+// checks it against csv-parse):
+//  - a quote opens a quoted field only at field start (leading spaces/tabs allowed);
+//  - inside a quoted field, `""` is a literal quote, and a quote closes the field only when what
+//    follows it (after optional spaces/tabs) is a comma, CRLF, LF or the end of the data; any other
+//    quote is a literal that makes the record malformed, and the field goes on;
+//  - inside an unquoted field a quote is a literal that makes the record malformed;
+//  - a record ends at LF or CRLF outside quotes; a CR not followed by LF outside quotes is
+//    malformed (PostgreSQL's COPY refuses it as well);
+//  - the data ending inside a quoted field is an unterminated quote: the file cannot be read.
 
 export const QUOTE = 0x22;
 export const COMMA = 0x2c;
@@ -28,13 +36,35 @@ export const F_REBUILD = 4;
 
 export const MALFORMED_NONE = 0;
 export const MALFORMED_QUOTE_IN_FIELD = 1;
-export const MALFORMED_AFTER_QUOTE = 2;
+/** A quote inside a quoted field that is neither doubled nor followed by a delimiter or line end. */
+export const MALFORMED_INVALID_CLOSING_QUOTE = 2;
 export const MALFORMED_BARE_CR = 3;
-export const MALFORMED_UNTERMINATED = 4;
 
 /** 1 for the bytes that end a run of unquoted field content. */
 const UNQUOTED_STOP = new Uint8Array(256);
 UNQUOTED_STOP[COMMA] = UNQUOTED_STOP[LF] = UNQUOTED_STOP[CR] = UNQUOTED_STOP[QUOTE] = 1;
+
+/** Closes: the bytes after a quote at `q` inside a quoted field close it. */
+const CLOSES = 1;
+/** Literal: they do not (the quote is an invalid closing quote). */
+const LITERAL = 0;
+/** Unknown until more data arrives. */
+const NEED_MORE = -1;
+
+/**
+ * Whether the quote at buf[q] (inside a quoted field, not doubled) closes the field: what follows it,
+ * after optional spaces/tabs, is a comma, LF, CRLF or the end of the data (`eof`).
+ */
+function closingQuote(buf: Uint8Array, q: number, limit: number, eof: boolean): number {
+  let k = q + 1;
+  let c = 0;
+  while (k < limit && ((c = buf[k]!) === SP || c === TAB)) k++;
+  if (k >= limit) return eof ? CLOSES : NEED_MORE;
+  if (c === COMMA || c === LF) return CLOSES;
+  if (c !== CR) return LITERAL;
+  if (k + 1 >= limit) return eof ? LITERAL : NEED_MORE;
+  return buf[k + 1] === LF ? CLOSES : LITERAL;
+}
 
 export class RecordScanner {
   /** Stride 3 per field: value start, value end (trimmed; for quoted fields the content inside
@@ -47,13 +77,17 @@ export class RecordScanner {
   newlines = 0;
   malformed = MALFORMED_NONE;
   malformedField = -1;
+  /** The data ended inside a quoted field (only with `eof`): the file cannot be read. */
+  unterminated = false;
+  /** With `unterminated`: LFs of the record before the quote that opened that field. */
+  openQuoteNewlines = 0;
   /** Some field has F_REBUILD. */
   rebuild = false;
 
   /**
    * Parses the record starting at `start`. Returns the offset just after its terminator, or
    * -1 if `buf[start, limit)` does not hold the whole record. With `eof`, the end of the data
-   * terminates the record (and an open quote is reported as MALFORMED_UNTERMINATED).
+   * terminates the record (an open quote then sets `unterminated`).
    */
   parse(buf: Uint8Array, start: number, limit: number, eof: boolean): number {
     let i = start;
@@ -62,21 +96,23 @@ export class RecordScanner {
     this.newlines = 0;
     this.malformed = MALFORMED_NONE;
     this.malformedField = -1;
+    this.unterminated = false;
     this.rebuild = false;
     for (;;) {
       if (3 * nf + 3 > this.fields.length) this.grow();
       let flags = 0;
-      let fs = i;
+      const fs = i;
       // Leading blanks: part of a blank/unquoted value, or allowed before an opening quote.
       while (i < limit && ((c = buf[i]!) === SP || c === TAB)) i++;
       if (i >= limit) {
         if (!eof) return -1;
         return this.endAt(nf, i, i, i > fs ? F_REBUILD : 0, limit, limit);
       }
-      let vs = i;
+      const vs = i;
       if (c === QUOTE) {
         if (i > fs) flags = F_REBUILD;
         flags |= F_QUOTED;
+        const openNewlines = this.newlines;
         const cs = ++i;
         let newlines = 0;
         for (;;) {
@@ -84,18 +120,23 @@ export class RecordScanner {
             if (c === LF) newlines++;
             i++;
           }
-          if (i + 1 >= limit) {
+          if (i >= limit) {
             if (!eof) return -1;
-            if (i >= limit) {
-              this.newlines += newlines;
-              this.markMalformed(MALFORMED_UNTERMINATED, nf);
-              return this.endAt(nf, cs, limit, flags, limit, limit);
-            }
-            break; // closing quote is the last byte of the data
+            this.newlines += newlines;
+            this.unterminated = true;
+            this.openQuoteNewlines = openNewlines;
+            return this.endAt(nf, cs, limit, flags, limit, limit);
           }
-          if (buf[i + 1] !== QUOTE) break;
-          flags |= F_ESCAPED;
-          i += 2;
+          if (i + 1 < limit && buf[i + 1] === QUOTE) {
+            flags |= F_ESCAPED;
+            i += 2;
+            continue;
+          }
+          const verdict = closingQuote(buf, i, limit, eof);
+          if (verdict === CLOSES) break;
+          if (verdict === NEED_MORE) return -1;
+          this.markMalformed(MALFORMED_INVALID_CLOSING_QUOTE, nf);
+          i++;
         }
         this.newlines += newlines;
         let ts = cs;
@@ -107,29 +148,17 @@ export class RecordScanner {
           flags |= F_REBUILD;
           i++;
         }
-        if (i >= limit) {
-          if (!eof) return -1;
-          return this.endAt(nf, ts, te, flags, limit, limit);
-        }
+        // closingQuote() saw what follows: the end of the data, a comma, LF or CRLF.
+        if (i >= limit) return this.endAt(nf, ts, te, flags, limit, limit);
         if (c === COMMA) {
           this.setField(nf++, ts, te, flags);
           i++;
           continue;
         }
         if (c === LF) return this.endAt(nf, ts, te, flags, i, i + 1);
-        if (c === CR) {
-          if (i + 1 >= limit) {
-            if (!eof) return -1;
-            return this.endAt(nf, ts, te, flags, i, limit);
-          }
-          if (buf[i + 1] === LF) return this.endAt(nf, ts, te, flags, i, i + 2);
-        }
-        // Anything else after the closing quote: malformed; continue as an unquoted field so
-        // the record ends where findRecordEnd says it does.
-        this.markMalformed(MALFORMED_AFTER_QUOTE, nf);
-        fs = vs = i;
+        return this.endAt(nf, ts, te, flags, i, i + 2);
       }
-      // Unquoted field (or the garbage tail of a malformed quoted one).
+      // Unquoted field.
       for (;;) {
         while (i < limit && UNQUOTED_STOP[(c = buf[i]!)] === 0) i++;
         if (i >= limit) {
@@ -142,11 +171,8 @@ export class RecordScanner {
           continue;
         }
         if (c === CR) {
-          if (i + 1 >= limit) {
-            if (!eof) return -1;
-            return this.endUnquoted(nf, fs, vs, i, i, limit, buf);
-          }
-          if (buf[i + 1] === LF) return this.endUnquoted(nf, fs, vs, i, i, i + 2, buf);
+          if (i + 1 >= limit && !eof) return -1;
+          if (i + 1 < limit && buf[i + 1] === LF) return this.endUnquoted(nf, fs, vs, i, i, i + 2, buf);
           this.markMalformed(MALFORMED_BARE_CR, nf);
           i++;
           continue;
@@ -209,16 +235,28 @@ export class RecordScanner {
 const S_START = 0;
 const S_UNQUOTED = 1;
 const S_QUOTED = 2;
-const S_QUOTE_IN_QUOTED = 3; // a quote seen inside a quoted field: escaped or closing
+/** A quote seen inside a quoted field: doubled, closing, or a literal — the next bytes decide. */
+const S_QUOTE_IN_QUOTED = 3;
+/** That quote followed by spaces/tabs. */
+const S_QUOTE_BLANKS = 4;
+/** That quote (and blanks) followed by a CR: closing if an LF comes next. */
+const S_QUOTE_CR = 5;
 
 export interface FinderState {
   s: number;
   /** LFs inside quoted fields seen so far (physical line numbering). */
   newlines: number;
+  /** LFs seen before the quote that opened the current (or last) quoted field. */
+  openQuoteNewlines: number;
 }
 
 export function newFinderState(): FinderState {
-  return { s: S_START, newlines: 0 };
+  return { s: S_START, newlines: 0, openQuoteNewlines: 0 };
+}
+
+/** After the data ended in state `st`: is it inside a quoted field (an unterminated quote)? */
+export function endsInsideQuotes(st: FinderState): boolean {
+  return st.s === S_QUOTED || st.s === S_QUOTE_CR;
 }
 
 /** Continues the record automaton over `buf` from `from`; returns the index of the LF that ends
@@ -227,18 +265,32 @@ export function findRecordEnd(buf: Uint8Array, from: number, st: FinderState): n
   let s = st.s;
   for (let i = from; i < buf.length; i++) {
     const c = buf[i]!;
-    if (s === S_QUOTED) {
-      if (c === QUOTE) s = S_QUOTE_IN_QUOTED;
-      else if (c === LF) st.newlines++;
-    } else if (c === LF) {
-      return i;
-    } else if (c === COMMA) {
-      s = S_START;
-    } else if (s === S_START) {
-      if (c === QUOTE) s = S_QUOTED;
-      else if (c !== SP && c !== TAB) s = S_UNQUOTED;
-    } else if (s === S_QUOTE_IN_QUOTED) {
-      s = c === QUOTE ? S_QUOTED : S_UNQUOTED;
+    switch (s) {
+      case S_QUOTED:
+        if (c === QUOTE) s = S_QUOTE_IN_QUOTED;
+        else if (c === LF) st.newlines++;
+        continue;
+      case S_QUOTE_IN_QUOTED:
+      case S_QUOTE_BLANKS:
+        if (c === LF) return i; // closed, and the record ends
+        if (c === COMMA) s = S_START;
+        else if (c === CR) s = S_QUOTE_CR;
+        else if (c === SP || c === TAB) s = S_QUOTE_BLANKS;
+        else if (c === QUOTE) s = s === S_QUOTE_IN_QUOTED ? S_QUOTED : S_QUOTE_IN_QUOTED; // doubled, or a new quote after blanks
+        else s = S_QUOTED; // a literal quote: the field goes on
+        continue;
+      case S_QUOTE_CR:
+        if (c === LF) return i;
+        s = c === QUOTE ? S_QUOTE_IN_QUOTED : S_QUOTED;
+        continue;
+      default: // S_START, S_UNQUOTED
+        if (c === LF) return i;
+        if (c === COMMA) s = S_START;
+        else if (s === S_START && c === QUOTE) {
+          s = S_QUOTED;
+          st.openQuoteNewlines = st.newlines;
+        } else if (s === S_START && (c === SP || c === TAB)) s = S_START;
+        else s = S_UNQUOTED;
     }
   }
   st.s = s;

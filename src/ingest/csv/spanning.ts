@@ -1,15 +1,23 @@
 // A record that spans input chunks. Its pieces are kept (they are slices of the input chunks,
 // no copy) until its end is found; past maxRecordBytes only its first RAW_CAP bytes are kept
 // and the rest is scanned for the end and dropped, so a quote that is never closed cannot
-// make memory grow with the file.
+// make memory grow with the file (it is still scanned to the end: an unterminated quote fails it).
 
-import { findRecordEnd, newFinderState } from './scan.ts';
+import { endsInsideQuotes, findRecordEnd, newFinderState } from './scan.ts';
 
 export const RAW_CAP = 8192;
 
 export type TakenRecord =
   | { kind: 'record'; record: Buffer }
-  | { kind: 'too_large'; prefix: Buffer; newlines: number };
+  | {
+      kind: 'too_large';
+      prefix: Buffer;
+      /** LFs inside the record */
+      newlines: number;
+      /** at the end of the data only: it ended inside a quoted field opened after `openQuoteNewlines` LFs */
+      unterminated: boolean;
+      openQuoteNewlines: number;
+    };
 
 export class SpanningRecord {
   private pieces: Buffer[] = [];
@@ -25,8 +33,7 @@ export class SpanningRecord {
 
   /** Starts with the unfinished tail of a chunk (the scanner found no end in it). */
   start(tail: Buffer): void {
-    this.finder.s = 0;
-    this.finder.newlines = 0;
+    Object.assign(this.finder, newFinderState());
     if (findRecordEnd(tail, 0, this.finder) >= 0) throw new Error('csv scanner and record finder disagree');
     this.add(tail);
   }
@@ -43,11 +50,12 @@ export class SpanningRecord {
     const pieces = last ? [...this.pieces, last] : this.pieces;
     const total = this.bytes + (last?.length ?? 0);
     const prefix = this.prefix ?? (total > this.maxBytes ? prefixOf(pieces, RAW_CAP) : null);
-    const newlines = this.finder.newlines;
+    const { newlines, openQuoteNewlines } = this.finder;
+    const unterminated = last === null && endsInsideQuotes(this.finder);
     this.pieces = [];
     this.bytes = 0;
     this.prefix = null;
-    if (prefix !== null) return { kind: 'too_large', prefix, newlines };
+    if (prefix !== null) return { kind: 'too_large', prefix, newlines, unterminated, openQuoteNewlines };
     return { kind: 'record', record: Buffer.concat(pieces, total) };
   }
 

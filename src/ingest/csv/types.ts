@@ -1,8 +1,8 @@
 // Public types of the CSV → COPY transform.
 
 export type RejectCode =
-  | 'malformed_csv' // quote rules broken, bare CR, or a quote left open at end of file
-  | 'record_too_large' // a record longer than maxRecordBytes (usually a quote never closed)
+  | 'malformed_csv' // quote rules broken (see scan.ts) or a bare CR; counts one failed row per line it covers
+  | 'record_too_large' // a record longer than maxRecordBytes; counts one failed row per line it covers
   | 'invalid_utf8'
   | 'nul_byte' // PostgreSQL text cannot hold 0x00
   | 'field_count'
@@ -22,6 +22,8 @@ export type RejectCode =
 export interface Reject {
   /** Physical 1-based line where the record starts (the header is line 1). */
   line: number;
+  /** Physical lines the record covers (1 unless quoted fields hold line breaks). */
+  lines: number;
   /** Dataset column name, or the header name for unknown columns; null for record-level codes. */
   column: string | null;
   code: RejectCode;
@@ -38,16 +40,23 @@ export interface HeaderInfo {
   unknownColumns: string[];
   /** Physical line of the header (1 unless blank lines precede it). */
   line: number;
+  /** The header record as written (UTF-8, no BOM, no line terminator): errors.csv starts with it. */
+  text: string;
 }
 
-export type HeaderErrorCode = 'missing_columns' | 'empty_file' | 'bad_header';
+/**
+ * Why a whole file cannot be loaded: its header (`missing_columns`, `empty_file`, `bad_header`), a quoted
+ * field never closed before the end of the data (`unterminated_quote`, as PostgreSQL COPY, csv-parse and
+ * Papa Parse refuse it), or the line accounting not adding up (`line_accounting`: a bug, never the file's).
+ */
+export type CsvFileErrorCode = 'missing_columns' | 'empty_file' | 'bad_header' | 'unterminated_quote' | 'line_accounting';
 
-export class HeaderError extends Error {
-  readonly code: HeaderErrorCode;
+export class CsvFileError extends Error {
+  readonly code: CsvFileErrorCode;
   readonly missing?: string[];
-  constructor(code: HeaderErrorCode, message: string, missing?: string[]) {
+  constructor(code: CsvFileErrorCode, message: string, missing?: string[]) {
     super(message);
-    this.name = 'HeaderError';
+    this.name = 'CsvFileError';
     this.code = code;
     if (missing) this.missing = missing;
   }
@@ -63,17 +72,30 @@ export interface CopyTransformOptions {
   maxRecordBytes?: number;
 }
 
+/**
+ * Counters of one transform. At the end of the input they satisfy the line-accounting invariant,
+ * which the transform checks (a mismatch fails the file with `line_accounting`):
+ *   lines = headerLines + blankLines + acceptedLines + rejectedLines   (physical lines of the file)
+ *   records = rowsAccepted + rowsRejected
+ * where a row is a data record, except that a structurally broken record (malformed_csv,
+ * record_too_large) counts one rejected row per physical line it covers: nobody can tell how many
+ * rows its writer meant, and the error budget must see every line that was not loaded.
+ */
 export interface CopyTransformStats {
   /** Raw CSV bytes consumed. */
   bytesIn: number;
   /** COPY bytes produced. */
   bytesOut: number;
-  /** Data records seen: excludes the header and blank lines. records = rowsAccepted + rowsRejected. */
+  /** Data rows seen (see above): excludes the header and blank lines. */
   records: number;
   rowsAccepted: number;
   rowsRejected: number;
   /** Accepted rows that had to be re-assembled instead of passed through as their original bytes. */
   rowsRebuilt: number;
-  /** Physical lines consumed (complete lines only, until the end of input). */
+  /** Physical lines consumed (complete records only, until the end of input). */
   lines: number;
+  headerLines: number;
+  blankLines: number;
+  acceptedLines: number;
+  rejectedLines: number;
 }

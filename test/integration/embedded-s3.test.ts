@@ -1,0 +1,129 @@
+// The embedded S3 server (s3rver behind our wrapper) aborts multipart uploads as S3 does: an upload
+// the client gives up on — or one aborted through the AWS SDK — leaves no part on disk.
+import { mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  S3Client,
+  S3ServiceException,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedS3, type EmbeddedS3Handle } from '../../src/storage/embedded-s3.ts';
+import { createTestEnv, startApi } from '../helpers/env.ts';
+import { generateEvents } from '../helpers/generate.ts';
+import { upload } from '../helpers/http.ts';
+
+const BUCKET = 'stream-api';
+const PART = Buffer.alloc(5 * 1024 * 1024, 'a');
+let dir: string;
+let s3: EmbeddedS3Handle;
+let client: S3Client;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'stream-api-s3-'));
+  s3 = await startEmbeddedS3({ dataDir: dir, port: 0, bucket: BUCKET });
+  client = new S3Client({
+    endpoint: s3.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+});
+afterAll(async () => {
+  client?.destroy();
+  await s3?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Every file s3rver keeps for multipart uploads in progress, under any bucket. */
+async function partFiles(root: string): Promise<string[]> {
+  const all = await readdir(root, { recursive: true, withFileTypes: true });
+  return all.filter((e) => e.isFile() && path.join(e.parentPath, e.name).includes('._S3rver_uploads')).map((e) => path.join(e.parentPath, e.name));
+}
+
+async function startUpload(key: string, parts: number): Promise<string> {
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+  for (let n = 1; n <= parts; n++) {
+    await client.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: n, Body: PART }));
+  }
+  return UploadId!;
+}
+
+describe('embedded S3: AbortMultipartUpload', () => {
+  it('answers success through the AWS SDK and removes the parts; a second abort is NoSuchUpload', async () => {
+    const key = 'uploads/t/abort-direct.csv';
+    const uploadId = await startUpload(key, 2);
+    expect((await partFiles(s3.directory)).length).toBeGreaterThanOrEqual(2);
+
+    const res = await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId }));
+    expect(res.$metadata.httpStatusCode).toBe(204);
+    expect(await partFiles(s3.directory)).toEqual([]);
+
+    const again = await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId })).catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(S3ServiceException);
+    expect((again as S3ServiceException).name).toBe('NoSuchUpload');
+  });
+
+  it('refuses to abort an upload under another key or a made-up id, and keeps its parts', async () => {
+    const key = 'uploads/t/kept.csv';
+    const uploadId = await startUpload(key, 1);
+    for (const input of [
+      { Key: 'uploads/t/other.csv', UploadId: uploadId },
+      { Key: key, UploadId: '../../../etc' },
+    ]) {
+      const err = await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, ...input })).catch((e: unknown) => e);
+      expect((err as S3ServiceException).name).toBe('NoSuchUpload');
+    }
+    expect((await partFiles(s3.directory)).length).toBeGreaterThan(0);
+    await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId }));
+    expect(await partFiles(s3.directory)).toEqual([]);
+  });
+
+  it('an upload the client abandons after several 5 MiB parts leaves no part on disk', async () => {
+    const t = await createTestEnv({ S3_ENDPOINT: s3.endpoint });
+    const api = await startApi(t);
+    const file = path.join(dir, 'abandoned.csv');
+    try {
+      await generateEvents(120_000, file); // ~21 MB
+      const { key } = await t.newTenantKey();
+      // Watch the store while the upload runs, so the test knows parts were really written.
+      let mostParts = 0;
+      const watch = setInterval(() => {
+        partFiles(s3.directory).then((files) => (mostParts = Math.max(mostParts, files.filter((f) => /\/\d+$/.test(f)).length)), () => {});
+      }, 50);
+      try {
+        await expect(upload(api.url, key, { file: { path: file }, abortAfterBytes: 17 * 1024 * 1024 })).rejects.toThrow();
+        const until = Date.now() + 15_000;
+        while ((await partFiles(s3.directory)).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      } finally {
+        clearInterval(watch);
+      }
+      expect(mostParts).toBeGreaterThanOrEqual(2);
+      expect(await partFiles(s3.directory)).toEqual([]);
+      expect(await t.listObjects('uploads/')).toEqual([]);
+    } finally {
+      await api.close();
+      await t.close();
+    }
+  });
+
+  it('removes at start the parts of uploads abandoned without an abort (untouched for an hour)', async () => {
+    const stale = await startUpload('uploads/t/crashed.csv', 1);
+    const fresh = await startUpload('uploads/t/in-progress.csv', 1);
+    await s3.stop();
+    const staleDir = (await partFiles(s3.directory)).map((f) => path.dirname(f)).find((d) => d.endsWith(stale))!;
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    await utimes(staleDir, twoHoursAgo, twoHoursAgo);
+
+    s3 = await startEmbeddedS3({ dataDir: dir, port: Number(new URL(s3.endpoint).port), bucket: BUCKET });
+    const left = await partFiles(s3.directory);
+    expect(left.some((f) => f.includes(stale))).toBe(false);
+    expect(left.some((f) => f.includes(fresh))).toBe(true);
+    await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'uploads/t/in-progress.csv', UploadId: fresh }));
+  });
+});
