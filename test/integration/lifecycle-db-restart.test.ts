@@ -10,6 +10,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/db/embedded-postgres.ts';
+import { readPostmaster, stopPostmaster } from '../../src/db/embedded-postgres-cluster.ts';
 import { generateCsv } from '../helpers/generate.ts';
 import { request, upload } from '../helpers/http.ts';
 import { spawnServe } from '../helpers/worker.ts';
@@ -27,6 +28,7 @@ beforeAll(async () => {
   server = await startEmbeddedPostgres({ dataDir, port });
 }, 120_000);
 afterAll(async () => {
+  // The service first: the cluster is stopped only once nobody else is connected.
   if (service && service.exitCode === null) {
     const exited = once(service, 'exit');
     service.kill('SIGTERM');
@@ -55,7 +57,7 @@ describe('a PostgreSQL restart during a load', () => {
       S3_BUCKET: bucket,
       S3_ACCESS_KEY_ID: 'S3RVER',
       S3_SECRET_ACCESS_KEY: 'S3RVER',
-      DATA_DIR: dataDir,
+      DATA_DIR: path.join(dataDir, 'service'), // only its dev key: the database is DATABASE_URL
       DEV_API_KEY: 'true',
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
       WORKER_LEASE_SECONDS: '3',
@@ -72,7 +74,10 @@ describe('a PostgreSQL restart during a load', () => {
     const id: string = res.body.uploadId;
     await waitFor(async () => (await dbState(id))?.rows_processed > 0, 60_000, 'the load to be under way');
 
-    await server!.stop(); // fast shutdown: every connection ends with "terminating connection due to administrator command"
+    // A fast shutdown while the service is connected: every connection ends with "terminating
+    // connection due to administrator command". (The handle's stop() leaves a used cluster running.)
+    const clusterDir = path.join(dataDir, 'pg');
+    await stopPostmaster(clusterDir, (await readPostmaster(clusterDir))!.pid);
     server = null;
     const downAt = Date.now();
     const during = { ready: new Set<number>(), status: new Set<number>(), codes: new Set<string>(), health: new Set<number>() };
