@@ -36,10 +36,8 @@ afterAll(async () => {
 function worker(): ChildProcess {
   const child = spawnService(t, 'worker', LEASE);
   children.push(child);
-  if (process.env.DEBUG_CHILDREN) {
-    child.stdout!.on('data', (d) => process.stdout.write(`[${child.pid}] ${d}`));
-    child.stderr!.on('data', (d) => process.stdout.write(`[${child.pid}!] ${d}`));
-  }
+  child.stdout!.resume(); // drained: a full pipe would stall the child
+  child.stderr!.resume();
   return child;
 }
 
