@@ -37,7 +37,6 @@ export async function startQueueRunner(opts: QueueRunnerOptions): Promise<QueueR
   const abort = new AbortController();
   const running = new Set<string>();
   let id: string | null = null;
-  const createdAt = Date.now();
   events.on('pool:create', ({ workerPool }) => (id ??= workerPool.id));
   events.on('job:start', ({ job }) => running.add(String(job.id)));
   events.on('job:complete', ({ job }) => running.delete(String(job.id)));
@@ -59,6 +58,8 @@ export async function startQueueRunner(opts: QueueRunnerOptions): Promise<QueueR
     preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
   });
   if (id === null) throw new Error('graphile-worker did not report its pool id');
+  // Its workers ask for their first job only now: the lease clock of this identity starts here.
+  const startedAt = Date.now();
   const workerId: string = id;
   let stopping: Promise<void> | null = null;
   const exited = runner.promise.then(
@@ -67,7 +68,7 @@ export async function startQueueRunner(opts: QueueRunnerOptions): Promise<QueueR
   );
   return {
     id: workerId,
-    lastRenewedAt: createdAt,
+    lastRenewedAt: startedAt,
     runningJobs: running,
     exited,
     abortJobs(reason) {
