@@ -18,6 +18,7 @@ export const errorTable = {
   invalid_state: { status: 409, message: 'upload is not in a state that allows this' },
   object_gone: { status: 410, message: 'the stored file is no longer available; upload it again' },
   storage_unavailable: { status: 503, message: 'object storage is unavailable' },
+  database_unavailable: { status: 503, message: 'the database is unavailable; try again shortly' },
   internal: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -7,6 +7,7 @@ import websocket from '@fastify/websocket';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
+import { isConnectionError } from '../db/connection-errors.ts';
 import type { DB } from '../db/schema.ts';
 import { AppError, errorBody, errorTable } from '../errors.ts';
 import { LiveHub, type LiveOptions } from '../live/hub.ts';
@@ -76,10 +77,12 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
 
   app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
     const { status, code, message } = toPublicError(err);
-    if (status >= 500) request.log.error({ err }, 'request failed');
+    if (code === 'database_unavailable') request.log.warn({ err: String(err) }, 'request failed: database unavailable');
+    else if (status >= 500) request.log.error({ err }, 'request failed');
     else request.log.info({ code, status }, 'request rejected');
     // An error sent before the request body was read: close rather than read gigabytes we will discard.
     if (!request.raw.readableEnded) reply.header('connection', 'close');
+    if (code === 'database_unavailable') reply.header('retry-after', '5');
     return reply.status(status).send(errorBody(code, message));
   });
   app.setNotFoundHandler((request, reply) =>
@@ -115,6 +118,8 @@ function toPublicError(err: FastifyError | AppError): { status: number; code: st
   const mapped = err.code ? fastifyCodes[err.code] : undefined;
   if (mapped) return { status: errorTable[mapped].status, code: mapped, message: err.message };
   if (err.validation) return { status: 400, code: 'validation_failed', message: err.message };
+  // The database restarting or out of reach is not a bug of ours: 503, and the client may retry.
+  if (isConnectionError(err)) return { status: 503, code: 'database_unavailable', message: errorTable.database_unavailable.message };
   const status = err.statusCode ?? 500;
   if (status >= 500) return { status: 500, code: 'internal', message: errorTable.internal.message };
   // Client errors raised by Fastify itself (bad JSON, bad content type …) are safe to describe.

@@ -1,5 +1,6 @@
 // Which failures are the file's fault (permanent: mark the upload failed, do not retry) and which are
 // the infrastructure's (transient: throw, and graphile-worker retries with backoff).
+// A stale run (see StaleRun) is neither: it throws and records nothing.
 import { CsvFileError } from './csv/index.ts';
 
 export class PermanentFailure extends Error {
@@ -26,4 +27,16 @@ export function asPermanent(err: unknown): PermanentFailure | null {
     return new PermanentFailure('database_rejected_data', `the database rejected the data: ${String(e.message)}`);
   }
   return null;
+}
+
+/**
+ * The stale-run rule, defined once: a run that finds it is no longer the current attempt of its
+ * upload (another attempt took over, its job lock was released, or its lease lapsed) throws this and
+ * never returns normally. graphile-worker 0.17 deletes a job by id when its task returns — without
+ * checking who holds it now, so a stale run returning would delete the job the current run works
+ * on — but when the task throws it unlocks the job only `WHERE locked_by = <this worker>`, a no-op
+ * for a job another worker holds. A StaleRun never marks the upload failed: the current attempt owns it.
+ */
+export class StaleRun extends Error {
+  override name = 'StaleRun';
 }

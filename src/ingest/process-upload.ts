@@ -10,13 +10,16 @@ import type { ObjectStore } from '../storage/object-store.ts';
 import { copyStatement, createCopyTransform, type HeaderInfo } from './csv/index.ts';
 import { CopySink } from './copy-sink.ts';
 import { getDataset } from './datasets/index.ts';
-import { asPermanent, PermanentFailure } from './failures.ts';
+import { asPermanent, PermanentFailure, StaleRun } from './failures.ts';
 import { RejectRecorder } from './rejects.ts';
 import {
   claimUpload,
   completeUpload,
+  endLoadBackend,
   failUpload,
+  holdsJob,
   markObjectDeleted,
+  recordLoadBackend,
   reportProgress,
   type ClaimedUpload,
   type Counts,
@@ -28,6 +31,11 @@ export interface ProcessDeps {
   logger: Logger;
   progressIntervalMs?: number;
   rejectCap?: number;
+  /**
+   * Aborted when this worker can no longer vouch for its jobs (its lease is about to lapse): the run
+   * stops, rolls back and throws StaleRun, since another worker will take the job over.
+   */
+  abortSignal?: AbortSignal;
   /** test hooks: observe the object-store read, or wrap the COPY destination (e.g. to throttle it) */
   wrapSource?: (body: Readable) => Readable;
   wrapSink?: (sink: CopySink) => Writable;
@@ -44,26 +52,47 @@ export function assertPayload(payload: unknown): { uploadId: string } {
 export function createProcessUploadTask(deps: ProcessDeps): Task {
   return async (payload, helpers) => {
     const { uploadId } = assertPayload(payload);
-    const upload = await claimUpload(deps.pool, uploadId);
-    if (!upload) {
+    const { job } = helpers;
+    if (deps.abortSignal?.aborted) throw new StaleRun(`job ${job.id}: this worker's lease lapsed before the run began`);
+    const claimed = await claimUpload(deps.pool, uploadId);
+    if (!claimed) {
+      // Final or gone: returning deletes the job — only right if the job is still ours (stale-run rule).
+      if (!(await holdsJob(deps.pool, job.id, job.locked_by))) {
+        throw new StaleRun(`job ${job.id} for upload ${uploadId} is no longer held by this worker`);
+      }
       helpers.logger.info(`upload ${uploadId} is already final or gone; nothing to do`);
       return;
     }
-    const log = deps.logger.child({ uploadId, attempt: upload.attempt, jobAttempt: helpers.job.attempts });
+    const { previousBackend, ...upload } = claimed;
+    const log = deps.logger.child({ uploadId, attempt: upload.attempt, jobAttempt: job.attempts });
+    if (previousBackend) {
+      // The previous attempt's worker was presumed dead; if it is only frozen, its open transaction
+      // would block this attempt's COPY on every row it copied. End it.
+      const ended = await endLoadBackend(deps.pool, previousBackend).catch((err: unknown) => {
+        log.warn({ err, pid: previousBackend.pid }, 'could not end the previous attempt\'s load backend');
+        return false;
+      });
+      if (ended) log.warn({ pid: previousBackend.pid }, 'ended the previous attempt\'s load backend');
+      else log.info({ pid: previousBackend.pid }, 'the previous attempt\'s load backend is gone');
+    }
     log.info('processing started');
     const progress: Counts & { csvHeader: string | null } = { rowsProcessed: 0, rowsFailed: 0, bytesProcessed: 0, csvHeader: null };
     try {
       const result = await observeLoad(() => load(deps, upload, progress, log));
       log.info({ ...result }, 'processing completed');
     } catch (err) {
+      if (err instanceof StaleRun) throw err;
+      if (deps.abortSignal?.aborted) throw new StaleRun(`upload ${upload.id}: attempt ${upload.attempt} aborted, this worker's lease is lapsing`, { cause: err });
       const permanent = asPermanent(err);
-      const lastAttempt = helpers.job.attempts >= helpers.job.max_attempts;
+      const lastAttempt = job.attempts >= job.max_attempts;
       if (!permanent && !lastAttempt) {
         log.warn({ err }, 'processing failed; the job will be retried');
         throw err;
       }
-      const failure = permanent ?? new PermanentFailure('processing_failed', `gave up after ${helpers.job.attempts} attempts: ${(err as Error).message}`);
+      const failure = permanent ?? new PermanentFailure('processing_failed', `gave up after ${job.attempts} attempts: ${(err as Error).message}`);
       log.info({ code: failure.code, message: failure.message }, 'upload failed');
+      // Throws StaleRun if another attempt took over meanwhile; if it throws otherwise on the last
+      // attempt, the lifecycle sweep marks the upload failed (worker_lost).
       await failUpload(deps.pool, upload, { code: failure.code, message: failure.message, csvHeader: progress.csvHeader }, progress);
     }
   };
@@ -75,7 +104,6 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Counts &
 
   const rejects = new RejectRecorder(deps.pool, upload.id, deps.rejectCap ?? 10_000);
   await rejects.reset();
-  const { body } = await deps.store.getStream(upload.object_key);
 
   let header: HeaderInfo | null = null;
   const transform = createCopyTransform(dataset, {
@@ -95,18 +123,26 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Counts &
 
   const client = await deps.pool.connect();
   let broken = false;
-  const timer = setInterval(() => {
-    Object.assign(progress, countsOf(transform));
-    reportProgress(deps.pool, upload.id, upload.attempt, progress).catch((err) => log.warn({ err }, 'progress update failed'));
-  }, deps.progressIntervalMs ?? 1000);
+  // Opened only once the database side is ready, and destroyed on every failure: a read stream that
+  // is neither consumed nor destroyed keeps its socket, and the SDK's pool of sockets runs dry.
+  let body: Readable | null = null;
+  let timer: NodeJS.Timeout | undefined;
   try {
+    // Outside the load transaction, so the attempt that may take over sees which backend to end.
+    await recordLoadBackend(client, upload);
     await client.query('BEGIN');
     // The dataset table's upload_id DEFAULT reads this, so it is not sent with every row.
     await client.query(`SELECT set_config('app.upload_id', $1, true)`, [upload.id]);
+    ({ body } = await deps.store.getStream(upload.object_key));
     const sink = new CopySink(client, () => copyStatement(dataset, header!));
     const destination = deps.wrapSink ? deps.wrapSink(sink) : sink;
+    timer = setInterval(() => {
+      Object.assign(progress, countsOf(transform));
+      reportProgress(deps.pool, upload.id, upload.attempt, progress).catch((err) => log.warn({ err }, 'progress update failed'));
+    }, deps.progressIntervalMs ?? 1000);
     try {
-      await pipeline(deps.wrapSource ? deps.wrapSource(body) : body, transform, destination);
+      const streams = [deps.wrapSource ? deps.wrapSource(body) : body, transform, destination] as const;
+      await (deps.abortSignal ? pipeline(...streams, { signal: deps.abortSignal }) : pipeline(...streams));
     } finally {
       clearInterval(timer);
       Object.assign(progress, countsOf(transform));
@@ -128,8 +164,10 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Counts &
     await client.query('COMMIT');
   } catch (err) {
     clearInterval(timer);
-    // A failed COPY can leave the connection unusable: throw it away rather than return it to the pool.
-    broken = !(await client.query('ROLLBACK').then(() => true, () => false));
+    body?.destroy();
+    // A failed COPY can leave the connection unusable, and an unreachable server never answers:
+    // throw the connection away rather than return it to the pool.
+    broken = !(await client.query(ROLLBACK).then(() => true, () => false));
     await rejects.flush().catch(() => {});
     throw err;
   } finally {
@@ -143,6 +181,9 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Counts &
     .catch((err) => log.warn({ err }, 'could not delete the processed object'));
   return { rows: transform.stats.rowsAccepted, rejected: transform.stats.rowsRejected, bytes: transform.stats.bytesIn };
 }
+
+/** node-postgres honours a per-query `query_timeout` (its types do not list it). */
+const ROLLBACK: pg.QueryConfig & { query_timeout: number } = { text: 'ROLLBACK', query_timeout: 5000 };
 
 function countsOf(transform: ReturnType<typeof createCopyTransform>): Counts {
   return {

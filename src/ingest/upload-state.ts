@@ -2,6 +2,7 @@
 // the outbox row always commit together (transactional outbox); ingest never talks to receivers.
 import type pg from 'pg';
 import { UPLOAD_EVENTS_CHANNEL, uploadChannel } from '../uploads/channels.ts';
+import { StaleRun } from './failures.ts';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -16,20 +17,76 @@ export interface ClaimedUpload {
   attempt: number;
 }
 
-/** Moves the upload to `processing` for a new attempt; null when there is nothing to do (final or gone). */
-export async function claimUpload(db: Queryable, uploadId: string): Promise<ClaimedUpload | null> {
-  const { rows } = await db.query<ClaimedUpload>(
-    `UPDATE uploads
+/** The database backend that ran an attempt's load: a pid, and its start time (a reused pid is another backend). */
+export interface LoadBackend {
+  pid: number;
+  /** pg_stat_activity.backend_start as the database prints it (exact: a JS Date would drop the microseconds) */
+  startedAt: string;
+}
+
+/**
+ * Moves the upload to `processing` for a new attempt; null when there is nothing to do (final or
+ * gone). `previousBackend` is the load backend the previous attempt recorded, if it has one: the
+ * caller ends it (see endLoadBackend) before loading, since that attempt may be frozen mid-COPY.
+ */
+export async function claimUpload(db: Queryable, uploadId: string): Promise<(ClaimedUpload & { previousBackend: LoadBackend | null }) | null> {
+  const { rows } = await db.query<ClaimedUpload & { previous_pid: number | null; previous_start: string | null }>(
+    `WITH previous AS (
+       SELECT id, load_backend_pid, load_backend_start FROM uploads
+        WHERE id = $1 AND status IN ('uploaded', 'processing') FOR UPDATE)
+     UPDATE uploads u
         SET status = 'processing', attempt = attempt + 1, started_at = now(), completed_at = NULL,
             rows_processed = 0, rows_failed = 0, bytes_processed = 0, error_code = NULL, error = NULL,
-            updated_at = now()
-      WHERE id = $1 AND status IN ('uploaded', 'processing')
-  RETURNING id, tenant_id, dataset, object_key, size_bytes, max_errors, max_error_ratio, attempt`,
+            load_backend_pid = NULL, load_backend_start = NULL, updated_at = now()
+       FROM previous WHERE u.id = previous.id
+  RETURNING u.id, u.tenant_id, u.dataset, u.object_key, u.size_bytes, u.max_errors, u.max_error_ratio, u.attempt,
+            previous.load_backend_pid AS previous_pid, previous.load_backend_start::text AS previous_start`,
     [uploadId],
   );
-  const upload = rows[0] ?? null;
-  if (upload) await notifyUpload(db, upload.id);
-  return upload;
+  const row = rows[0];
+  if (!row) return null;
+  await notifyUpload(db, row.id);
+  const { previous_pid, previous_start, ...upload } = row;
+  return {
+    ...upload,
+    previousBackend: previous_pid !== null && previous_start !== null ? { pid: previous_pid, startedAt: previous_start } : null,
+  };
+}
+
+/**
+ * Ends a previous attempt's load backend, if that very backend still runs: its open transaction
+ * (row locks, unique-index entries of the rows it copied) would make this attempt's COPY wait for
+ * ever when its worker is frozen. Waits up to `timeoutMs` for it to exit. Needs the same database
+ * role as the workers (or pg_signal_backend). Returns whether a backend was ended.
+ */
+export async function endLoadBackend(db: Queryable, backend: LoadBackend, timeoutMs = 5000): Promise<boolean> {
+  const { rows } = await db.query<{ ended: boolean }>(
+    `SELECT pg_terminate_backend(pid, $3) AS ended FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2::timestamptz`,
+    [backend.pid, backend.startedAt, timeoutMs],
+  );
+  return rows[0]?.ended ?? false;
+}
+
+/**
+ * Records the load connection's backend on the upload (outside the load transaction, so a takeover
+ * sees it). Throws StaleRun when this attempt is no longer the current one.
+ */
+export async function recordLoadBackend(client: Queryable, upload: ClaimedUpload): Promise<void> {
+  const { rowCount } = await client.query(
+    `UPDATE uploads
+        SET load_backend_pid = pg_backend_pid(),
+            load_backend_start = (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()),
+            updated_at = now()
+      WHERE id = $1 AND attempt = $2 AND status = 'processing'`,
+    [upload.id, upload.attempt],
+  );
+  if (rowCount !== 1) throw new StaleRun(`upload ${upload.id}: attempt ${upload.attempt} was taken over before its load began`);
+}
+
+/** Whether the job this run was given is still locked by this run's worker (graphile_worker.jobs view). */
+export async function holdsJob(db: Queryable, jobId: string, workerId: string | null): Promise<boolean> {
+  const { rowCount } = await db.query('SELECT 1 FROM graphile_worker.jobs WHERE id = $1 AND locked_by = $2', [jobId, workerId]);
+  return rowCount === 1;
 }
 
 export interface Counts {
@@ -62,39 +119,123 @@ export async function completeUpload(
     [upload.id, upload.attempt, final.rowsProcessed, final.rowsFailed, final.bytesProcessed, final.unknownColumns, final.csvHeader],
   );
   // Another attempt took over (this worker was presumed dead): its load, not ours, may commit.
-  if (rowCount !== 1) throw new Error(`upload ${upload.id} attempt ${upload.attempt} is no longer current`);
+  if (rowCount !== 1) throw new StaleRun(`upload ${upload.id}: attempt ${upload.attempt} is no longer current`);
   await insertOutboxRow(trx, upload.id, 'upload.completed');
   await notifyUpload(trx, upload.id);
 }
 
-/** Status `failed` with a stable code, and its outbox row, in one transaction. Loaded rows stay rolled back. */
+/**
+ * Status `failed` with a stable code, and its outbox row, in one transaction. Loaded rows stay
+ * rolled back. Throws StaleRun when the attempt is no longer current (the stale-run rule).
+ */
 export async function failUpload(
   pool: pg.Pool,
   upload: ClaimedUpload,
   error: { code: string; message: string; csvHeader?: string | null },
   counts: Counts,
 ): Promise<void> {
+  const failed = await inTransaction(pool, (trx) =>
+    markFailed(trx, upload.id, 'AND attempt = $6 AND status = \'processing\'', [upload.attempt], {
+      code: error.code,
+      message: error.message,
+      csvHeader: error.csvHeader ?? null,
+      rowsFailed: counts.rowsFailed,
+      bytesProcessed: counts.bytesProcessed,
+    }),
+  );
+  if (!failed) throw new StaleRun(`upload ${upload.id}: attempt ${upload.attempt} is no longer current; its failure is not recorded`);
+}
+
+/**
+ * Lifecycle sweep, one upload: `failed` with `worker_lost` (and its outbox row and NOTIFY, in one
+ * transaction) when it is unfinished, untouched for `graceSeconds`, and its job is gone or can never
+ * run again (attempts exhausted, not locked). The exhausted job is removed, so a retry starts clean.
+ * Returns whether it was marked. Safe to run from any number of workers at once (the row lock and
+ * the re-checked condition make it happen once).
+ */
+export async function failLostUpload(pool: pg.Pool, uploadId: string, graceSeconds: number): Promise<boolean> {
+  return inTransaction(pool, async (trx) => {
+    const { rows } = await trx.query<{ last_error: string | null }>(
+      `SELECT j.last_error FROM graphile_worker.jobs j WHERE j.key = $1`,
+      [jobKeyOf(uploadId)],
+    );
+    const lastError = rows[0]?.last_error ?? null;
+    const marked = await markFailed(
+      trx,
+      uploadId,
+      `AND status IN ('uploaded', 'processing') AND updated_at < now() - make_interval(secs => $6)
+       AND NOT EXISTS (SELECT 1 FROM graphile_worker.jobs j
+                        WHERE j.key = $7 AND (j.locked_at IS NOT NULL OR j.attempts < j.max_attempts))`,
+      [graceSeconds, jobKeyOf(uploadId)],
+      {
+        code: 'worker_lost',
+        message:
+          'processing stopped without a result and no attempt is left (its worker died, froze or lost the database)' +
+          (lastError ? `; last error: ${lastError}` : ''),
+        csvHeader: null,
+        rowsFailed: null,
+        bytesProcessed: null,
+      },
+    );
+    if (marked) await trx.query('SELECT graphile_worker.remove_job($1)', [jobKeyOf(uploadId)]);
+    return marked;
+  });
+}
+
+/** Unfinished uploads that may be lost (the same job condition as failLostUpload, which decides). */
+export async function findLostUploads(db: Queryable, graceSeconds: number, limit = 100): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT u.id FROM uploads u
+      WHERE u.status IN ('uploaded', 'processing') AND u.updated_at < now() - make_interval(secs => $1)
+        AND NOT EXISTS (SELECT 1 FROM graphile_worker.jobs j
+                         WHERE j.key = 'upload:' || u.id AND (j.locked_at IS NOT NULL OR j.attempts < j.max_attempts))
+      ORDER BY u.updated_at LIMIT $2`,
+    [graceSeconds, limit],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** The one failure write (failUpload and the sweep): status, code, counters, outbox row, NOTIFY. */
+async function markFailed(
+  trx: Queryable,
+  uploadId: string,
+  guard: string,
+  guardParams: unknown[],
+  error: { code: string; message: string; csvHeader: string | null; rowsFailed: number | null; bytesProcessed: number | null },
+): Promise<boolean> {
+  const { rowCount } = await trx.query(
+    `UPDATE uploads
+        SET status = 'failed', error_code = $2, error = left($3, 4000), rows_processed = 0,
+            rows_failed = COALESCE($4, rows_failed), bytes_processed = COALESCE($5, bytes_processed),
+            csv_header = COALESCE($${6 + guardParams.length}, csv_header),
+            completed_at = clock_timestamp(), updated_at = clock_timestamp()
+      WHERE id = $1 ${guard}`,
+    [uploadId, error.code, error.message, error.rowsFailed, error.bytesProcessed, ...guardParams, error.csvHeader],
+  );
+  if (rowCount !== 1) return false;
+  await insertOutboxRow(trx, uploadId, 'upload.failed');
+  await notifyUpload(trx, uploadId);
+  return true;
+}
+
+async function inTransaction<T>(pool: pg.Pool, work: (trx: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let broken = false;
   try {
     await client.query('BEGIN');
-    const { rowCount } = await client.query(
-      `UPDATE uploads
-          SET status = 'failed', error_code = $3, error = left($4, 4000), rows_processed = 0, rows_failed = $5,
-              bytes_processed = $6, csv_header = COALESCE($7, csv_header), completed_at = clock_timestamp(), updated_at = clock_timestamp()
-        WHERE id = $1 AND attempt = $2 AND status = 'processing'`,
-      [upload.id, upload.attempt, error.code, error.message, counts.rowsFailed, counts.bytesProcessed, error.csvHeader ?? null],
-    );
-    if (rowCount === 1) {
-      await insertOutboxRow(client, upload.id, 'upload.failed');
-      await notifyUpload(client, upload.id);
-    }
+    const result = await work(client);
     await client.query('COMMIT');
+    return result;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
+    broken = !(await client.query('ROLLBACK').then(() => true, () => false));
     throw err;
   } finally {
-    client.release();
+    client.release(broken);
   }
+}
+
+function jobKeyOf(uploadId: string): string {
+  return `upload:${uploadId}`;
 }
 
 export async function markObjectDeleted(db: Queryable, uploadId: string): Promise<void> {
@@ -114,7 +255,8 @@ async function insertOutboxRow(trx: Queryable, uploadId: string, event: 'upload.
             jsonb_build_object(
               'type', $2::text, 'uploadId', u.id, 'status', u.status,
               'rowsProcessed', u.rows_processed, 'rowsFailed', u.rows_failed,
-              'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+              -- clock_timestamp(): in the load transaction now() is when the load began, minutes early
+              'timestamp', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
             || CASE WHEN u.error IS NULL THEN '{}'::jsonb
                     ELSE jsonb_build_object('error', u.error, 'errorCode', u.error_code) END,
             CASE WHEN u.callback_url IS NULL THEN 'skipped' ELSE 'pending' END
@@ -134,7 +276,7 @@ export async function notifyUpload(db: Queryable, uploadId: string): Promise<voi
                'bytesProcessed', bytes_processed, 'sizeBytes', size_bytes,
                -- NOTIFY payloads are limited to 8000 bytes: never let a long message fail the transaction
                'error', CASE WHEN error IS NULL THEN NULL ELSE json_build_object('code', error_code, 'message', left(error, 1000)) END,
-               'at', now()) AS e
+               'at', clock_timestamp()) AS e
                FROM uploads WHERE id = $1) s`,
     [uploadId, uploadChannel(uploadId), UPLOAD_EVENTS_CHANNEL],
   );

@@ -15,6 +15,18 @@ import { ObjectStore } from '../../src/storage/object-store.ts';
 import { createApiKey, ensureTenant } from '../../src/tenants/tenants.repository.ts';
 import { adminQuery, withDatabase } from './global-setup.ts';
 
+/** A row of graphile-worker's public jobs view (the payload is not in it: the job key names the upload). */
+export interface JobRow {
+  id: string;
+  task_identifier: string;
+  key: string | null;
+  attempts: number;
+  max_attempts: number;
+  locked_at: Date | null;
+  locked_by: string | null;
+  last_error: string | null;
+}
+
 export interface TestEnv {
   config: Readonly<Config>;
   databaseUrl: string;
@@ -27,8 +39,8 @@ export interface TestEnv {
   env: Record<string, string>;
   newTenantKey(name?: string): Promise<{ tenantId: string; key: string }>;
   listObjects(prefix?: string): Promise<string[]>;
-  /** graphile-worker jobs whose payload names this upload */
-  jobsFor(uploadId: string): Promise<{ task_identifier: string; payload: unknown; locked_at: Date | null }[]>;
+  /** graphile-worker jobs of this upload (its job key), read through the public `graphile_worker.jobs` view */
+  jobsFor(uploadId: string): Promise<JobRow[]>;
   close(): Promise<void>;
 }
 
@@ -82,11 +94,10 @@ export async function createTestEnv(overrides: Record<string, string> = {}): Pro
       return (res.Contents ?? []).map((o) => o.Key!);
     },
     async jobsFor(uploadId: string) {
-      const { rows } = await pool.query(
-        `SELECT t.identifier AS task_identifier, j.payload, j.locked_at
-           FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id
-          WHERE j.payload->>'uploadId' = $1`,
-        [uploadId],
+      const { rows } = await pool.query<JobRow>(
+        `SELECT id::text, task_identifier, key, attempts, max_attempts, locked_at, locked_by, last_error
+           FROM graphile_worker.jobs WHERE key = $1`,
+        [`upload:${uploadId}`],
       );
       return rows;
     },

@@ -7,6 +7,7 @@ import type { TestProject } from 'vitest/node';
 import pg from 'pg';
 import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.ts';
 import { migrate } from '../../src/db/migrate.ts';
+import { createPool } from '../../src/db/pool.ts';
 import { startEmbeddedS3 } from '../../src/storage/embedded-s3.ts';
 
 declare module 'vitest' {
@@ -32,7 +33,8 @@ export default async function setup(project: TestProject) {
   const templateDb = `stream_api_tpl_${process.pid}`;
   await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${templateDb}`);
   await adminQuery(adminUrl, `CREATE DATABASE ${templateDb}`);
-  const pool = new pg.Pool({ connectionString: withDatabase(adminUrl, templateDb), max: 2 });
+  // The service's own pool (error listeners included): graphile-worker's migration warns about a pool without them.
+  const pool = createPool(withDatabase(adminUrl, templateDb), 'stream-api:test-setup', 2);
   try {
     await migrate(pool);
   } finally {

@@ -40,8 +40,13 @@ const BIN = fileURLToPath(new URL('../../bin/stream-api.mjs', import.meta.url));
 
 /** `stream-api serve --role …` as a real child process against the test database and bucket. */
 export function spawnService(t: TestEnv, role: string, env: Record<string, string> = {}): ChildProcess {
+  return spawnServe(role, { ...t.env, ...env });
+}
+
+/** `stream-api serve --role …` as a real child process with exactly these settings (on PORT 0 unless given). */
+export function spawnServe(role: string, env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, [BIN, 'serve', '--role', role], {
-    env: { ...process.env, ...t.env, PORT: '0', ...env },
+    env: { ...process.env, PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }

@@ -103,7 +103,7 @@ describe('recovery', () => {
     const id = await send(generate(1_000));
     // Object storage unreachable for this worker: every attempt fails; the last one marks the upload failed.
     const broken = new ObjectStore({ ...t.config.s3, endpoint: 'http://127.0.0.1:9' });
-    await t.pool.query(`UPDATE graphile_worker._private_jobs SET max_attempts = 1 WHERE payload->>'uploadId' = $1`, [id]);
+    await t.pool.query(`SELECT graphile_worker.reschedule_jobs(array_agg(id), max_attempts => 1) FROM graphile_worker.jobs WHERE key = $1`, [`upload:${id}`]);
     const failing = await startWorker({ pool: t.pool, store: broken, logger: t.logger, config: t.config });
     try {
       const failed = await waitForStatus(t, id, ['failed', 'completed'], 30_000);

@@ -162,7 +162,10 @@ describe('processing', () => {
     const id = await send(generate(2_000));
     await waitForStatus(t, id, ['completed']);
     const before = await uploadState(t, id);
-    await t.pool.query(`SELECT graphile_worker.add_job('process-upload', json_build_object('uploadId', $1::text))`, [id]);
+    await t.pool.query(
+      `SELECT graphile_worker.add_job('process-upload', json_build_object('uploadId', $1::text), job_key => 'upload:' || $1)`,
+      [id],
+    );
     await new Promise((r) => setTimeout(r, 2500));
     expect((await t.jobsFor(id)).length).toBe(0); // the re-run finished (as a no-op)
     expect(await countRows(t, id)).toEqual({ total: 2_000, distinct: 2_000 });

@@ -55,8 +55,8 @@ describe('POST /upload', () => {
     });
     expect((await objectBytes(row.object_key)).toString()).toBe(CSV);
 
-    expect(await t.jobsFor(res.body.uploadId)).toEqual([
-      { task_identifier: 'process-upload', payload: { uploadId: res.body.uploadId }, locked_at: null },
+    expect(await t.jobsFor(res.body.uploadId)).toMatchObject([
+      { task_identifier: 'process-upload', key: `upload:${res.body.uploadId}`, locked_at: null },
     ]);
 
     const status = await request(api.url, tenant.key, 'GET', res.body.statusUrl);
