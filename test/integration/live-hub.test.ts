@@ -59,12 +59,15 @@ describe('LiveHub', () => {
 
     await t.pool.query(`UPDATE uploads SET status = 'processing', attempt = 1, size_bytes = 100000 WHERE id = $1`, [id]);
     await notifyUpload(t.pool, id);
-    // 25 ticks 100 ms apart, 1,000 rows each: ~10,000 rows/s.
+    // 25 ticks 100 ms apart, 1,000 rows each: ~10,000 rows/s (less on a busy machine: the rate the
+    // producer really achieved is measured too, and the hub's must match it).
+    const producerStart = performance.now();
     for (let i = 1; i <= 25; i++) {
       await new Promise((r) => setTimeout(r, 100));
       await t.pool.query('UPDATE uploads SET rows_processed = $2, bytes_processed = $3 WHERE id = $1', [id, i * 1000, i * 4000]);
       await notifyUpload(t.pool, id);
     }
+    const producerEnd = performance.now();
     await t.pool.query(`UPDATE uploads SET status = 'completed', completed_at = now() WHERE id = $1`, [id]);
     await notifyUpload(t.pool, id);
     await expect.poll(() => watcher.updates.some((u) => u.kind === 'status' && u.body.status === 'completed')).toBe(true);
@@ -75,9 +78,10 @@ describe('LiveHub', () => {
     const progress = watcher.updates.flatMap((u) => (u.kind === 'progress' ? [u.data] : []));
     expect(progress.length).toBeGreaterThanOrEqual(2);
     expect(progress.length).toBeLessThanOrEqual(3);
+    const producedPerSecond = 25_000 / ((producerEnd - producerStart) / 1000);
     for (const p of progress) {
-      expect(p.rowsPerSecond).toBeGreaterThan(7000);
-      expect(p.rowsPerSecond).toBeLessThan(12_000);
+      expect(p.rowsPerSecond).toBeGreaterThan(producedPerSecond * 0.6);
+      expect(p.rowsPerSecond).toBeLessThan(Math.min(12_000, producedPerSecond * 1.6));
       expect(p.progress).toBeCloseTo(p.bytesProcessed / 100000, 3);
     }
 
