@@ -2,7 +2,8 @@
 # One image for every role: `serve --role all|api|worker|dispatcher` (see docker-compose.yml).
 # The app runs its TypeScript through tsx (a production dependency): there is no build step.
 
-ARG NODE_IMAGE=node:22-bookworm-slim
+# The current Node LTS; package.json's engines (>= 20.19) stay wider, and CI runs the suite on 24 too.
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # Production dependencies only, exactly as locked.
 FROM ${NODE_IMAGE} AS deps
@@ -12,8 +13,12 @@ RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=dev --no-audit --no-fund
 
 FROM ${NODE_IMAGE} AS runtime
+# In a container the network is the boundary: the API and the ops listener (/metrics, probes) listen
+# on every interface of it; compose publishes only the API's port.
 ENV NODE_ENV=production \
-    DATA_DIR=/data
+    DATA_DIR=/data \
+    HOST=0.0.0.0 \
+    METRICS_HOST=0.0.0.0
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 # Everything else the app needs at run time (src, bin, migrations, public, examples …);
@@ -24,9 +29,9 @@ COPY . .
 RUN mkdir -p /data && chown node:node /data
 USER node
 
-EXPOSE 3002
-# /healthz of the API, or of the METRICS_PORT server in worker/dispatcher containers (curl is not in
-# the slim image; node's fetch is).
+# 3002: the API (api, all); 9464: the ops listener, /metrics and probes (every role).
+EXPOSE 3002 9464
+# /healthz of the ops listener, which every role has (curl is not in the slim image; node's fetch is).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.METRICS_PORT || process.env.PORT || 3002) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.METRICS_PORT || 9464) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "bin/stream-api.mjs", "serve", "--role", "all"]

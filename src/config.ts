@@ -1,5 +1,7 @@
 // The only module that reads process.env. Everything else receives a frozen Config.
+import { isIP } from 'node:net';
 import path from 'node:path';
+import { parseCidrList, type CidrEntry } from './notify/ssrf.ts';
 
 export type Role = 'all' | 'api' | 'worker' | 'dispatcher';
 
@@ -17,8 +19,10 @@ export interface Config {
   };
   host: string;
   port: number;
-  /** when set, /metrics and /healthz are also served on this port (the only way for worker/dispatcher-only processes) */
-  metricsPort: number | null;
+  /** the ops listener (/metrics, /healthz, /readyz) of every role; 0 = any free port */
+  metricsPort: number;
+  /** the ops listener's address: loopback unless told otherwise, since /metrics has no authentication */
+  metricsHost: string;
   publicUrl: string | null;
   maxUploadBytes: number;
   dataDir: string;
@@ -33,7 +37,8 @@ export interface Config {
     backoffBaseMs: number;
     backoffMaxMs: number;
     timeoutMs: number;
-    allowedCidrs: string;
+    /** networks callbacks may reach despite the SSRF rules (parsed here, so a typo stops the start) */
+    allowedCidrs: readonly CidrEntry[];
   };
   retentionDays: number;
   /** a stored object that no upload references is deleted once older than this; covers an upload in flight */
@@ -47,7 +52,15 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>;
 
 const GiB = 1024 ** 3;
+/** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens. */
+const HOST_NAME = /^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 
+/**
+ * Reads every setting from `env` (default: process.env), parsing each into the form its users take
+ * (numbers, URLs checked, CIDR lists parsed), so nothing is parsed later where a bad value would
+ * surface only at its first use. Throws ConfigError listing every problem at once; the result is
+ * deeply frozen.
+ */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const problems: string[] = [];
   const read = new Reader(env, problems);
@@ -59,15 +72,17 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     s3: {
       endpoint: s3Endpoint,
       bucket: read.string('S3_BUCKET', 'stream-api', /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/),
-      region: read.string('S3_REGION', 'us-east-1'),
+      // The AWS SDK's own rule for a region (a host label); it would refuse anything else only at the first request.
+      region: read.string('S3_REGION', 'us-east-1', /^(?!-)[a-zA-Z0-9-]{1,63}(?<!-)$/),
       // s3rver's fixed credentials are the defaults so zero-config start works.
       accessKeyId: read.string('S3_ACCESS_KEY_ID', s3Endpoint ? '' : 'S3RVER'),
       secretAccessKey: read.string('S3_SECRET_ACCESS_KEY', s3Endpoint ? '' : 'S3RVER'),
       forcePathStyle: read.bool('S3_FORCE_PATH_STYLE', true),
     },
-    host: read.string('HOST', '0.0.0.0'),
+    host: read.host('HOST', '0.0.0.0'),
     port: read.int('PORT', 3002, 0, 65535),
-    metricsPort: read.optionalInt('METRICS_PORT', 0, 65535),
+    metricsPort: read.int('METRICS_PORT', 9464, 0, 65535),
+    metricsHost: read.host('METRICS_HOST', '127.0.0.1'),
     publicUrl: read.url('PUBLIC_URL', ['http:', 'https:']),
     maxUploadBytes: read.int('MAX_UPLOAD_BYTES', 10 * GiB, 1, Number.MAX_SAFE_INTEGER),
     dataDir: path.resolve(read.string('DATA_DIR', '.data')),
@@ -85,7 +100,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       backoffBaseMs: read.int('WEBHOOK_BACKOFF_BASE_MS', 5_000, 1, 86_400_000),
       backoffMaxMs: read.int('WEBHOOK_BACKOFF_MAX_MS', 3_600_000, 1, 7 * 86_400_000),
       timeoutMs: read.int('WEBHOOK_TIMEOUT_MS', 10_000, 100, 600_000),
-      allowedCidrs: read.string('WEBHOOK_ALLOWED_CIDRS', ''),
+      allowedCidrs: read.parsed('WEBHOOK_ALLOWED_CIDRS', [], parseCidrList),
     },
     retentionDays: read.int('RETENTION_DAYS', 7, 1, 3650),
     orphanGraceHours: read.int('ORPHAN_GRACE_HOURS', 24, 1, 8760),
@@ -134,10 +149,6 @@ class Reader {
     return value;
   }
 
-  optionalInt(name: string, min: number, max: number): number | null {
-    return this.raw(name) === undefined ? null : this.int(name, 0, min, max);
-  }
-
   int(name: string, fallback: number, min: number, max: number): number {
     const value = this.raw(name);
     if (value === undefined) return fallback;
@@ -156,6 +167,29 @@ class Reader {
     if (['0', 'false', 'no', 'off'].includes(value)) return false;
     this.problems.push(`${name}=${JSON.stringify(value)} must be true or false`);
     return fallback;
+  }
+
+  /** An address to listen on: an IPv4/IPv6 literal or a host name (a typo would fail only at listen). */
+  host(name: string, fallback: string): string {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (isIP(value) === 0 && !HOST_NAME.test(value)) {
+      this.problems.push(`${name}=${JSON.stringify(value)} must be an IP address or a host name`);
+      return fallback;
+    }
+    return value;
+  }
+
+  /** A value with a grammar of its own: `parse` throws an Error whose message says what is wrong. */
+  parsed<T>(name: string, fallback: T, parse: (value: string) => T): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    try {
+      return parse(value);
+    } catch (err) {
+      this.problems.push(`${name}: ${(err as Error).message}`);
+      return fallback;
+    }
   }
 
   oneOf<T extends string>(name: string, fallback: T, values: readonly T[]): T {

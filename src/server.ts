@@ -13,7 +13,10 @@ import { openRuntime } from './runtime.ts';
 import { assertPortFree, explainListenError } from './startup-error.ts';
 
 export interface Service {
+  /** the API's URL (roles all and api), else null */
   url: string | null;
+  /** the ops listener's URL: /metrics, /healthz, /readyz (every role) */
+  opsUrl: string;
   stop(): Promise<void>;
 }
 
@@ -26,7 +29,7 @@ export async function serve(config: Readonly<Config>, role: Role, print: (line: 
   const logger = createLogger(config.logLevel);
   // A taken port stops the start before anything is started (a second `npm start` beside a running one).
   if (role === 'all' || role === 'api') await assertPortFree('PORT', config.port, config.host);
-  if (config.metricsPort !== null) await assertPortFree('METRICS_PORT', config.metricsPort, config.host);
+  await assertPortFree('METRICS_PORT', config.metricsPort, config.metricsHost);
   if (!config.s3.endpoint) await assertPortFree('EMBEDDED_S3_PORT', config.embeddedS3Port, '127.0.0.1');
   const runtime = await openRuntime(config, logger, `stream-api:${role}`);
 
@@ -35,16 +38,17 @@ export async function serve(config: Readonly<Config>, role: Role, print: (line: 
   let dispatcher: DispatcherHandle | null = null;
   let metrics: MetricsServer | null = null;
   let url: string | null = null;
+  let opsUrl = '';
   // From here on, a failure stops everything started so far (the embedded servers included) before
   // it is thrown: a failed start leaves no orphan behind.
   try {
     await migrate(runtime.pool, (msg) => logger.info(msg));
-    if (config.metricsPort !== null) {
-      const { pool, store } = runtime;
-      metrics = await startMetricsServer({ host: config.host, port: config.metricsPort, pool, store, logger }).catch((err) => {
-        throw explainListenError(err, 'METRICS_PORT', config.metricsPort!);
-      });
-    }
+    // Every role has its ops listener; /metrics is served nowhere else (the API port is public).
+    const { pool, store } = runtime;
+    metrics = await startMetricsServer({ host: config.metricsHost, port: config.metricsPort, pool, store, logger }).catch((err) => {
+      throw explainListenError(err, 'METRICS_PORT', config.metricsPort);
+    });
+    opsUrl = `http://${urlHost(config.metricsHost)}:${metrics.port}`;
     if (role === 'all' || role === 'worker') worker = await startWorker(runtime);
     if (role === 'all' || role === 'dispatcher') dispatcher = await startDispatcher(runtime);
     if (role === 'all' || role === 'api') {
@@ -56,9 +60,9 @@ export async function serve(config: Readonly<Config>, role: Role, print: (line: 
       const port = typeof address === 'object' && address ? address.port : config.port;
       url = config.publicUrl ?? `http://localhost:${port}`;
       const key = config.devKey ? await ensureDevKey(runtime.db, config.dataDir) : null;
-      printBanner(print, url, role, key);
+      printBanner(print, url, opsUrl, role, key);
     } else {
-      print(`stream-api ${role} running${metrics ? `; metrics on port ${metrics.port}` : ''}`);
+      print(`stream-api ${role} running; metrics on port ${metrics.port} (${opsUrl}/metrics)`);
     }
   } catch (err) {
     await stopAll().catch((stopErr: unknown) => logger.warn({ err: stopErr }, 'stopping after a failed start failed'));
@@ -79,14 +83,21 @@ export async function serve(config: Readonly<Config>, role: Role, print: (line: 
   }
 
   let stopping: Promise<void> | null = null;
-  return { url, stop: () => (stopping ??= stopAll()) };
+  return { url, opsUrl, stop: () => (stopping ??= stopAll()) };
 }
 
 const SAMPLE_CSV = fileURLToPath(new URL('../examples/webhook_events.csv', import.meta.url));
 
-function printBanner(print: (line: string) => void, url: string, role: Role, key: string | null): void {
+/** A host for a URL a user can open: a wildcard address means this machine; IPv6 gets brackets. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function printBanner(print: (line: string) => void, url: string, opsUrl: string, role: Role, key: string | null): void {
   print('');
   print(`stream-api (${role}) listening on ${url}`);
+  print(`metrics and probes: ${opsUrl}/metrics (METRICS_PORT; not on the API port)`);
   if (key) {
     print(`dev API key: ${key}`);
     print('try it:');

@@ -1,13 +1,25 @@
-// Gauges whose truth is in Postgres, read when Prometheus scrapes: any process (API, or a worker's
-// METRICS_PORT) reports the same numbers, whichever process did the work. One query per scrape,
-// shared by every gauge of that scrape.
+// Gauges whose truth is in Postgres, read when Prometheus scrapes: any process reports the same
+// numbers, whichever process did the work. One query per scrape, shared by every gauge of it.
+//
+// The query must stay cheap at any table size (a scrape every second against 1M uploads): counts
+// and row sums come from metric_counters, which triggers keep as uploads and deliveries change
+// (migrations/007_metrics.sql) — a few rows per database backend, never the tables themselves. The
+// queue depth reads graphile-worker's public jobs view: its size is the jobs not yet done, not the
+// uploads ever made.
 import { Gauge, Registry } from 'prom-client';
 import type pg from 'pg';
+import { ORPHAN_SWEEP_TASK } from '../retention/orphans.ts';
+import { PURGE_TASK } from '../retention/purge.ts';
+import { PROCESS_UPLOAD_TASK } from '../uploads/uploads.repository.ts';
 import { withTimeout } from './probe.ts';
 
 const UPLOAD_STATUSES = ['uploaded', 'processing', 'completed', 'failed'] as const;
 const DELIVERY_STATUSES = ['pending', 'sent', 'failed', 'skipped'] as const;
+/** Reported (as 0 when idle) even before a job of theirs was ever queued. */
+const KNOWN_TASKS = [PROCESS_UPLOAD_TASK, PURGE_TASK, ORPHAN_SWEEP_TASK] as const;
 const QUERY_TIMEOUT_MS = 5000;
+/** Counter rows above this (rows of backends that are gone pile up as connections come and go) → fold them. */
+const FOLD_ABOVE_ROWS = 200;
 
 interface Snapshot {
   uploads: Map<string, number>;
@@ -17,56 +29,61 @@ interface Snapshot {
   queue: Map<string, number>;
 }
 
-// Rows of completed uploads are loaded; a failed upload's rows were rolled back, but its rejected
-// rows were still rejected. Queue: jobs a worker could take now (graphile-worker leaves jobs that
-// used up their attempts in the table; they will never run and are not waiting), per known task —
-// 0 rather than no series when idle.
-const SNAPSHOT_SQL = `
-  SELECT 'upload' AS kind, status AS key, count(*)::bigint AS n,
-         coalesce(sum(rows_processed) FILTER (WHERE status = 'completed'), 0)::bigint AS loaded,
-         coalesce(sum(rows_failed) FILTER (WHERE status IN ('completed', 'failed')), 0)::bigint AS rejected
-    FROM uploads GROUP BY status
+/** The one query of a scrape (exported for bench/metrics-scrape.ts). */
+// Queue: jobs a worker could take now (graphile-worker leaves jobs that used up their attempts in
+// the table; they will never run and are not waiting).
+export const SNAPSHOT_SQL = `
+  SELECT metric, label, sum(value)::bigint AS n, count(*)::int AS counter_rows
+    FROM metric_counters GROUP BY metric, label
   UNION ALL
-  SELECT 'delivery', delivery_status, count(*), 0, 0 FROM deliveries GROUP BY delivery_status
-  UNION ALL
-  SELECT 'queue', t.identifier, count(j.id), 0, 0
-    FROM graphile_worker._private_tasks t
-    LEFT JOIN graphile_worker._private_jobs j
-      ON j.task_id = t.id AND j.locked_at IS NULL AND j.run_at <= now() AND j.attempts < j.max_attempts
-   GROUP BY t.identifier`;
+  SELECT 'queue', task_identifier, count(*), 0
+    FROM graphile_worker.jobs
+   WHERE locked_at IS NULL AND run_at <= now() AND attempts < max_attempts
+   GROUP BY task_identifier`;
 
 interface SnapshotRow {
-  kind: 'upload' | 'delivery' | 'queue';
-  key: string;
+  metric: 'uploads' | 'rows_loaded' | 'rows_rejected' | 'deliveries' | 'queue';
+  label: string;
   n: number;
-  loaded: number;
-  rejected: number;
+  counter_rows: number;
 }
 
-async function readSnapshot(pool: pg.Pool): Promise<Snapshot> {
+async function readSnapshot(pool: pg.Pool, fold: () => void): Promise<Snapshot> {
   const { rows } = await withTimeout(pool.query<SnapshotRow>(SNAPSHOT_SQL), QUERY_TIMEOUT_MS);
   const snapshot: Snapshot = { uploads: new Map(), rowsLoaded: 0, rowsRejected: 0, deliveries: new Map(), queue: new Map() };
+  let counterRows = 0;
   for (const row of rows) {
-    if (row.kind === 'upload') {
-      snapshot.uploads.set(row.key, row.n);
-      snapshot.rowsLoaded += row.loaded;
-      snapshot.rowsRejected += row.rejected;
-    } else if (row.kind === 'delivery') {
-      snapshot.deliveries.set(row.key, row.n);
-    } else {
-      snapshot.queue.set(row.key, row.n);
-    }
+    counterRows += row.counter_rows;
+    if (row.metric === 'uploads') snapshot.uploads.set(row.label, row.n);
+    else if (row.metric === 'rows_loaded') snapshot.rowsLoaded += row.n;
+    else if (row.metric === 'rows_rejected') snapshot.rowsRejected += row.n;
+    else if (row.metric === 'deliveries') snapshot.deliveries.set(row.label, row.n);
+    else snapshot.queue.set(row.label, row.n);
   }
+  if (counterRows > FOLD_ABOVE_ROWS) fold();
   return snapshot;
 }
 
-/** A registry of the database-backed gauges over `pool`; merge it with the process registry to serve. */
+/**
+ * A registry of the database-backed gauges over `pool`; merge it with the process registry to serve.
+ * A scrape that finds many counter rows folds them in the background (it changes no sum, only how
+ * many rows the next scrape reads).
+ */
 export function createDatabaseRegistry(pool: pg.Pool): Registry {
   const registry = new Registry();
+  let folding = false;
+  const fold = () => {
+    if (folding) return;
+    folding = true;
+    pool
+      .query('SELECT fold_metric_counters()')
+      .catch(() => {}) // only an optimisation: the next scrape tries again
+      .finally(() => (folding = false));
+  };
   // prom-client calls every collect() of a scrape synchronously before awaiting any: they share one query.
   let inFlight: Promise<Snapshot> | null = null;
   const snapshot = () =>
-    (inFlight ??= readSnapshot(pool).finally(() => {
+    (inFlight ??= readSnapshot(pool, fold).finally(() => {
       inFlight = null;
     }));
 
@@ -84,7 +101,7 @@ export function createDatabaseRegistry(pool: pg.Pool): Registry {
       },
     });
 
-  gauge('stream_api_uploads', 'Uploads by status (retained uploads, read from Postgres at scrape time)', ['status'], (g, s) => {
+  gauge('stream_api_uploads', 'Uploads by status (retained uploads, counted as they change)', ['status'], (g, s) => {
     for (const status of UPLOAD_STATUSES) g.set({ status }, s.uploads.get(status) ?? 0);
   });
   gauge('stream_api_rows_loaded', 'Rows loaded by completed uploads (retained uploads; drops when retention purges)', [], (g, s) =>
@@ -97,6 +114,7 @@ export function createDatabaseRegistry(pool: pg.Pool): Registry {
     for (const status of DELIVERY_STATUSES) g.set({ status }, s.deliveries.get(status) ?? 0);
   });
   gauge('stream_api_queue_jobs_waiting', 'graphile-worker jobs due and not locked, by task', ['task'], (g, s) => {
+    for (const task of KNOWN_TASKS) g.set({ task }, 0);
     for (const [task, n] of s.queue) g.set({ task }, n);
   });
   new Gauge({

@@ -1,5 +1,5 @@
-// What a /metrics endpoint serves: this process's registry merged, per scrape, with gauges read
-// from Postgres. Built per HTTP surface (API app, metrics server); the process registry is shared.
+// What /metrics serves: this process's registry merged, per scrape, with gauges read from Postgres.
+// Only the ops listener (server.ts) serves it; the process registry is shared by every role.
 import { Registry } from 'prom-client';
 import type pg from 'pg';
 import { createDatabaseRegistry } from './database.ts';
@@ -10,6 +10,7 @@ export interface MetricsEndpoint {
   render(): Promise<string>;
 }
 
+/** The /metrics body (Prometheus text format 0.0.4) and its content type; `render` never throws for the database (see database.ts). */
 export function createMetricsEndpoint(pool: pg.Pool): MetricsEndpoint {
   const database = createDatabaseRegistry(pool);
   return {

@@ -1,5 +1,8 @@
-// /metrics, /healthz and /readyz on a port of their own, for processes that host no API (worker,
-// dispatcher) — a bare node:http server, no framework. Unauthenticated: meant for an internal port.
+// The ops listener of every role: /metrics, /healthz and /readyz on a port of their own
+// (METRICS_HOST:METRICS_PORT) — a bare node:http server, no framework. /metrics has no authentication
+// and its gauges span every tenant, so it lives only here, never on the public API port; the
+// listener binds to loopback unless METRICS_HOST says otherwise (the Docker image: 0.0.0.0, for a
+// scraper on the internal network).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
@@ -13,6 +16,11 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
+/**
+ * Listens on `host:port` (port 0: any free port; `port` of the result is the real one). Rejects
+ * with the listen error (EADDRINUSE …) for the caller to explain. `close()` stops listening and
+ * drops idle keep-alive connections.
+ */
 export async function startMetricsServer(opts: {
   host: string;
   port: number;
@@ -56,7 +64,7 @@ export async function startMetricsServer(opts: {
     });
   });
   const port = (server.address() as AddressInfo).port;
-  opts.logger.info({ port }, 'metrics server listening');
+  opts.logger.info({ host: opts.host, port }, 'ops listener (metrics, probes) listening');
   return {
     port,
     close: () =>

@@ -10,7 +10,7 @@ import { channels } from './channels/index.ts';
 import { createDeliverer } from './deliver.ts';
 import { listen, type Listener } from './listener.ts';
 import { claimDue, msUntilNextDue, type ClaimedDelivery } from './outbox.repository.ts';
-import { parseAllowedCidrs } from './ssrf.ts';
+import { allowListOf } from './ssrf.ts';
 
 export interface DispatcherHandle {
   /** Stops claiming, lets in-flight attempts finish and be recorded (each bounded by the timeout). */
@@ -54,7 +54,7 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
   const leaseMs = opts.leaseMs ?? defaultLeaseMs(cfg.timeoutMs);
   const deliverer = createDeliverer({
     timeoutMs: cfg.timeoutMs,
-    allowedCidrs: parseAllowedCidrs(cfg.allowedCidrs),
+    allowedCidrs: allowListOf(cfg.allowedCidrs),
     userAgent: USER_AGENT,
   });
   const deps: AttemptDeps = {

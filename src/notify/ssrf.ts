@@ -41,13 +41,21 @@ const FORBIDDEN_V4: readonly (readonly [string, number])[] = [
 const forbiddenV4 = new BlockList();
 for (const [net, prefix] of FORBIDDEN_V4) forbiddenV4.addSubnet(net, prefix, 'ipv4');
 
+/** One entry of an allow-list: a network (a single address is its own /32 or /128). */
+export interface CidrEntry {
+  address: string;
+  prefix: number;
+  family: 'ipv4' | 'ipv6';
+}
+
 /**
- * Parses a comma-separated allow-list of CIDRs or single IPs (v4 or v6), e.g. "127.0.0.0/8,::1/128".
- * Addresses in it are permitted even if the rules below would refuse them (local development, tests,
- * a known internal receiver). Throws on a malformed entry so a typo fails at startup, not silently.
+ * Parses a comma-separated allow-list of CIDRs or single IPs (v4 or v6), e.g. "127.0.0.0/8,::1/128",
+ * ignoring blanks and spaces. Addresses in it are permitted even if the rules below would refuse them
+ * (local development, tests, a known internal receiver). Throws an Error naming the first malformed
+ * entry; src/config.ts calls this at start-up, so a typo stops the start instead of a later request.
  */
-export function parseAllowedCidrs(spec: string): BlockList {
-  const list = new BlockList();
+export function parseCidrList(spec: string): CidrEntry[] {
+  const entries: CidrEntry[] = [];
   for (const raw of spec.split(',')) {
     const entry = raw.trim();
     if (entry === '') continue;
@@ -58,19 +66,31 @@ export function parseAllowedCidrs(spec: string): BlockList {
       throw new Error(`invalid allow-list entry "${entry}": not an IPv4/IPv6 address or CIDR`);
     }
     const family = version === 4 ? 'ipv4' : 'ipv6';
+    const maxPrefix = version === 4 ? 32 : 128;
     if (slash === -1) {
-      list.addAddress(address, family);
+      entries.push({ address, prefix: maxPrefix, family });
       continue;
     }
     const prefixText = entry.slice(slash + 1);
     const prefix = Number(prefixText);
-    const maxPrefix = version === 4 ? 32 : 128;
     if (!/^\d{1,3}$/.test(prefixText) || prefix > maxPrefix) {
       throw new Error(`invalid allow-list entry "${entry}": prefix length must be 0–${maxPrefix}`);
     }
-    list.addSubnet(address, prefix, family);
+    entries.push({ address, prefix, family });
   }
+  return entries;
+}
+
+/** The allow-list of parsed entries (config.webhook.allowedCidrs), in the form checkUrl and deliver take. */
+export function allowListOf(entries: readonly CidrEntry[]): BlockList {
+  const list = new BlockList();
+  for (const { address, prefix, family } of entries) list.addSubnet(address, prefix, family);
   return list;
+}
+
+/** parseCidrList then allowListOf, in one step (tests, tools). Throws as parseCidrList. */
+export function parseAllowedCidrs(spec: string): BlockList {
+  return allowListOf(parseCidrList(spec));
 }
 
 /** The eight 16-bit words of a valid IPv6 address (zone id dropped), or null if it does not parse. */

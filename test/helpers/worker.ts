@@ -43,10 +43,10 @@ export function spawnService(t: TestEnv, role: string, env: Record<string, strin
   return spawnServe(role, { ...t.env, ...env });
 }
 
-/** `stream-api serve --role …` as a real child process with exactly these settings (on PORT 0 unless given). */
+/** `stream-api serve --role …` as a real child process with exactly these settings (PORT and METRICS_PORT 0 unless given). */
 export function spawnServe(role: string, env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, [BIN, 'serve', '--role', role], {
-    env: { ...process.env, PORT: '0', ...env },
+    env: { ...process.env, PORT: '0', METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }

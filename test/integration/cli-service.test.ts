@@ -51,6 +51,7 @@ describe('stream-api bin (service commands)', () => {
       ...process.env,
       DATA_DIR: dataDir,
       PORT: '0',
+      METRICS_PORT: '0',
       EMBEDDED_PG_PORT: String(56000 + (process.pid % 2000)),
       EMBEDDED_S3_PORT: '0',
       DEV_API_KEY: 'true',

@@ -228,7 +228,7 @@ describe('dispatcher: hostile receivers are bounded', () => {
       `http://10.0.0.1:${p}/`, `http://192.168.1.1:${p}/`, `http://172.16.0.1:${p}/`, `http://100.64.0.1:${p}/`,
       `http://[fe80::1]:${p}/`, `http://[fc00::1]:${p}/`, `http://[64:ff9b::7f00:1]:${p}/`,
     ];
-    await dispatcher({ allowedCidrs: '' });
+    await dispatcher({ allowedCidrs: [] });
     const ids = (await Promise.all(corpus.map((url) => insertPendingDeliveries(t.pool, tenantId, url, 1)))).flat();
     for (const [i, id] of ids.entries()) {
       const state = await waitForDelivery(t.pool, id);

@@ -1,18 +1,20 @@
-// Operations surface: /healthz, /readyz and /metrics on the API (public), readiness failures, the
-// METRICS_PORT server, and metrics that follow a real upload from queue to webhook.
+// Operations surface: /healthz and /readyz on the API (public), readiness failures; /metrics only on
+// the ops listener (METRICS_HOST:METRICS_PORT) of every role, never on the API port; metrics that
+// follow a real upload from queue to webhook.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.ts';
 import { checkReadiness } from '../../src/metrics/probe.ts';
-import { startMetricsServer } from '../../src/metrics/server.ts';
+import { startMetricsServer, type MetricsServer } from '../../src/metrics/server.ts';
 import { startDispatcher } from '../../src/notify/dispatcher.ts';
 import { ObjectStore } from '../../src/storage/object-store.ts';
 import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
 import { request, upload } from '../helpers/http.ts';
+import { sample, scrape } from '../helpers/metrics.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
-import { startTestWorker, waitForStatus } from '../helpers/worker.ts';
+import { spawnService, startTestWorker, waitForStatus } from '../helpers/worker.ts';
 import { waitForDelivery } from '../helpers/outbox.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/webhook_events.csv', import.meta.url));
@@ -21,36 +23,23 @@ let t: TestEnv;
 let api: Awaited<ReturnType<typeof startApi>>;
 let key: string;
 let receiver: Receiver;
+let ops: MetricsServer;
+let opsUrl: string;
 
 beforeAll(async () => {
   t = await createTestEnv({ WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' });
   api = await startApi(t);
+  ops = await startMetricsServer({ host: '127.0.0.1', port: 0, pool: t.pool, store: t.store, logger: t.logger });
+  opsUrl = `http://127.0.0.1:${ops.port}`;
   ({ key } = await t.newTenantKey());
   receiver = await startReceiver();
 });
 afterAll(async () => {
   await receiver?.close();
+  await ops?.close();
   await api?.close();
   await t?.close();
 });
-
-/** The value of one sample in Prometheus text format, or undefined when it is absent. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
-
-async function scrape(base = api.url): Promise<string> {
-  const res = await request(base, null, 'GET', '/metrics');
-  expect(res.status).toBe(200);
-  expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
-  return res.text;
-}
 
 describe('probes', () => {
   it('/healthz and /readyz answer without an API key', async () => {
@@ -96,21 +85,60 @@ describe('probes', () => {
     expect(result).toMatchObject({ ready: false, checks: { database: 'timeout', objectStore: 'timeout' } });
   });
 
-  it('documents the ops routes as public in OpenAPI', async () => {
+  it('documents the probes as public in OpenAPI, and no /metrics (the API does not serve it)', async () => {
     const res = await request(api.url, null, 'GET', '/openapi.json');
     expect(res.status).toBe(200);
-    for (const path of ['/healthz', '/readyz', '/metrics']) {
+    for (const path of ['/healthz', '/readyz']) {
       const op = res.body.paths[path].get;
       expect(op.tags).toEqual(['ops']);
       expect(op.security).toEqual([]);
       expect(op.summary).toBeTruthy();
     }
+    expect(Object.keys(res.body.paths)).not.toContain('/metrics');
   });
 });
 
-describe('/metrics', () => {
-  it('is public, Prometheus text, with process metrics and every stream_api family', async () => {
-    const text = await scrape();
+describe('/metrics lives on the ops listener only', () => {
+  it('the API port answers 404 for /metrics, with or without a key', async () => {
+    for (const auth of [null, key]) {
+      const res = await request(api.url, auth, 'GET', '/metrics');
+      expect(res.status).toBe(404);
+      expect(res.text).not.toContain('stream_api_');
+    }
+  });
+
+  it('`serve --role api` starts the ops listener by itself: /metrics there, 404 on the API port', async () => {
+    const child = spawnService(t, 'api');
+    let output = '';
+    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    try {
+      const banner = await new Promise<RegExpExecArray>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no banner within 30 s:\n${output}`)), 30_000);
+        child.stdout!.on('data', () => {
+          const m = /listening on (http:\/\/\S+)\nmetrics and probes: (http:\/\/\S+)\/metrics/.exec(output);
+          if (!m) return;
+          clearTimeout(timer);
+          resolve(m);
+        });
+        child.once('exit', (code) => reject(new Error(`exited ${code} before its banner:\n${output}`)));
+      });
+      const [apiUrl, processOps] = [banner[1]!.replace('localhost', '127.0.0.1'), banner[2]!];
+      expect(processOps).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/); // METRICS_HOST defaults to loopback
+      expect((await request(apiUrl, null, 'GET', '/metrics')).status).toBe(404);
+      expect((await request(apiUrl, null, 'GET', '/healthz')).status).toBe(200);
+      const text = await scrape(processOps);
+      expect(sample(text, 'stream_api_metrics_database_up')).toBe(1);
+      expect(sample(text, 'stream_api_uploads', { status: 'completed' })).toBeGreaterThanOrEqual(0);
+      expect((await request(processOps, null, 'GET', '/readyz')).status).toBe(200);
+    } finally {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+    }
+  }, 60_000);
+
+  it('is Prometheus text, with process metrics and every stream_api family', async () => {
+    const text = await scrape(opsUrl);
     expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
     expect(sample(text, 'stream_api_metrics_database_up')).toBe(1);
     for (const family of [
@@ -132,12 +160,12 @@ describe('/metrics', () => {
     const bad = lines[1]!.replace(/^[^,]+/, 'not-a-uuid');
     const csv = [...lines.slice(0, 11), bad, bad].join('\n') + '\n';
 
-    const before = await scrape();
+    const before = await scrape(opsUrl);
     const res = await upload(api.url, key, { file: { content: csv }, fields: { callbackUrl: receiver.url } });
     expect(res.status).toBe(202);
     const id = res.body.uploadId as string;
 
-    const queued = await scrape();
+    const queued = await scrape(opsUrl);
     expect(sample(queued, 'stream_api_uploads', { status: 'uploaded' })).toBe(1);
     expect(sample(queued, 'stream_api_queue_jobs_waiting', { task: 'process-upload' })).toBe(1);
 
@@ -152,7 +180,7 @@ describe('/metrics', () => {
       await worker.stop();
     }
 
-    const after = await scrape();
+    const after = await scrape(opsUrl);
     expect(sample(after, 'stream_api_uploads', { status: 'completed' })).toBe(1);
     expect(sample(after, 'stream_api_uploads', { status: 'uploaded' })).toBe(0);
     expect(sample(after, 'stream_api_queue_jobs_waiting', { task: 'process-upload' })).toBe(0);
@@ -168,20 +196,14 @@ describe('/metrics', () => {
   });
 });
 
-describe('METRICS_PORT server', () => {
-  it('serves /metrics, /healthz and /readyz on a port of its own; 404 elsewhere', async () => {
-    const server = await startMetricsServer({ host: '127.0.0.1', port: 0, pool: t.pool, store: t.store, logger: t.logger });
-    const base = `http://127.0.0.1:${server.port}`;
-    try {
-      const text = await scrape(base);
-      expect(sample(text, 'stream_api_metrics_database_up')).toBe(1);
-      expect(text).toContain('# TYPE stream_api_load_duration_seconds histogram');
-      expect(await request(base, null, 'GET', '/healthz')).toMatchObject({ status: 200, body: { status: 'ok' } });
-      expect(await request(base, null, 'GET', '/readyz')).toMatchObject({ status: 200, body: { status: 'ready' } });
-      expect((await request(base, null, 'GET', '/uploads')).status).toBe(404);
-    } finally {
-      await server.close();
-    }
+describe('the ops listener', () => {
+  it('serves /metrics, /healthz and /readyz; 404 elsewhere', async () => {
+    const text = await scrape(opsUrl);
+    expect(sample(text, 'stream_api_metrics_database_up')).toBe(1);
+    expect(text).toContain('# TYPE stream_api_load_duration_seconds histogram');
+    expect(await request(opsUrl, null, 'GET', '/healthz')).toMatchObject({ status: 200, body: { status: 'ok' } });
+    expect(await request(opsUrl, null, 'GET', '/readyz')).toMatchObject({ status: 200, body: { status: 'ready' } });
+    expect((await request(opsUrl, null, 'GET', '/uploads')).status).toBe(404);
   });
 
   it('reports the database as down instead of failing the scrape', async () => {

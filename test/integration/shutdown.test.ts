@@ -33,14 +33,14 @@ afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-/** Spawns `serve --role <role>` and resolves once it prints its banner (the API's URL, or the metrics port). */
+/** Spawns `serve --role <role>` and resolves once it prints its banner: the API's URL (all, api) and the ops listener's. */
 async function serve(role = 'all', env: Record<string, string> = {}) {
   const child = spawnService(t, role, env);
   children.push(child);
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  const banner = /listening on (http:\/\/\S+)|running; metrics on port (\d+)|running\n/;
+  const banner = /listening on (http:\/\/\S+)\nmetrics and probes: (http:\/\/\S+)\/metrics|running; metrics on port \d+ \((http:\/\/\S+)\/metrics\)/;
   const m = await new Promise<RegExpExecArray>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no banner within 30 s:\n${output}`)), 30_000);
     const look = () => {
@@ -54,8 +54,8 @@ async function serve(role = 'all', env: Record<string, string> = {}) {
     child.once('exit', (code) => reject(new Error(`exited ${code} before its banner:\n${output}`)));
   });
   const url = m[1]?.replace('localhost', '127.0.0.1') ?? null;
-  const metricsUrl = m[2] ? `http://127.0.0.1:${m[2]}` : null;
-  return { child, url: url!, metricsUrl, output: () => output };
+  const opsUrl = (m[2] ?? m[3])!;
+  return { child, url: url!, opsUrl, output: () => output };
 }
 
 async function terminate(child: ChildProcess, withinMs: number): Promise<{ code: number | null; ms: number }> {
@@ -72,7 +72,7 @@ async function terminate(child: ChildProcess, withinMs: number): Promise<{ code:
 async function leftovers() {
   const { rows } = await t.pool.query(`SELECT
       (SELECT count(*) FROM worker_leases)::int AS worker_leases,
-      (SELECT count(*) FROM graphile_worker._private_jobs WHERE locked_at IS NOT NULL OR locked_by IS NOT NULL)::int AS locked_jobs,
+      (SELECT count(*) FROM graphile_worker.jobs WHERE locked_at IS NOT NULL OR locked_by IS NOT NULL)::int AS locked_jobs,
       (SELECT count(*) FROM deliveries WHERE lease_token IS NOT NULL OR locked_until IS NOT NULL)::int AS leased_deliveries,
       (SELECT count(*) FROM pg_stat_activity
         WHERE datname = current_database() AND application_name LIKE 'stream-api:%'
@@ -115,13 +115,13 @@ describe('SIGTERM', () => {
   }, 60_000);
 
   it.each(['api', 'worker', 'dispatcher'])('`serve --role %s` exits 0 within seconds', async (role) => {
-    // Without the API, METRICS_PORT is how the process is scraped and probed.
-    const { child, url, metricsUrl, output } = await serve(role, role === 'api' ? {} : { METRICS_PORT: '0' });
-    const base = role === 'api' ? url : metricsUrl!;
-    expect((await request(base, null, 'GET', '/healthz')).status).toBe(200);
-    const metrics = await request(base, null, 'GET', '/metrics');
+    // Every role is scraped and probed on its ops listener (METRICS_PORT); the API port has no /metrics.
+    const { child, url, opsUrl, output } = await serve(role);
+    expect((await request(opsUrl, null, 'GET', '/healthz')).status).toBe(200);
+    const metrics = await request(opsUrl, null, 'GET', '/metrics');
     expect(metrics.status).toBe(200);
     expect(metrics.text).toContain('stream_api_uploads{status="completed"} 0');
+    if (role === 'api') expect((await request(url, null, 'GET', '/metrics')).status).toBe(404);
 
     const { code } = await terminate(child, 5_000);
     expect(code).toBe(0);

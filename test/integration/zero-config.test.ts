@@ -44,6 +44,7 @@ function zeroConfigEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     ...process.env,
     DATA_DIR: dataDir,
     PORT: '0',
+    METRICS_PORT: '0',
     HOST: '127.0.0.1',
     EMBEDDED_PG_PORT: String(pgPort),
     EMBEDDED_S3_PORT: String(s3Port),

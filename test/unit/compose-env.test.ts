@@ -75,7 +75,12 @@ describe('docker-compose.yml', () => {
     expect(config.s3.endpoint).toBe('http://minio:9000');
     expect(config.s3.forcePathStyle).toBe(true);
     expect(config.devKey).toBe(false);
-    if (name !== 'api') expect(config.metricsPort).toBe(9464); // its only /metrics and /healthz
+    expect(config.metricsPort).toBe(9464); // every role's ops listener: /metrics and probes …
+    // … on the internal network only: no service publishes it (compose config writes the long form).
+    const published = (services[name]!.ports ?? []).map((p) =>
+      typeof p === 'string' ? Number(p.split(':')[0]) : Number((p as { published: number | string }).published),
+    );
+    expect(published).toEqual(name === 'api' ? [3002] : []);
   });
 
   it('limits the api to 512M of memory', () => {
@@ -110,11 +115,30 @@ describe('Dockerfile', () => {
     expect(names.filter((n) => !CONFIG_ENV_NAMES.includes(n))).toEqual([]);
   });
 
-  it('ships production dependencies only, runs as non-root, probes /healthz', () => {
+  it('ships production dependencies only, runs as non-root, probes /healthz of the ops listener', () => {
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
     expect(dockerfile).toMatch(/^USER node$/m);
-    expect(dockerfile).toMatch(/^EXPOSE 3002$/m);
-    expect(dockerfile).toMatch(/^HEALTHCHECK .*\n.*\/healthz/m);
+    expect(dockerfile).toMatch(/^EXPOSE 3002 9464$/m);
+    expect(dockerfile).toMatch(/^HEALTHCHECK .*\n.*METRICS_PORT \|\| 9464\) \+ '\/healthz'/m);
     expect(dockerfile).toMatch(/^CMD \["node", "bin\/stream-api\.mjs", "serve", "--role", "all"\]$/m);
+  });
+
+  it('runs on Node 24 (the current LTS) and listens on the container network, ops listener included', () => {
+    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
+    const env = loadConfig({ HOST: '0.0.0.0', METRICS_HOST: '0.0.0.0' });
+    expect(dockerfile).toMatch(new RegExp(`^\\s+HOST=${env.host}\\b`, 'm'));
+    expect(dockerfile).toMatch(new RegExp(`^\\s+METRICS_HOST=${env.metricsHost}$`, 'm'));
+  });
+});
+
+describe('.ci/run', () => {
+  const script = readFileSync(`${ROOT}.ci/run`, 'utf8');
+
+  it('runs the suite on the machine\'s Node, then again on Node 24 first on PATH', () => {
+    const lines = script.split('\n').filter((l) => !l.trimStart().startsWith('#'));
+    const tests = lines.flatMap((l, i) => (/\bnpm test$/.test(l.trim()) ? [i] : []));
+    expect(tests).toHaveLength(2);
+    expect(lines.join('\n')).toMatch(/node24="\$\(npx -y node@24 -p process\.execPath\)"/);
+    expect(lines[tests[1]!]!.trim()).toBe('PATH="$(dirname "$node24"):$PATH" npm test');
   });
 });

@@ -208,7 +208,10 @@ describe('output batching and flow control', () => {
     }
     await new Promise((resolve) => setImmediate(resolve));
     expect(accepted).toBe(false);
-    expect(written).toBeLessThan(input.length / 4);
+    // It took in about its own write buffer (Node's default: 16 KiB up to Node 20, 64 KiB from 22) and
+    // the little one transform call turned into output, not the whole input.
+    expect(written).toBeLessThan(input.length);
+    expect(written).toBeLessThanOrEqual(t.writableHighWaterMark + 4 * 1024);
     expect(t.readableLength).toBeLessThan(64 * 1024);
     t.destroy();
   });

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { UploadStatus } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
 import { latestDeliverySummary } from '../../notify/deliveries.repository.ts';
-import { parseAllowedCidrs } from '../../notify/ssrf.ts';
+import { allowListOf } from '../../notify/ssrf.ts';
 import { isFinal, presentUpload } from '../../uploads/present.ts';
 import { receiveUpload } from '../../uploads/receive.ts';
 import {
@@ -31,7 +31,7 @@ export function uploadIdParam(request: FastifyRequest<IdParams>): string {
 }
 
 export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
-  const allowedCidrs = parseAllowedCidrs(deps.config.webhook.allowedCidrs);
+  const allowedCidrs = allowListOf(deps.config.webhook.allowedCidrs);
   const receive = async (request: FastifyRequest, reply: FastifyReply) => {
     if (!request.isMultipart()) throw new AppError('not_multipart');
     const idempotencyKey = request.headers['idempotency-key'];
