@@ -200,6 +200,26 @@ describe.concurrent('zero-config: a taken port is one line naming the variable, 
   }
 });
 
+describe('zero-config: Ctrl-C in the terminal of `npm start`', () => {
+  it('during start-up: the start finishes, shuts down cleanly, and leaves no PostgreSQL behind', async () => {
+    // Literally `npm start`, in its own process group like a terminal's foreground job; Ctrl-C is a
+    // SIGINT to the whole group. (Under a wrapper that re-sends signals and then SIGKILLs its child,
+    // the embedded PostgreSQL was left running.)
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const child = spawn('npm', ['start'], { cwd: root, env: zeroConfigEnv({ LOG_LEVEL: 'info' }), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (chunk) => (out += String(chunk)));
+    child.stderr!.on('data', (chunk) => (out += String(chunk)));
+    await expect.poll(() => /worker started|dispatcher started/.test(out), { timeout: 60_000, interval: 50 }).toBe(true);
+    process.kill(-child.pid!, 'SIGINT');
+    const code = await exitOf(child);
+    expect(code === 0 || child.signalCode === 'SIGINT', `exit ${code} ${child.signalCode}`).toBe(true); // npm re-raises the signal
+    expect(out).toMatch(/SIGINT: shutting down/);
+    expect(await postmasterOf(dataDir)).toBeNull();
+  }, 90_000);
+});
+
 describe('zero-config: a start that fails later stops what it started', () => {
   it('a migration that fails after the embedded PostgreSQL started stops it again', async () => {
     // Fault injection: an object in the way of the first migration, in a fresh `stream_api` database.
