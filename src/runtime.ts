@@ -23,6 +23,8 @@ export interface DatabaseRuntime {
 
 export interface Runtime extends DatabaseRuntime {
   store: ObjectStore;
+  /** the S3 endpoint in use (the embedded server's when S3_ENDPOINT is unset) */
+  s3Endpoint: string;
   embedded: { postgres: boolean; s3: boolean };
 }
 
@@ -67,6 +69,7 @@ export async function openRuntime(config: Readonly<Config>, logger: Logger, appl
       pool,
       db,
       store,
+      s3Endpoint: endpoint,
       logger,
       embedded: { postgres: !config.databaseUrl, s3: !config.s3.endpoint },
       close: () => cleanup.run(),

@@ -9,7 +9,7 @@ import { startWorker, type WorkerHandle } from './ingest/worker.ts';
 import { createLogger } from './logger.ts';
 import { startMetricsServer, type MetricsServer } from './metrics/server.ts';
 import { startDispatcher, type DispatcherHandle } from './notify/dispatcher.ts';
-import { openRuntime } from './runtime.ts';
+import { openRuntime, type Runtime } from './runtime.ts';
 import { assertPortFree, explainListenError } from './startup-error.ts';
 
 export interface Service {
@@ -61,8 +61,10 @@ export async function serve(config: Readonly<Config>, role: Role, print: (line: 
       url = config.publicUrl ?? `http://localhost:${port}`;
       const key = config.devKey ? await ensureDevKey(runtime.db, config.dataDir) : null;
       printBanner(print, url, opsUrl, role, key);
+      printEmbedded(print, runtime);
     } else {
       print(`stream-api ${role} running; metrics on port ${metrics.port} (${opsUrl}/metrics)`);
+      printEmbedded(print, runtime);
     }
   } catch (err) {
     await stopAll().catch((stopErr: unknown) => logger.warn({ err: stopErr }, 'stopping after a failed start failed'));
@@ -92,6 +94,16 @@ const SAMPLE_CSV = fileURLToPath(new URL('../examples/webhook_events.csv', impor
 function urlHost(host: string): string {
   if (host === '0.0.0.0' || host === '::') return 'localhost';
   return host.includes(':') ? `[${host}]` : host;
+}
+
+/** Zero-config: where the embedded servers are, so other roles or tools can be pointed at them. */
+function printEmbedded(print: (line: string) => void, rt: Runtime): void {
+  if (rt.embedded.postgres) print(`embedded PostgreSQL: ${rt.databaseUrl}   (DATABASE_URL for other processes)`);
+  if (rt.embedded.s3) {
+    const { bucket, accessKeyId, secretAccessKey } = rt.config.s3;
+    print(`embedded S3 server: ${rt.s3Endpoint}   (S3_ENDPOINT; bucket ${bucket}, S3_ACCESS_KEY_ID=${accessKeyId} S3_SECRET_ACCESS_KEY=${secretAccessKey})`);
+  }
+  if (rt.embedded.postgres || rt.embedded.s3) print('');
 }
 
 function printBanner(print: (line: string) => void, url: string, opsUrl: string, role: Role, key: string | null): void {
