@@ -1,19 +1,19 @@
 // Builds the Fastify app as a set of plugins over injected dependencies (no globals, easy to test).
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import websocket from '@fastify/websocket';
+import websocket, { type WebSocket } from '@fastify/websocket';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
-import { isConnectionError } from '../db/connection-errors.ts';
 import type { DB } from '../db/schema.ts';
-import { AppError, errorBody, errorTable } from '../errors.ts';
+import { AppError, errorBody } from '../errors.ts';
 import { LiveHub, type LiveOptions } from '../live/hub.ts';
 import type { Logger } from '../logger.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { requireApiKey } from './auth.ts';
+import { formatSchemaErrors, onClientError, onWebSocketClientError, toPublicError } from './public-error.ts';
 import { authTokenRoutes } from './routes/auth-token.ts';
 import { liveRoutes } from './routes/live.ts';
 import { ErrorResponse, UploadStatusBody } from './schemas.ts';
@@ -33,6 +33,7 @@ export interface AppDeps {
   live?: LiveOptions;
 }
 
+
 /** `beforeRoutes` lets a caller hook in before any route is registered (tests list routes with it). */
 export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstance) => void): Promise<FastifyInstance> {
   const app = Fastify({
@@ -42,6 +43,11 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
     connectionTimeout: 0,
     bodyLimit: 1024 * 1024,
     genReqId: (req) => (req.headers['x-request-id'] as string | undefined)?.slice(0, 64) || crypto.randomUUID(),
+    // Errors before routing (a URL that cannot be decoded …) and HTTP that Node cannot parse get our
+    // error shape too, not Fastify's.
+    frameworkErrors: (err, request, reply) => sendError(err, request, reply),
+    clientErrorHandler: onClientError,
+    schemaErrorFormatter: formatSchemaErrors,
   });
 
   beforeRoutes?.(app);
@@ -56,7 +62,8 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
 
   // Live progress: WebSocket upgrades (registered before any route, so it sees them all), and the
   // process's one LISTEN connection. Open streams end before the server closes (it waits for them).
-  await app.register(websocket, { options: { maxPayload: 4096 } });
+  await app.register(websocket, { options: { maxPayload: 4096 }, errorHandler: onWebSocketError });
+  app.websocketServer.on('wsClientError', onWebSocketClientError);
   const liveHub = new LiveHub({ db: deps.db, pool: deps.pool, logger: deps.logger, heartbeatMs: deps.live?.heartbeatMs });
   app.decorate('liveHub', liveHub);
   app.addHook('preClose', async () => liveHub.shutdownSessions());
@@ -75,16 +82,7 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
-    const { status, code, message } = toPublicError(err);
-    if (code === 'database_unavailable') request.log.warn({ err: String(err) }, 'request failed: database unavailable');
-    else if (status >= 500) request.log.error({ err }, 'request failed');
-    else request.log.info({ code, status }, 'request rejected');
-    // An error sent before the request body was read: close rather than read gigabytes we will discard.
-    if (!request.raw.readableEnded) reply.header('connection', 'close');
-    if (code === 'database_unavailable') reply.header('retry-after', '5');
-    return reply.status(status).send(errorBody(code, message));
-  });
+  app.setErrorHandler(sendError);
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send(errorBody('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
@@ -104,24 +102,25 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
   return app;
 }
 
-function toPublicError(err: FastifyError | AppError): { status: number; code: string; message: string } {
-  if (err instanceof AppError) return { status: err.status, code: err.code, message: err.message };
-  const fastifyCodes: Record<string, keyof typeof errorTable> = {
-    FST_REQ_FILE_TOO_LARGE: 'file_too_large',
-    FST_INVALID_MULTIPART_CONTENT_TYPE: 'not_multipart',
-    FST_PARTS_LIMIT: 'validation_failed',
-    FST_FILES_LIMIT: 'validation_failed',
-    FST_FIELDS_LIMIT: 'validation_failed',
-    FST_PROTO_VIOLATION: 'validation_failed',
-    FST_MP_PREMATURE_CLOSE: 'upload_aborted',
-  };
-  const mapped = err.code ? fastifyCodes[err.code] : undefined;
-  if (mapped) return { status: errorTable[mapped].status, code: mapped, message: err.message };
-  if (err.validation) return { status: 400, code: 'validation_failed', message: err.message };
-  // The database restarting or out of reach is not a bug of ours: 503, and the client may retry.
-  if (isConnectionError(err)) return { status: 503, code: 'database_unavailable', message: errorTable.database_unavailable.message };
-  const status = err.statusCode ?? 500;
-  if (status >= 500) return { status: 500, code: 'internal', message: errorTable.internal.message };
-  // Client errors raised by Fastify itself (bad JSON, bad content type …) are safe to describe.
-  return { status, code: 'validation_failed', message: err.message };
+/** The one error answer: status and stable code from the error table, nothing internal. */
+function sendError(err: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply) {
+  const { status, code, message, clientGone } = toPublicError(err, request);
+  if (clientGone) request.log.info({ code }, 'client aborted the request');
+  else if (code === 'database_unavailable') request.log.warn({ err: String(err) }, 'request failed: database unavailable');
+  else if (status >= 500) request.log.error({ err }, 'request failed');
+  else request.log.info({ code, status }, 'request rejected');
+  // An error sent before the request body was read: close rather than read gigabytes we will discard.
+  if (!request.raw.readableEnded) reply.header('connection', 'close');
+  const retryAfter = err instanceof AppError ? err.retryAfterSeconds : code === 'database_unavailable' ? 5 : undefined;
+  if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
+  return reply.status(status).send(errorBody(code, message));
+}
+
+/** An error on an open WebSocket: the client's (a bad frame, a reset) at info, ours at error. */
+function onWebSocketError(this: FastifyInstance, err: Error, socket: WebSocket, request: FastifyRequest): void {
+  const code = (err as { code?: unknown }).code;
+  const clientCaused = typeof code === 'string' && (code.startsWith('WS_ERR_') || code === 'ECONNRESET' || code === 'EPIPE');
+  if (clientCaused) request.log.info({ code }, 'websocket closed on a client error');
+  else request.log.error({ err }, 'websocket handler failed');
+  socket.terminate();
 }

@@ -134,3 +134,47 @@ async function collect(res: http.IncomingMessage): Promise<HttpResult> {
   }
   return { status: res.statusCode ?? 0, headers: res.headers, body, text };
 }
+
+export interface RawRequestInput {
+  method?: string;
+  path: string;
+  headers?: Record<string, string>;
+  /** sent as is; `content-length` is its length unless `headers` says otherwise */
+  body?: string | Buffer;
+  /** API key sent as a Bearer token */
+  key?: string | null;
+}
+
+/** One request with exactly these headers and body bytes (a fresh connection): for malformed input. */
+export function rawRequest(baseUrl: string, input: RawRequestInput): Promise<HttpResult> {
+  const body = input.body === undefined ? undefined : Buffer.from(input.body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(input.path, baseUrl), {
+      method: input.method ?? 'POST',
+      agent: false,
+      headers: {
+        ...(body ? { 'content-length': String(body.length) } : {}),
+        ...(input.key ? { authorization: `Bearer ${input.key}` } : {}),
+        ...input.headers,
+      },
+    });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      collect(res).then(resolve, reject);
+    });
+    req.on('error', (err) => setTimeout(() => answered || reject(err), 500));
+    req.end(body);
+  });
+}
+
+/** A multipart/form-data body with one CSV `file` part, and its boundary. `cutBytes` drops that many bytes from its end. */
+export function multipartBody(content: string | Buffer, opts: { boundary?: string; cutBytes?: number } = {}) {
+  const boundary = opts.boundary ?? `----stream-api-test-${randomBytes(8).toString('hex')}`;
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="data.csv"\r\ncontent-type: text/csv\r\n\r\n`),
+    Buffer.from(content),
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  return { boundary, body: opts.cutBytes ? body.subarray(0, body.length - opts.cutBytes) : body };
+}

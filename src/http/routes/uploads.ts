@@ -1,10 +1,11 @@
 // /uploads — receive, read, list, count and delete uploads (all scoped to the caller's tenant).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { UploadStatus } from '../../db/schema.ts';
-import { AppError } from '../../errors.ts';
+import { AppError, errorTable } from '../../errors.ts';
 import { latestDeliverySummary } from '../../notify/deliveries.repository.ts';
 import { parseAllowedCidrs } from '../../notify/ssrf.ts';
 import { isFinal, presentUpload } from '../../uploads/present.ts';
+import { boundaryProblem } from '../../uploads/multipart-errors.ts';
 import { receiveUpload } from '../../uploads/receive.ts';
 import {
   countByStatus,
@@ -34,6 +35,8 @@ export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise
   const allowedCidrs = parseAllowedCidrs(deps.config.webhook.allowedCidrs);
   const receive = async (request: FastifyRequest, reply: FastifyReply) => {
     if (!request.isMultipart()) throw new AppError('not_multipart');
+    const problem = boundaryProblem(request.headers['content-type']);
+    if (problem) throw new AppError('malformed_multipart', `${errorTable.malformed_multipart.message}: ${problem}`);
     const idempotencyKey = request.headers['idempotency-key'];
     const result = await receiveUpload(
       { db: deps.db, store: deps.store, jobMaxAttempts: deps.config.worker.maxAttempts, allowedCidrs },
