@@ -14,13 +14,27 @@ import {
   listUploads,
 } from '../../uploads/uploads.repository.ts';
 import type { AppDeps } from '../app.ts';
-import { keysetPage, pageRequest } from '../pagination.ts';
-import { Type } from '@sinclair/typebox';
+import { keysetPage, PageCursor, PageLimit, pageRequest } from '../pagination.ts';
+import { Type, type Static } from '@sinclair/typebox';
 import { errors, UploadIdParams, UploadStatusBody } from '../schemas.ts';
 import { uploadProcessingRoutes } from './upload-processing.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const STATUSES: readonly UploadStatus[] = ['uploaded', 'processing', 'completed', 'failed'];
+
+const UploadStatusParam = Type.Union(
+  [Type.Literal('uploaded'), Type.Literal('processing'), Type.Literal('completed'), Type.Literal('failed')] satisfies {
+    const: UploadStatus;
+  }[],
+);
+
+/** The upload options as query parameters (the same names as form fields, which receiveUpload checks alike). */
+const UploadOptionsQuery = Type.Object({
+  dataset: Type.Optional(Type.String({ maxLength: 64, description: 'default webhook_events' })),
+  callbackUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'absolute http(s) URL, no credentials, not a private address' })),
+  callbackChannel: Type.Optional(Type.Union([Type.Literal('webhook'), Type.Literal('slack')])),
+  maxErrors: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+  maxErrorRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+});
 
 type IdParams = { Params: { id: string } };
 
@@ -58,13 +72,7 @@ export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise
       'Fields: `file` (required), `dataset` (default webhook_events), `callbackUrl`, `callbackChannel` (webhook|slack), ' +
       '`maxErrors`, `maxErrorRatio`; each may also be a query parameter. Header `Idempotency-Key` replays the first response for 24 h.',
     consumes: ['multipart/form-data'],
-    querystring: Type.Object({
-      dataset: Type.Optional(Type.String()),
-      callbackUrl: Type.Optional(Type.String()),
-      callbackChannel: Type.Optional(Type.String()),
-      maxErrors: Type.Optional(Type.String()),
-      maxErrorRatio: Type.Optional(Type.String()),
-    }),
+    querystring: UploadOptionsQuery,
     response: {
       202: Type.Object({ uploadId: Type.String(), status: Type.Literal('uploaded'), statusUrl: Type.String() }),
       ...errors(400, 401, 406, 413, 415, 422, 503),
@@ -100,27 +108,25 @@ export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise
     return { ...counts, total };
   });
 
+  const ListQuery = Type.Object({
+    status: Type.Optional(UploadStatusParam),
+    limit: Type.Optional(PageLimit),
+    cursor: Type.Optional(PageCursor),
+  });
   const listSchema = {
     tags: ['uploads'],
     summary: 'Uploads, newest first (keyset pagination with nextCursor)',
-    querystring: Type.Object({
-      status: Type.Optional(Type.String({ description: 'uploaded | processing | completed | failed' })),
-      limit: Type.Optional(Type.String({ description: '1–100, default 20' })),
-      cursor: Type.Optional(Type.String()),
-    }),
+    querystring: ListQuery,
     response: {
       200: Type.Object({ items: Type.Array(Type.Ref(UploadStatusBody)), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
       ...errors(400, 401),
     },
   };
-  app.get<{ Querystring: { status?: string; limit?: string; cursor?: string } }>('/uploads', { schema: listSchema }, async (request) => {
-    const { status, limit: rawLimit, cursor } = request.query;
-    if (status !== undefined && !STATUSES.includes(status as UploadStatus)) {
-      throw new AppError('validation_failed', `status must be one of ${STATUSES.join(', ')}`);
-    }
+  app.get<{ Querystring: Static<typeof ListQuery> }>('/uploads', { schema: listSchema }, async (request) => {
+    const { status, limit, cursor } = request.query;
     return keysetPage(
-      pageRequest(rawLimit, cursor),
-      (page) => listUploads(deps.db, request.tenant.id, { ...page, ...(status ? { status: status as UploadStatus } : {}) }),
+      pageRequest(limit, cursor),
+      (page) => listUploads(deps.db, request.tenant.id, { ...page, ...(status ? { status } : {}) }),
       presentUpload,
     );
   });
