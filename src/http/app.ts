@@ -13,6 +13,8 @@ import { LiveHub, type LiveOptions } from '../live/hub.ts';
 import type { Logger } from '../logger.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { requireApiKey } from './auth.ts';
+import { watchBodyIdle } from './body-idle.ts';
+import { registerTenantLimits, type TenantLimits } from './limits.ts';
 import { formatSchemaErrors, onClientError, onWebSocketClientError, toPublicError } from './public-error.ts';
 import { authTokenRoutes } from './routes/auth-token.ts';
 import { liveRoutes } from './routes/live.ts';
@@ -33,14 +35,21 @@ export interface AppDeps {
   live?: LiveOptions;
 }
 
+/** What route plugins receive: the app's dependencies and the per-tenant limits built with it. */
+export type RouteDeps = AppDeps & { limits: TenantLimits };
 
 /** `beforeRoutes` lets a caller hook in before any route is registered (tests list routes with it). */
 export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstance) => void): Promise<FastifyInstance> {
+  const { http: timeouts } = deps.config;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    // Uploads of many GB take long: no whole-request timeout, only a generous idle one.
+    // Uploads of many GB take long: no whole-request or socket timeout; a body idle for
+    // BODY_IDLE_TIMEOUT_MS is cut instead (watchBodyIdle), headers must arrive in HEADERS_TIMEOUT_MS.
     requestTimeout: 0,
     connectionTimeout: 0,
+    keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+    // Node checks the headers timeout every connectionsCheckingInterval (30 s by default, far too coarse)
+    http: { headersTimeout: timeouts.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, timeouts.headersTimeoutMs) },
     bodyLimit: 1024 * 1024,
     genReqId: (req) => (req.headers['x-request-id'] as string | undefined)?.slice(0, 64) || crypto.randomUUID(),
     // Errors before routing (a URL that cannot be decoded …) and HTTP that Node cannot parse get our
@@ -51,6 +60,11 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
   });
 
   beforeRoutes?.(app);
+  app.addHook('onRequest', async (request) => {
+    watchBodyIdle(request.raw, timeouts.bodyIdleTimeoutMs, () =>
+      request.log.info({ idleMs: timeouts.bodyIdleTimeoutMs }, 'request body idle: cancelled'),
+    );
+  });
   await app.register(multipart, {
     limits: {
       fileSize: deps.config.maxUploadBytes,
@@ -68,6 +82,7 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
   app.decorate('liveHub', liveHub);
   app.addHook('preClose', async () => liveHub.shutdownSessions());
   app.addHook('onClose', () => liveHub.close());
+  const limits = await registerTenantLimits(app, deps.config);
 
   // OpenAPI is generated from the route schemas; Swagger UI's assets come from node_modules (no CDN).
   app.addSchema(ErrorResponse);
@@ -93,11 +108,12 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
 
   await app.register(async (api) => {
     requireApiKey(api, deps.db);
-    await api.register(uploadRoutes, deps);
-    await api.register(deliveryRoutes, deps);
-    await api.register(tenantRoutes, deps);
-    await api.register(authTokenRoutes, deps);
-    await api.register(liveRoutes, { ...deps, hub: liveHub });
+    const routeDeps = { ...deps, limits };
+    await api.register(uploadRoutes, routeDeps);
+    await api.register(deliveryRoutes, routeDeps);
+    await api.register(tenantRoutes, routeDeps);
+    await api.register(authTokenRoutes, routeDeps);
+    await api.register(liveRoutes, { ...routeDeps, hub: liveHub });
   });
   return app;
 }

@@ -13,7 +13,8 @@ import {
   findUpload,
   listUploads,
 } from '../../uploads/uploads.repository.ts';
-import type { AppDeps } from '../app.ts';
+import type { RouteDeps } from '../app.ts';
+import { acquireOrRefuse } from '../limits.ts';
 import { keysetPage, PageCursor, PageLimit, pageRequest } from '../pagination.ts';
 import { Type, type Static } from '@sinclair/typebox';
 import { errors, UploadIdParams, UploadStatusBody } from '../schemas.ts';
@@ -45,25 +46,31 @@ export function uploadIdParam(request: FastifyRequest<IdParams>): string {
   return id.toLowerCase();
 }
 
-export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+export async function uploadRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
   const allowedCidrs = parseAllowedCidrs(deps.config.webhook.allowedCidrs);
   const receive = async (request: FastifyRequest, reply: FastifyReply) => {
     if (!request.isMultipart()) throw new AppError('not_multipart');
     const problem = boundaryProblem(request.headers['content-type']);
     if (problem) throw new AppError('malformed_multipart', `${errorTable.malformed_multipart.message}: ${problem}`);
-    const idempotencyKey = request.headers['idempotency-key'];
-    const result = await receiveUpload(
-      { db: deps.db, store: deps.store, jobMaxAttempts: deps.config.worker.maxAttempts, allowedCidrs },
-      {
-        tenantId: request.tenant.id,
-        parts: request.parts(),
-        query: request.query as Record<string, unknown>,
-        idempotencyKey: Array.isArray(idempotencyKey) ? idempotencyKey[0] : idempotencyKey,
-        log: request.log,
-      },
-    );
-    if (result.replayed) reply.header('idempotent-replayed', 'true');
-    return reply.status(202).header('location', result.body.statusUrl).send(result.body);
+    // Held while the body is read and stored; given back however the request ends.
+    const release = acquireOrRefuse(deps.limits.uploadsInFlight, request, 'too_many_uploads_in_flight');
+    try {
+      const idempotencyKey = request.headers['idempotency-key'];
+      const result = await receiveUpload(
+        { db: deps.db, store: deps.store, jobMaxAttempts: deps.config.worker.maxAttempts, allowedCidrs },
+        {
+          tenantId: request.tenant.id,
+          parts: request.parts(),
+          query: request.query as Record<string, unknown>,
+          idempotencyKey: Array.isArray(idempotencyKey) ? idempotencyKey[0] : idempotencyKey,
+          log: request.log,
+        },
+      );
+      if (result.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.status(202).header('location', result.body.statusUrl).send(result.body);
+    } finally {
+      release();
+    }
   };
   const receiveSchema = {
     tags: ['uploads'],
@@ -75,11 +82,13 @@ export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise
     querystring: UploadOptionsQuery,
     response: {
       202: Type.Object({ uploadId: Type.String(), status: Type.Literal('uploaded'), statusUrl: Type.String() }),
-      ...errors(400, 401, 406, 413, 415, 422, 503),
+      ...errors(400, 401, 406, 408, 413, 415, 422, 429, 503),
     },
   };
-  app.post('/uploads', { schema: receiveSchema }, receive);
-  app.post('/upload', { schema: { ...receiveSchema, summary: 'Alias of POST /uploads (the specification\'s path)' } }, receive);
+  // One rate hook for both paths: the alias shares the tenant's allowance.
+  const preHandler = deps.limits.uploadRate;
+  app.post('/uploads', { schema: receiveSchema, preHandler }, receive);
+  app.post('/upload', { schema: { ...receiveSchema, summary: 'Alias of POST /uploads (the specification\'s path)' }, preHandler }, receive);
 
   const status = async (request: FastifyRequest<IdParams>, reply: FastifyReply) => {
     const row = await findUpload(deps.db, request.tenant.id, uploadIdParam(request));
