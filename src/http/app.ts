@@ -15,6 +15,7 @@ import type { ObjectStore } from '../storage/object-store.ts';
 import { requireApiKey } from './auth.ts';
 import { watchBodyIdle } from './body-idle.ts';
 import { registerTenantLimits, type TenantLimits } from './limits.ts';
+import { closePipelinedUpgrades } from './upgrade-guard.ts';
 import { formatSchemaErrors, onClientError, onWebSocketClientError, toPublicError } from './public-error.ts';
 import { authTokenRoutes } from './routes/auth-token.ts';
 import { liveRoutes } from './routes/live.ts';
@@ -49,7 +50,12 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
     connectionTimeout: 0,
     keepAliveTimeout: timeouts.keepAliveTimeoutMs,
     // Node checks the headers timeout every connectionsCheckingInterval (30 s by default, far too coarse)
-    http: { headersTimeout: timeouts.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, timeouts.headersTimeoutMs) },
+    http: {
+      headersTimeout: timeouts.headersTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, timeouts.headersTimeoutMs),
+      // Node would answer a missing Host with an empty 400 of its own: the hook below answers it in our shape.
+      requireHostHeader: false,
+    },
     bodyLimit: 1024 * 1024,
     genReqId: (req) => (req.headers['x-request-id'] as string | undefined)?.slice(0, 64) || crypto.randomUUID(),
     // Errors before routing (a URL that cannot be decoded …) and HTTP that Node cannot parse get our
@@ -61,6 +67,12 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
 
   beforeRoutes?.(app);
   app.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      throw new AppError('malformed_request', 'an HTTP/1.1 request needs a Host header (RFC 9112)');
+    }
+    // GET and HEAD take no body and Fastify never reads one: drain it, so that it can neither stall
+    // unnoticed nor hide the client's leaving (an unread body holds back the connection's end).
+    if ((request.method === 'GET' || request.method === 'HEAD') && !isUpgrade(request)) request.raw.resume();
     watchBodyIdle(request.raw, timeouts.bodyIdleTimeoutMs, () =>
       request.log.info({ idleMs: timeouts.bodyIdleTimeoutMs }, 'request body idle: cancelled'),
     );
@@ -78,6 +90,7 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
   // process's one LISTEN connection. Open streams end before the server closes (it waits for them).
   await app.register(websocket, { options: { maxPayload: 4096 }, errorHandler: onWebSocketError });
   app.websocketServer.on('wsClientError', onWebSocketClientError);
+  closePipelinedUpgrades(app.server);
   const liveHub = new LiveHub({ db: deps.db, pool: deps.pool, logger: deps.logger, heartbeatMs: deps.live?.heartbeatMs });
   app.decorate('liveHub', liveHub);
   app.addHook('preClose', async () => liveHub.shutdownSessions());
@@ -127,9 +140,16 @@ function sendError(err: FastifyError | AppError | Error, request: FastifyRequest
   else request.log.info({ code, status }, 'request rejected');
   // An error sent before the request body was read: close rather than read gigabytes we will discard.
   if (!request.raw.readableEnded) reply.header('connection', 'close');
+  // A refused upgrade request: Node has handed its socket over, so nobody else will ever close it.
+  if (isUpgrade(request)) reply.raw.once('finish', () => request.raw.socket?.destroy());
   const retryAfter = err instanceof AppError ? err.retryAfterSeconds : code === 'database_unavailable' ? 5 : undefined;
   if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
   return reply.status(status).send(errorBody(code, message));
+}
+
+/** Node's mark on a request that asked to switch protocols (its socket is no longer Node's to manage). */
+function isUpgrade(request: FastifyRequest): boolean {
+  return (request.raw as { upgrade?: boolean }).upgrade === true;
 }
 
 /** An error on an open WebSocket: the client's (a bad frame, a reset) at info, ours at error. */
