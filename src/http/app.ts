@@ -15,6 +15,7 @@ import type { ObjectStore } from '../storage/object-store.ts';
 import { requireApiKey } from './auth.ts';
 import { watchBodyIdle } from './body-idle.ts';
 import { registerTenantLimits, type TenantLimits } from './limits.ts';
+import { lingerClose } from './linger.ts';
 import { closePipelinedUpgrades } from './upgrade-guard.ts';
 import { formatSchemaErrors, onClientError, onWebSocketClientError, toPublicError } from './public-error.ts';
 import { authTokenRoutes } from './routes/auth-token.ts';
@@ -70,12 +71,20 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
     if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
       throw new AppError('malformed_request', 'an HTTP/1.1 request needs a Host header (RFC 9112)');
     }
-    // GET and HEAD take no body and Fastify never reads one: drain it, so that it can neither stall
-    // unnoticed nor hide the client's leaving (an unread body holds back the connection's end).
-    if ((request.method === 'GET' || request.method === 'HEAD') && !isUpgrade(request)) request.raw.resume();
+    // GET and HEAD take no body and Fastify never reads one: drain one sent anyway, so that it can
+    // neither stall unnoticed nor hide the client's leaving (an unread body holds back the connection's
+    // end). Only then: a drained request counts as gone for the live routes (src/http/routes/live.ts).
+    const hasBody = request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0;
+    if ((request.method === 'GET' || request.method === 'HEAD') && hasBody && !isUpgrade(request)) request.raw.resume();
     watchBodyIdle(request.raw, timeouts.bodyIdleTimeoutMs, () =>
       request.log.info({ idleMs: timeouts.bodyIdleTimeoutMs }, 'request body idle: cancelled'),
     );
+  });
+  // Ajv's type coercion turns "1e309" into Infinity and then skips the bounds of a number (its
+  // minimum/maximum checks only finite values): refuse what no parameter can mean.
+  app.addHook('preHandler', async (request) => {
+    const field = nonFiniteField(request.query);
+    if (field) throw new AppError('validation_failed', `${field} must be a finite number`);
   });
   await app.register(multipart, {
     limits: {
@@ -134,17 +143,42 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
 /** The one error answer: status and stable code from the error table, nothing internal. */
 function sendError(err: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply) {
   const { status, code, message, clientGone } = toPublicError(err, request);
+  if (reply.raw.headersSent) {
+    // The answer had begun (a streamed body failed midway): no error can follow it; cut the connection.
+    if (clientGone) request.log.info({ code }, 'client aborted the request');
+    else request.log.error({ err }, 'response failed midway');
+    reply.hijack();
+    reply.raw.destroy();
+    return reply;
+  }
   if (clientGone) request.log.info({ code }, 'client aborted the request');
   else if (code === 'database_unavailable') request.log.warn({ err: String(err) }, 'request failed: database unavailable');
   else if (status >= 500) request.log.error({ err }, 'request failed');
   else request.log.info({ code, status }, 'request rejected');
-  // An error sent before the request body was read: close rather than read gigabytes we will discard.
-  if (!request.raw.readableEnded) reply.header('connection', 'close');
+  // An error sent before the request body was read: close rather than read gigabytes we will discard —
+  // at once when the client stalled or left, else after a short lingering read, so the client still
+  // sending gets to read the answer instead of a connection reset.
+  if (!request.raw.readableEnded) {
+    if (clientGone || code === 'body_idle_timeout') reply.header('connection', 'close');
+    else lingerClose(request.raw, reply.raw);
+  }
   // A refused upgrade request: Node has handed its socket over, so nobody else will ever close it.
   if (isUpgrade(request)) reply.raw.once('finish', () => request.raw.socket?.destroy());
   const retryAfter = err instanceof AppError ? err.retryAfterSeconds : code === 'database_unavailable' ? 5 : undefined;
   if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
-  return reply.status(status).send(errorBody(code, message));
+  // The route may have set another type for its answer (text/csv, an event stream) before it failed.
+  reply.removeHeader('content-disposition');
+  return reply.status(status).type('application/json; charset=utf-8').send(errorBody(code, message));
+}
+
+/** The first query parameter that Ajv coerced to a non-finite number (Infinity, -Infinity), if any. */
+function nonFiniteField(query: unknown): string | undefined {
+  if (!query || typeof query !== 'object') return undefined;
+  for (const [name, value] of Object.entries(query)) {
+    const values: unknown[] = Array.isArray(value) ? value : [value];
+    if (values.some((v) => typeof v === 'number' && !Number.isFinite(v))) return name;
+  }
+  return undefined;
 }
 
 /** Node's mark on a request that asked to switch protocols (its socket is no longer Node's to manage). */

@@ -19,7 +19,8 @@ export interface PublicError {
 
 /** Maps anything thrown while serving `request` to what the client may see. */
 export function toPublicError(err: FastifyError | AppError | Error, request: FastifyRequest): PublicError {
-  const clientGone = !request.raw.complete && (request.raw.destroyed || isClientAbort(err));
+  // Gone: its connection is closed (an answer could not reach it), or it left while still sending.
+  const clientGone = request.raw.socket?.destroyed === true || (!request.raw.complete && (request.raw.destroyed || isClientAbort(err)));
   const answer = (code: ErrorCode, message: string = errorTable[code].message): PublicError => ({
     status: errorTable[code].status,
     code,

@@ -156,6 +156,34 @@ describe('idle and timeouts', () => {
   });
 });
 
+describe('early answers', () => {
+  it('an upload refused before its body is read still gets its answer to a client that keeps sending (lingering close)', async () => {
+    // Bytes a client sends to a closed connection draw a TCP reset, and a reset discards the answer
+    // the client has not read yet: here it reads only after sending on for a while.
+    for (const key of [null, 'sapi_wrong']) {
+      const socket = net.connect(Number(new URL(api.url).port), '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.pause();
+      let received = '';
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.on('error', () => {});
+      socket.write(
+        `POST /upload HTTP/1.1\r\nHost: x\r\n${key ? `Authorization: Bearer ${key}\r\n` : ''}` +
+          `Content-Type: multipart/form-data; boundary=b\r\nContent-Length: ${8 * 1024 * 1024}\r\n\r\n`,
+      );
+      for (let i = 0; i < 8; i++) {
+        socket.write(Buffer.alloc(128 * 1024, 'x'));
+        await sleep(50);
+      }
+      socket.on('data', (d) => (received += String(d)));
+      socket.resume();
+      await within(closed, 5000, 'close after the answer');
+      expect(received).toMatch(/^HTTP\/1\.1 401 /);
+      expect(received).toContain('"code":"unauthorized"');
+    }
+  });
+});
+
 describe('per-tenant limits', () => {
   it('uploads per minute: beyond the limit 429 upload_rate_limited with Retry-After, the alias shares it, other tenants unaffected', async () => {
     const a = await t.newTenantKey();

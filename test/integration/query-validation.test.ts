@@ -51,6 +51,8 @@ describe('query validation by schema', () => {
     ['/uploads?limit=abc', 'limit must be integer'],
     ['/uploads?limit=1.5', 'limit must be integer'],
     ['/uploads?limit=1&limit=2', 'limit must be integer'],
+    ['/uploads?limit=1e309', 'limit must be a finite number'],
+    ['/uploads/:id/errors?cursor=1e309', 'cursor must be a finite number'],
     ['/uploads?status=bogus', 'status must be one of uploaded, processing, completed, failed'],
     ['/uploads?cursor=%25%25', 'cursor must match pattern'],
     ['/uploads?cursor=abc', 'cursor is invalid'],
@@ -78,6 +80,7 @@ describe('query validation by schema', () => {
     ['maxErrors=-1', 'maxErrors must be >= 0'],
     ['maxErrorRatio=2', 'maxErrorRatio must be <= 1'],
     ['callbackChannel=sms', 'callbackChannel must be one of webhook, slack'],
+    ['maxErrorRatio=-1e309', 'maxErrorRatio must be a finite number'],
   ])('POST /upload?%s → 400 before the file is read, nothing stored', async (query, message) => {
     const fresh = await t.newTenantKey();
     const res = await upload(api.url, fresh.key, { file: { content: 'a,b\n1,2\n' }, query });
