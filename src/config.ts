@@ -114,7 +114,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       keepAliveTimeoutMs: read.int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000),
     },
     limits: {
-      uploadsInFlight: read.int('LIMIT_UPLOADS_IN_FLIGHT', 10, 1, 100_000),
+      uploadsInFlight: read.int('LIMIT_UPLOADS_IN_FLIGHT', 20, 1, 100_000),
       uploadsPerMinute: read.int('LIMIT_UPLOADS_PER_MINUTE', 300, 1, 1_000_000),
       tokensPerMinute: read.int('LIMIT_TOKENS_PER_MINUTE', 120, 1, 1_000_000),
       liveStreams: read.int('LIMIT_LIVE_STREAMS', 1000, 1, 1_000_000),

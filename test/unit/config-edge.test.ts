@@ -11,7 +11,7 @@ describe('config: the API edge', () => {
   it('has timeouts and per-tenant limits with generous defaults', () => {
     const config = loadConfig({});
     expect(config.http).toEqual({ bodyIdleTimeoutMs: 60_000, headersTimeoutMs: 30_000, keepAliveTimeoutMs: 72_000 });
-    expect(config.limits).toEqual({ uploadsInFlight: 10, uploadsPerMinute: 300, tokensPerMinute: 120, liveStreams: 1000 });
+    expect(config.limits).toEqual({ uploadsInFlight: 20, uploadsPerMinute: 300, tokensPerMinute: 120, liveStreams: 1000 });
   });
 
   it('reads each from its variable', () => {
