@@ -48,6 +48,14 @@ class KeyTaken extends Error {}
 
 const OPTION_FIELDS = ['dataset', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio'] as const;
 
+/**
+ * Receives one multipart upload: checks the options (query first, then form fields before the file),
+ * streams the `file` part through the CSV sniff and hash into object storage, then records the upload
+ * and enqueues its job in one transaction. With an `Idempotency-Key` already used, nothing is stored
+ * and the first answer is replayed (`replayed: true`). Throws AppError for the client's mistakes — a
+ * malformed or cut body (`malformed_multipart`, `upload_aborted`), bad options, a reused key — and
+ * `storage_unavailable` when the store fails; whatever it throws, nothing stays stored.
+ */
 export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Promise<{ replayed: boolean; body: UploadAccepted }> {
   if (req.idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(req.idempotencyKey)) {
     throw new AppError('invalid_idempotency_key');
