@@ -40,6 +40,26 @@ export interface Config {
     /** networks callbacks may reach despite the SSRF rules (parsed here, so a typo stops the start) */
     allowedCidrs: readonly CidrEntry[];
   };
+  /** timeouts of the API's HTTP server */
+  http: {
+    /** a request body (an upload above all) without a byte for this long is cancelled: 408 body_idle_timeout */
+    bodyIdleTimeoutMs: number;
+    /** the request line and headers must have arrived within this long: 408 request_timeout */
+    headersTimeoutMs: number;
+    /** an idle keep-alive connection is closed after this long */
+    keepAliveTimeoutMs: number;
+  };
+  /** per-tenant limits of each API instance (src/http/limits.ts): 429 with Retry-After beyond them */
+  limits: {
+    /** uploads of one tenant being received at once */
+    uploadsInFlight: number;
+    /** uploads of one tenant started per minute */
+    uploadsPerMinute: number;
+    /** POST /auth/token of one tenant per minute */
+    tokensPerMinute: number;
+    /** live streams (SSE and WebSocket) of one tenant open at once */
+    liveStreams: number;
+  };
   retentionDays: number;
   /** a stored object that no upload references is deleted once older than this; covers an upload in flight */
   orphanGraceHours: number;
@@ -79,7 +99,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       secretAccessKey: read.string('S3_SECRET_ACCESS_KEY', s3Endpoint ? '' : 'S3RVER'),
       forcePathStyle: read.bool('S3_FORCE_PATH_STYLE', true),
     },
-    host: read.host('HOST', '0.0.0.0'),
+    // Loopback unless told otherwise: zero-config mode prints a dev key (the Docker image sets 0.0.0.0).
+    host: read.host('HOST', '127.0.0.1'),
     port: read.int('PORT', 3002, 0, 65535),
     metricsPort: read.int('METRICS_PORT', 9464, 0, 65535),
     metricsHost: read.host('METRICS_HOST', '127.0.0.1'),
@@ -101,6 +122,17 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       backoffMaxMs: read.int('WEBHOOK_BACKOFF_MAX_MS', 3_600_000, 1, 7 * 86_400_000),
       timeoutMs: read.int('WEBHOOK_TIMEOUT_MS', 10_000, 100, 600_000),
       allowedCidrs: read.parsed('WEBHOOK_ALLOWED_CIDRS', [], parseCidrList),
+    },
+    http: {
+      bodyIdleTimeoutMs: read.int('BODY_IDLE_TIMEOUT_MS', 60_000, 100, 3_600_000),
+      headersTimeoutMs: read.int('HEADERS_TIMEOUT_MS', 30_000, 100, 600_000),
+      keepAliveTimeoutMs: read.int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000),
+    },
+    limits: {
+      uploadsInFlight: read.int('LIMIT_UPLOADS_IN_FLIGHT', 20, 1, 100_000),
+      uploadsPerMinute: read.int('LIMIT_UPLOADS_PER_MINUTE', 300, 1, 1_000_000),
+      tokensPerMinute: read.int('LIMIT_TOKENS_PER_MINUTE', 120, 1, 1_000_000),
+      liveStreams: read.int('LIMIT_LIVE_STREAMS', 1000, 1, 1_000_000),
     },
     retentionDays: read.int('RETENTION_DAYS', 7, 1, 3650),
     orphanGraceHours: read.int('ORPHAN_GRACE_HOURS', 24, 1, 8760),

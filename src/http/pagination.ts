@@ -1,4 +1,5 @@
 // Keyset pagination over a strictly increasing `seq`, newest first: the cursor names the last row seen.
+import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors.ts';
 
 export interface PageRequest {
@@ -6,13 +7,19 @@ export interface PageRequest {
   beforeSeq?: number;
 }
 
-/** Validates `limit` (1–100, default 20) and decodes `cursor`. */
-export function pageRequest(rawLimit: string | undefined, cursor: string | undefined): PageRequest {
-  const limit = rawLimit === undefined ? 20 : Number(rawLimit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-    throw new AppError('validation_failed', 'limit must be an integer from 1 to 100');
-  }
-  return cursor === undefined ? { limit } : { limit, beforeSeq: decodeCursor(cursor) };
+/** `limit` of a keyset-paginated list (the route's schema checks it). */
+export const PageLimit = Type.Integer({ minimum: 1, maximum: 100, default: 20, description: 'items per page, 1–100' });
+
+/** `cursor`: the `nextCursor` of the previous page, opaque (base64url). */
+export const PageCursor = Type.String({
+  pattern: '^[A-Za-z0-9_-]{1,64}$',
+  description: 'the nextCursor of the previous page',
+});
+
+/** The page asked for: `limit` as the schema checked it (1–100, default 20) and `cursor` decoded (400 when it names no row). */
+export function pageRequest(limit: number | undefined, cursor: string | undefined): PageRequest {
+  const size = limit ?? 20;
+  return cursor === undefined ? { limit: size } : { limit: size, beforeSeq: decodeCursor(cursor) };
 }
 
 /**
@@ -38,7 +45,7 @@ function encodeCursor(seq: number): string {
 }
 
 function decodeCursor(cursor: string): number {
-  const match = /^s:(\d{1,18})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  const match = /^s:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString());
   if (!match) throw new AppError('validation_failed', 'cursor is invalid');
   return Number(match[1]);
 }

@@ -10,6 +10,7 @@ import { getDataset } from '../ingest/datasets/index.ts';
 import { checkUrl, type AddressList, type UrlRejection } from '../notify/ssrf.ts';
 import { objectKeyFor, type ObjectStore } from '../storage/object-store.ts';
 import { InspectStream } from './inspect.ts';
+import { asMultipartError } from './multipart-errors.ts';
 import { claimIdempotencyKey, findIdempotentResponse, type StoredResponse } from './idempotency.repository.ts';
 import { insertUploadWithJob } from './uploads.repository.ts';
 
@@ -47,13 +48,23 @@ class KeyTaken extends Error {}
 
 const OPTION_FIELDS = ['dataset', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio'] as const;
 
+/**
+ * Receives one multipart upload: checks the options (query first, then form fields before the file),
+ * streams the `file` part through the CSV sniff and hash into object storage, then records the upload
+ * and enqueues its job in one transaction. With an `Idempotency-Key` already used, nothing is stored
+ * and the first answer is replayed (`replayed: true`). Throws AppError for the client's mistakes — a
+ * malformed or cut body (`malformed_multipart`, `upload_aborted`), bad options, a reused key — and
+ * `storage_unavailable` when the store fails; whatever it throws, nothing stays stored.
+ */
 export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Promise<{ replayed: boolean; body: UploadAccepted }> {
   if (req.idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(req.idempotencyKey)) {
     throw new AppError('invalid_idempotency_key');
   }
   const raw: Record<string, string> = {};
   for (const name of OPTION_FIELDS) {
-    if (typeof req.query[name] === 'string') raw[name] = req.query[name];
+    // the route's schema has typed (and checked) the query; form fields arrive as text, so both go on as text
+    const value = req.query[name];
+    if (typeof value === 'string' || typeof value === 'number') raw[name] = String(value);
   }
   parseOptions(raw, deps.allowedCidrs); // fail fast on bad query parameters, before reading the file
 
@@ -68,7 +79,10 @@ export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Pro
   try {
     for await (const part of req.parts) {
       if (part.type === 'field') {
-        if ((OPTION_FIELDS as readonly string[]).includes(part.fieldname)) raw[part.fieldname] = String(part.value);
+        if (!(OPTION_FIELDS as readonly string[]).includes(part.fieldname)) continue;
+        // busboy cuts a field at the fieldSize limit and says so: a cut value must not pass as the whole
+        if (part.valueTruncated) throw new AppError('validation_failed', `field ${part.fieldname} is too long`);
+        raw[part.fieldname] = String(part.value);
         continue;
       }
       if (part.fieldname !== 'file' || file) {
@@ -114,7 +128,7 @@ export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Pro
     return { replayed: false, body: accepted };
   } catch (err) {
     if (stored) await deps.store.delete(objectKey).catch(() => {});
-    throw err;
+    throw asMultipartError(err); // a malformed or cut body is the client's: 400 with its code
   }
 }
 

@@ -134,3 +134,95 @@ async function collect(res: http.IncomingMessage): Promise<HttpResult> {
   }
   return { status: res.statusCode ?? 0, headers: res.headers, body, text };
 }
+
+export interface RawRequestInput {
+  method?: string;
+  path: string;
+  headers?: Record<string, string>;
+  /** sent as is; `content-length` is its length unless `headers` says otherwise */
+  body?: string | Buffer;
+  /** API key sent as a Bearer token */
+  key?: string | null;
+}
+
+/** One request with exactly these headers and body bytes (a fresh connection): for malformed input. */
+export function rawRequest(baseUrl: string, input: RawRequestInput): Promise<HttpResult> {
+  const body = input.body === undefined ? undefined : Buffer.from(input.body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(input.path, baseUrl), {
+      method: input.method ?? 'POST',
+      agent: false,
+      headers: {
+        ...(body ? { 'content-length': String(body.length) } : {}),
+        ...(input.key ? { authorization: `Bearer ${input.key}` } : {}),
+        ...input.headers,
+      },
+    });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      collect(res).then(resolve, reject);
+    });
+    req.on('error', (err) => setTimeout(() => answered || reject(err), 500));
+    req.end(body);
+  });
+}
+
+/** A multipart/form-data body with one CSV `file` part, and its boundary. `cutBytes` drops that many bytes from its end. */
+export function multipartBody(content: string | Buffer, opts: { boundary?: string; cutBytes?: number } = {}) {
+  const boundary = opts.boundary ?? `----stream-api-test-${randomBytes(8).toString('hex')}`;
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="data.csv"\r\ncontent-type: text/csv\r\n\r\n`),
+    Buffer.from(content),
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  return { boundary, body: opts.cutBytes ? body.subarray(0, body.length - opts.cutBytes) : body };
+}
+
+export interface HeldUpload {
+  /** the answer, whenever it comes (early when the server cuts the upload) */
+  response: Promise<HttpResult>;
+  /** resolves when the connection is closed (by either side) */
+  closed: Promise<void>;
+  /** sends `bytes` more of the body (all of the rest by default) */
+  send(bytes?: number): void;
+  destroy(): void;
+}
+
+/**
+ * A multipart upload of `content` whose body is sent only as far as `sentBytes`, then held: the
+ * connection stays open, mid-body, until `send` or `destroy`.
+ */
+export async function holdUpload(
+  baseUrl: string,
+  key: string,
+  content: string | Buffer,
+  opts: { sentBytes: number; path?: string },
+): Promise<HeldUpload> {
+  const { boundary, body } = multipartBody(content);
+  const req = http.request(new URL(opts.path ?? '/upload', baseUrl), {
+    method: 'POST',
+    agent: false,
+    headers: {
+      authorization: `Bearer ${key}`,
+      'content-type': `multipart/form-data; boundary=${boundary}`,
+      'content-length': String(body.length),
+    },
+  });
+  const response = new Promise<HttpResult>((resolve, reject) => {
+    req.on('response', (res) => collect(res).then(resolve, reject));
+    req.on('error', reject);
+  });
+  response.catch(() => {}); // a test that never reads it must not see an unhandled rejection
+  const socket = await new Promise<import('node:net').Socket>((resolve) => req.once('socket', resolve));
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  let offset = 0;
+  const send = (bytes = body.length - offset) => {
+    const end = Math.min(body.length, offset + bytes);
+    if (end > offset && !req.destroyed) req.write(body.subarray(offset, end));
+    offset = end;
+    if (offset === body.length && !req.destroyed) req.end();
+  };
+  send(opts.sentBytes);
+  return { response, closed, send, destroy: () => req.destroy() };
+}

@@ -83,6 +83,12 @@ describe('docker-compose.yml', () => {
     expect(published).toEqual(name === 'api' ? [3002] : []);
   });
 
+  it.each(APP_SERVICES)('%s sets HOST to listen on every interface of its container (the default is loopback)', (name) => {
+    const env = environmentOf(services[name]!);
+    expect(env.HOST).toBe('0.0.0.0');
+    expect(loadConfig(env).host).toBe('0.0.0.0');
+  });
+
   it('limits the api to 512M of memory', () => {
     expect(services.api!.deploy?.resources?.limits?.memory).toBe('512M');
   });

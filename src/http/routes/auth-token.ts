@@ -5,17 +5,18 @@ import type { FastifyInstance } from 'fastify';
 import { AppError } from '../../errors.ts';
 import { createAccessToken, purgeExpiredAccessTokens } from '../../live/access-tokens.repository.ts';
 import { hashApiKey } from '../../tenants/tenants.repository.ts';
-import type { AppDeps } from '../app.ts';
+import type { RouteDeps } from '../app.ts';
 import { bearerToken } from '../auth.ts';
 import { errors } from '../schemas.ts';
 
 /** A token's lifetime unless `deps.live.accessTokenTtlSeconds` says otherwise (tests). */
 export const ACCESS_TOKEN_TTL_SECONDS = 5 * 60;
 
-export async function authTokenRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+export async function authTokenRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
   app.post(
     '/auth/token',
     {
+      preHandler: deps.limits.tokenRate,
       schema: {
         tags: ['auth'],
         summary: 'A 5-minute token for the live routes, for clients that cannot set headers',
@@ -27,7 +28,7 @@ export async function authTokenRoutes(app: FastifyInstance, deps: AppDeps): Prom
             token: Type.String(),
             expiresAt: Type.String({ format: 'date-time' }),
           }),
-          ...errors(401),
+          ...errors(401, 429),
         },
       },
     },

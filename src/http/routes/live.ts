@@ -11,11 +11,12 @@ import { openSse } from '../../live/sse.ts';
 import { recordStreamEnd } from '../../live/stream-ends.ts';
 import { wsSink } from '../../live/ws.ts';
 import { findUpload } from '../../uploads/uploads.repository.ts';
-import type { AppDeps } from '../app.ts';
+import type { RouteDeps } from '../app.ts';
+import { acquireOrRefuse } from '../limits.ts';
 import { errors, UploadIdParams } from '../schemas.ts';
 import { uploadIdParam } from './uploads.ts';
 
-export type LiveRouteDeps = AppDeps & { hub: LiveHub };
+export type LiveRouteDeps = RouteDeps & { hub: LiveHub };
 
 type LiveQuery = { token?: string };
 type UploadLive = { Params: { id: string }; Querystring: LiveQuery; Headers: { 'last-event-id'?: string } };
@@ -56,12 +57,13 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
         params: UploadIdParams,
         querystring: TokenQuery,
         headers: ResumeHeaders,
-        response: { 200: eventStream('an event stream that ends after `done`'), ...errors(401, 404) },
+        response: { 200: eventStream('an event stream that ends after `done`'), ...errors(401, 404, 429) },
       },
     },
     async (request, reply) => {
       const tenantId = request.tenant.id;
       const uploadId = uploadIdParam(request);
+      holdStreamSlot(request, reply);
       const session = new UploadSession(hub.nextEventId);
       whenClientGone(request, reply, () => session.closed());
       // The hub checks the tenant can see the upload before it subscribes: a foreign id never opens a topic.
@@ -98,10 +100,11 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
           'heartbeat comments every 15 s. ' +
           ACCESS_ENDS,
         querystring: TokenQuery,
-        response: { 200: eventStream('an endless event stream'), ...errors(401) },
+        response: { 200: eventStream('an endless event stream'), ...errors(401, 429) },
       },
     },
     async (request, reply) => {
+      holdStreamSlot(request, reply);
       const session = new FeedSession(hub.nextEventId);
       whenClientGone(request, reply, () => session.closed());
       session.whenEnded(await hub.subscribeTenant(request.access, session));
@@ -126,12 +129,20 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
         '(`not_found`), the code as the close reason.',
       params: UploadIdParams,
       querystring: TokenQuery,
-      response: { 101: { description: 'switching to the WebSocket protocol' }, ...errors(400, 401, 404) },
+      response: { 101: { description: 'switching to the WebSocket protocol' }, ...errors(400, 401, 404, 429) },
     },
-    // Before the upgrade, so another tenant's id is a plain HTTP 404 like everywhere else.
+    // Before the upgrade, so another tenant's id is a plain HTTP 404 (and a tenant at its limit a 429)
+    // like everywhere else.
     preValidation: async (request) => {
       if (!(await findUpload(deps.db, request.tenant.id, uploadIdParam(request)))) {
         throw new AppError('not_found', 'upload not found');
+      }
+      if (request.ws) {
+        // The upgraded connection is the stream: its slot is given back when the socket closes.
+        const release = acquireOrRefuse(deps.limits.liveStreams, request, 'too_many_live_streams');
+        const socket = request.raw.socket;
+        if (socket.destroyed) release();
+        else socket.once('close', release);
       }
     },
     handler: async () => {
@@ -155,6 +166,13 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
       session.start(wsSink(socket), snapshot, false);
     },
   });
+
+  /** One of the tenant's LIMIT_LIVE_STREAMS for this response, given back when it closes (ended, failed or gone). */
+  function holdStreamSlot(request: FastifyRequest, reply: FastifyReply): void {
+    const release = acquireOrRefuse(deps.limits.liveStreams, request, 'too_many_live_streams');
+    if (reply.raw.closed) release();
+    else reply.raw.once('close', release);
+  }
 }
 
 /** Runs `fn` once the client has gone (or at once if it already has). */

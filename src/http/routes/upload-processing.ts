@@ -6,11 +6,18 @@ import { presentUpload } from '../../uploads/present.ts';
 import { listUploadErrors, resetForRetry } from '../../uploads/upload-errors.repository.ts';
 import { findUpload } from '../../uploads/uploads.repository.ts';
 import type { AppDeps } from '../app.ts';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { errors, UploadIdParams, UploadStatusBody } from '../schemas.ts';
 import { uploadIdParam } from './uploads.ts';
 
 type IdParams = { Params: { id: string } };
+
+const ErrorsQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'items per page, 1–1000' })),
+  cursor: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'the nextCursor of the previous page (a line number)' }),
+  ),
+});
 
 export async function uploadProcessingRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const visibleUpload = async (request: FastifyRequest<IdParams>) => {
@@ -30,7 +37,7 @@ export async function uploadProcessingRoutes(app: FastifyInstance, deps: AppDeps
     tags: ['uploads'],
     summary: 'Rejected rows of an upload (the first 10,000 are stored; all are counted in rowsFailed)',
     params: UploadIdParams,
-    querystring: Type.Object({ limit: Type.Optional(Type.String()), cursor: Type.Optional(Type.String()) }),
+    querystring: ErrorsQuery,
     response: {
       200: Type.Object({
         uploadId: Type.String(),
@@ -41,14 +48,9 @@ export async function uploadProcessingRoutes(app: FastifyInstance, deps: AppDeps
       ...errors(400, 401, 404),
     },
   };
-  app.get<IdParams & { Querystring: { limit?: string; cursor?: string } }>('/uploads/:id/errors', { schema: errorsSchema }, async (request) => {
+  app.get<IdParams & { Querystring: Static<typeof ErrorsQuery> }>('/uploads/:id/errors', { schema: errorsSchema }, async (request) => {
     const upload = await visibleUpload(request);
-    const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      throw new AppError('validation_failed', 'limit must be an integer from 1 to 1000');
-    }
-    const afterLine = request.query.cursor === undefined ? 0 : Number(request.query.cursor);
-    if (!Number.isSafeInteger(afterLine) || afterLine < 0) throw new AppError('validation_failed', 'cursor is invalid');
+    const { limit = 100, cursor: afterLine = 0 } = request.query;
     const rows = await listUploadErrors(deps.db, upload.id, afterLine, limit + 1);
     const page = rows.slice(0, limit);
     return {

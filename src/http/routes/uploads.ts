@@ -1,10 +1,11 @@
 // /uploads — receive, read, list, count and delete uploads (all scoped to the caller's tenant).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { UploadStatus } from '../../db/schema.ts';
-import { AppError } from '../../errors.ts';
+import { AppError, errorTable } from '../../errors.ts';
 import { latestDeliverySummary } from '../../notify/deliveries.repository.ts';
 import { allowListOf } from '../../notify/ssrf.ts';
 import { isFinal, presentUpload } from '../../uploads/present.ts';
+import { boundaryProblem } from '../../uploads/multipart-errors.ts';
 import { receiveUpload } from '../../uploads/receive.ts';
 import {
   countByStatus,
@@ -12,14 +13,29 @@ import {
   findUpload,
   listUploads,
 } from '../../uploads/uploads.repository.ts';
-import type { AppDeps } from '../app.ts';
-import { keysetPage, pageRequest } from '../pagination.ts';
-import { Type } from '@sinclair/typebox';
+import type { RouteDeps } from '../app.ts';
+import { acquireOrRefuse } from '../limits.ts';
+import { keysetPage, PageCursor, PageLimit, pageRequest } from '../pagination.ts';
+import { Type, type Static } from '@sinclair/typebox';
 import { errors, UploadIdParams, UploadStatusBody } from '../schemas.ts';
 import { uploadProcessingRoutes } from './upload-processing.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const STATUSES: readonly UploadStatus[] = ['uploaded', 'processing', 'completed', 'failed'];
+
+const UploadStatusParam = Type.Union(
+  [Type.Literal('uploaded'), Type.Literal('processing'), Type.Literal('completed'), Type.Literal('failed')] satisfies {
+    const: UploadStatus;
+  }[],
+);
+
+/** The upload options as query parameters (the same names as form fields, which receiveUpload checks alike). */
+const UploadOptionsQuery = Type.Object({
+  dataset: Type.Optional(Type.String({ maxLength: 64, description: 'default webhook_events' })),
+  callbackUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'absolute http(s) URL, no credentials, not a private address' })),
+  callbackChannel: Type.Optional(Type.Union([Type.Literal('webhook'), Type.Literal('slack')])),
+  maxErrors: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+  maxErrorRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+});
 
 type IdParams = { Params: { id: string } };
 
@@ -30,23 +46,31 @@ export function uploadIdParam(request: FastifyRequest<IdParams>): string {
   return id.toLowerCase();
 }
 
-export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+export async function uploadRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
   const allowedCidrs = allowListOf(deps.config.webhook.allowedCidrs);
   const receive = async (request: FastifyRequest, reply: FastifyReply) => {
     if (!request.isMultipart()) throw new AppError('not_multipart');
-    const idempotencyKey = request.headers['idempotency-key'];
-    const result = await receiveUpload(
-      { db: deps.db, store: deps.store, jobMaxAttempts: deps.config.worker.maxAttempts, allowedCidrs },
-      {
-        tenantId: request.tenant.id,
-        parts: request.parts(),
-        query: request.query as Record<string, unknown>,
-        idempotencyKey: Array.isArray(idempotencyKey) ? idempotencyKey[0] : idempotencyKey,
-        log: request.log,
-      },
-    );
-    if (result.replayed) reply.header('idempotent-replayed', 'true');
-    return reply.status(202).header('location', result.body.statusUrl).send(result.body);
+    const problem = boundaryProblem(request.headers['content-type']);
+    if (problem) throw new AppError('malformed_multipart', `${errorTable.malformed_multipart.message}: ${problem}`);
+    // Held while the body is read and stored; given back however the request ends.
+    const release = acquireOrRefuse(deps.limits.uploadsInFlight, request, 'too_many_uploads_in_flight');
+    try {
+      const idempotencyKey = request.headers['idempotency-key'];
+      const result = await receiveUpload(
+        { db: deps.db, store: deps.store, jobMaxAttempts: deps.config.worker.maxAttempts, allowedCidrs },
+        {
+          tenantId: request.tenant.id,
+          parts: request.parts(),
+          query: request.query as Record<string, unknown>,
+          idempotencyKey: Array.isArray(idempotencyKey) ? idempotencyKey[0] : idempotencyKey,
+          log: request.log,
+        },
+      );
+      if (result.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.status(202).header('location', result.body.statusUrl).send(result.body);
+    } finally {
+      release();
+    }
   };
   const receiveSchema = {
     tags: ['uploads'],
@@ -55,20 +79,16 @@ export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise
       'Fields: `file` (required), `dataset` (default webhook_events), `callbackUrl`, `callbackChannel` (webhook|slack), ' +
       '`maxErrors`, `maxErrorRatio`; each may also be a query parameter. Header `Idempotency-Key` replays the first response for 24 h.',
     consumes: ['multipart/form-data'],
-    querystring: Type.Object({
-      dataset: Type.Optional(Type.String()),
-      callbackUrl: Type.Optional(Type.String()),
-      callbackChannel: Type.Optional(Type.String()),
-      maxErrors: Type.Optional(Type.String()),
-      maxErrorRatio: Type.Optional(Type.String()),
-    }),
+    querystring: UploadOptionsQuery,
     response: {
       202: Type.Object({ uploadId: Type.String(), status: Type.Literal('uploaded'), statusUrl: Type.String() }),
-      ...errors(400, 401, 406, 413, 415, 422, 503),
+      ...errors(400, 401, 406, 408, 413, 415, 422, 429, 503),
     },
   };
-  app.post('/uploads', { schema: receiveSchema }, receive);
-  app.post('/upload', { schema: { ...receiveSchema, summary: 'Alias of POST /uploads (the specification\'s path)' } }, receive);
+  // One rate hook for both paths: the alias shares the tenant's allowance.
+  const preHandler = deps.limits.uploadRate;
+  app.post('/uploads', { schema: receiveSchema, preHandler }, receive);
+  app.post('/upload', { schema: { ...receiveSchema, summary: 'Alias of POST /uploads (the specification\'s path)' }, preHandler }, receive);
 
   const status = async (request: FastifyRequest<IdParams>, reply: FastifyReply) => {
     const row = await findUpload(deps.db, request.tenant.id, uploadIdParam(request));
@@ -97,27 +117,25 @@ export async function uploadRoutes(app: FastifyInstance, deps: AppDeps): Promise
     return { ...counts, total };
   });
 
+  const ListQuery = Type.Object({
+    status: Type.Optional(UploadStatusParam),
+    limit: Type.Optional(PageLimit),
+    cursor: Type.Optional(PageCursor),
+  });
   const listSchema = {
     tags: ['uploads'],
     summary: 'Uploads, newest first (keyset pagination with nextCursor)',
-    querystring: Type.Object({
-      status: Type.Optional(Type.String({ description: 'uploaded | processing | completed | failed' })),
-      limit: Type.Optional(Type.String({ description: '1–100, default 20' })),
-      cursor: Type.Optional(Type.String()),
-    }),
+    querystring: ListQuery,
     response: {
       200: Type.Object({ items: Type.Array(Type.Ref(UploadStatusBody)), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
       ...errors(400, 401),
     },
   };
-  app.get<{ Querystring: { status?: string; limit?: string; cursor?: string } }>('/uploads', { schema: listSchema }, async (request) => {
-    const { status, limit: rawLimit, cursor } = request.query;
-    if (status !== undefined && !STATUSES.includes(status as UploadStatus)) {
-      throw new AppError('validation_failed', `status must be one of ${STATUSES.join(', ')}`);
-    }
+  app.get<{ Querystring: Static<typeof ListQuery> }>('/uploads', { schema: listSchema }, async (request) => {
+    const { status, limit, cursor } = request.query;
     return keysetPage(
-      pageRequest(rawLimit, cursor),
-      (page) => listUploads(deps.db, request.tenant.id, { ...page, ...(status ? { status: status as UploadStatus } : {}) }),
+      pageRequest(limit, cursor),
+      (page) => listUploads(deps.db, request.tenant.id, { ...page, ...(status ? { status } : {}) }),
       presentUpload,
     );
   });

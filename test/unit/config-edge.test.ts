@@ -1,0 +1,43 @@
+// The edge's settings: where the API listens by default, its timeouts and per-tenant limits.
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+describe('config: the API edge', () => {
+  it('listens on loopback unless HOST says otherwise (zero-config prints a dev key)', () => {
+    expect(loadConfig({}).host).toBe('127.0.0.1');
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+  });
+
+  it('has timeouts and per-tenant limits with generous defaults', () => {
+    const config = loadConfig({});
+    expect(config.http).toEqual({ bodyIdleTimeoutMs: 60_000, headersTimeoutMs: 30_000, keepAliveTimeoutMs: 72_000 });
+    expect(config.limits).toEqual({ uploadsInFlight: 20, uploadsPerMinute: 300, tokensPerMinute: 120, liveStreams: 1000 });
+  });
+
+  it('reads each from its variable', () => {
+    const config = loadConfig({
+      BODY_IDLE_TIMEOUT_MS: '5000',
+      HEADERS_TIMEOUT_MS: '2000',
+      KEEP_ALIVE_TIMEOUT_MS: '3000',
+      LIMIT_UPLOADS_IN_FLIGHT: '3',
+      LIMIT_UPLOADS_PER_MINUTE: '30',
+      LIMIT_TOKENS_PER_MINUTE: '12',
+      LIMIT_LIVE_STREAMS: '50',
+    });
+    expect(config.http).toEqual({ bodyIdleTimeoutMs: 5000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 3000 });
+    expect(config.limits).toEqual({ uploadsInFlight: 3, uploadsPerMinute: 30, tokensPerMinute: 12, liveStreams: 50 });
+  });
+
+  it('refuses a bad value, naming every one', () => {
+    let error: unknown;
+    try {
+      loadConfig({ BODY_IDLE_TIMEOUT_MS: 'soon', LIMIT_LIVE_STREAMS: '0', LIMIT_UPLOADS_IN_FLIGHT: '-1' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    for (const name of ['BODY_IDLE_TIMEOUT_MS', 'LIMIT_LIVE_STREAMS', 'LIMIT_UPLOADS_IN_FLIGHT']) {
+      expect((error as Error).message).toContain(name);
+    }
+  });
+});
