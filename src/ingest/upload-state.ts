@@ -248,19 +248,21 @@ export async function markObjectDeleted(db: Queryable, uploadId: string): Promis
  */
 async function insertOutboxRow(trx: Queryable, uploadId: string, event: 'upload.completed' | 'upload.failed'): Promise<void> {
   await trx.query(
-    `INSERT INTO deliveries (tenant_id, upload_id, upload_attempt, event, channel, target, payload, delivery_status)
+    `INSERT INTO deliveries (tenant_id, upload_id, upload_attempt, event, channel, target, payload, delivery_status,
+                             created_at, updated_at, next_attempt_at)
      SELECT u.tenant_id, u.id, u.attempt, $2,
             CASE WHEN u.callback_url IS NULL THEN 'none' ELSE u.callback_channel END,
             u.callback_url,
             jsonb_build_object(
               'type', $2::text, 'uploadId', u.id, 'status', u.status,
               'rowsProcessed', u.rows_processed, 'rowsFailed', u.rows_failed,
-              -- clock_timestamp(): in the load transaction now() is when the load began, minutes early
-              'timestamp', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+              'timestamp', to_char(c.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
             || CASE WHEN u.error IS NULL THEN '{}'::jsonb
                     ELSE jsonb_build_object('error', u.error, 'errorCode', u.error_code) END,
-            CASE WHEN u.callback_url IS NULL THEN 'skipped' ELSE 'pending' END
-       FROM uploads u WHERE u.id = $1
+            CASE WHEN u.callback_url IS NULL THEN 'skipped' ELSE 'pending' END,
+            c.at, c.at, c.at
+       -- clock_timestamp(): in the load transaction now() is when the load began, minutes early
+       FROM uploads u, (SELECT clock_timestamp() AS at) c WHERE u.id = $1
      ON CONFLICT ON CONSTRAINT deliveries_once DO NOTHING`,
     [uploadId, event],
   );

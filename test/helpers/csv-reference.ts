@@ -8,7 +8,8 @@
 //  - a CR in an unquoted field is malformed_csv (PostgreSQL's COPY refuses an unquoted CR too);
 //  - values are trimmed of spaces/tabs, and a blank value is NULL;
 //  - a record csv-parse skips (a quote error) is malformed_csv on every line it covers;
-//  - the data ending inside a quoted field fails the file (unterminated_quote).
+//  - the data ending inside a quoted field fails the file (unterminated_quote);
+//  - a file with CRs and no LF (classic Mac line endings) may fail as unsupported_line_endings.
 // One csv-parse quirk is stepped around: it takes a NUL byte right after a quote for the end of the data
 // (`!nextChr`) and closes the field there. NUL is no CSV syntax, so NULs are swapped for 0x01 (absent
 // from the inputs) while csv-parse reads, and swapped back in the values.
@@ -110,7 +111,14 @@ export function referenceLoad(input: Buffer, dataset: DatasetDef): Outcome {
     info: true,
     cast: (value: string, ctx: { quoting: boolean }) => ({ bytes: Buffer.from(value.replaceAll('\x01', '\0'), 'latin1'), quoted: ctx.quoting }),
   } as never) as unknown as { record: Field[]; info: { bytes: number } }[];
-  const fail = (failure: string, ...also: string[]): Outcome => ({ failure, admissible: [failure, ...also], lines: new Map(), rows: [] });
+  // A file with CRs and not one LF has classic Mac line endings; when it fails, the transform may say so.
+  const crOnly = !body.includes(LF) && body.includes(0x0d);
+  const fail = (failure: string, ...also: string[]): Outcome => ({
+    failure,
+    admissible: [failure, ...also, ...(crOnly ? ['unsupported_line_endings'] : [])],
+    lines: new Map(),
+    rows: [],
+  });
   // A file fails at the first thing that stops it: its header record (read before anything after it),
   // then a quote the data ends inside.
   const unterminated = skipped.includes('CSV_QUOTE_NOT_CLOSED');

@@ -166,8 +166,13 @@ describe('lifecycle under injected faults', () => {
     const worker = await startTestWorker(t, { wrapSink: slow.wrap });
     try {
       expect(await waitForStatus(t, id, ['completed', 'failed'], 60_000)).toMatchObject({ status: 'completed' });
-      const { rows } = await t.pool.query<{ payload: { timestamp: string } }>('SELECT payload FROM deliveries WHERE upload_id = $1', [id]);
+      const { rows } = await t.pool.query<{ payload: { timestamp: string }; created_at: Date }>(
+        'SELECT payload, created_at FROM deliveries WHERE upload_id = $1',
+        [id],
+      );
       const stampedAt = Date.parse(rows[0]!.payload.timestamp);
+      // The outbox row's own times are the commit's too (what the delivery API shows as createdAt).
+      expect(Math.abs(rows[0]!.created_at.getTime() - stampedAt)).toBeLessThan(2);
       const copyFinishedAt = slow.finishedAt()!;
       console.log(`webhook timestamp ${stampedAt - copyFinishedAt} ms after COPY finished`);
       // Same machine, same clock; 50 ms for the millisecond rounding of both sides.

@@ -171,4 +171,18 @@ describe('a quote that is never closed fails the file (bug report inputs)', () =
     expect(r.stats).toMatchObject({ lines: 9, headerLines: 1, blankLines: 3, acceptedLines: 2, rejectedLines: 3, rowsAccepted: 2, rowsRejected: 2, records: 4 });
     expect(r.rejects.map((x) => [x.line, x.lines, x.code])).toEqual([[5, 2, 'field_count'], [8, 1, 'malformed_csv']]);
   });
+
+  it('lines ending with a lone CR (classic Mac OS) are named as such, with or without quoted fields', async () => {
+    const plain = Buffer.from((HEADER + plainRow(1) + plainRow(2)).replaceAll('\n', '\r'));
+    const quoted = Buffer.from(generateCsv(50).toString().replaceAll('\n', '\r'));
+    for (const input of [plain, quoted]) {
+      for (const chunkSize of [input.length, 64, 7]) {
+        const r = await load(input, chunkSize);
+        expect(r.error?.code).toBe('unsupported_line_endings');
+        expect(r.error?.message).toMatch(/lone carriage return .* only LF and CRLF/);
+      }
+    }
+    // A stray CR in an LF file's header is still just a bad header.
+    expect((await load(Buffer.from('event_id,event\rtype,occurred_at\n'))).error?.code).toBe('bad_header');
+  });
 });

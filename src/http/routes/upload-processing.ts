@@ -2,6 +2,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors.ts';
+import { errorsCsvHeader, errorsCsvLine } from '../../uploads/errors-csv.ts';
 import { presentUpload } from '../../uploads/present.ts';
 import { listUploadErrors, resetForRetry } from '../../uploads/upload-errors.repository.ts';
 import { findUpload } from '../../uploads/uploads.repository.ts';
@@ -73,12 +74,13 @@ export async function uploadProcessingRoutes(app: FastifyInstance, deps: AppDeps
     const upload = await visibleUpload(request);
     const db = deps.db;
     async function* csv() {
-      yield upload.csv_header === null ? '_line,_error\n' : `${upload.csv_header},_line,_error\n`;
+      const header = errorsCsvHeader(upload.csv_header);
+      yield header.line;
       let afterLine = 0;
       for (;;) {
         const rows = await listUploadErrors(db, upload.id, afterLine, 1000);
         if (rows.length === 0) return;
-        yield rows.map((r) => `${r.raw},${r.line},${csvField(`${r.code}: ${r.message}`)}\n`).join('');
+        yield rows.map((r) => errorsCsvLine(r, header.fields)).join('');
         afterLine = rows.at(-1)!.line;
       }
     }
@@ -113,8 +115,4 @@ export async function uploadProcessingRoutes(app: FastifyInstance, deps: AppDeps
   };
   app.post('/uploads/:id/retry', { schema: retrySchema }, retry);
   app.post('/upload/:id/retry', { schema: { ...retrySchema, summary: 'Alias of POST /uploads/:id/retry' } }, retry);
-}
-
-function csvField(value: string): string {
-  return /[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
 }

@@ -5,6 +5,7 @@
 import { type CopyTransformStats, CsvFileError } from './types.ts';
 
 const LF = 0x0a;
+const CR = 0x0d;
 
 /** How a record's lines are booked. */
 export const HEADER = 0;
@@ -43,12 +44,20 @@ export class LineLedger {
   private lfs = 0;
   private bytes = 0;
   private lastByte = -1;
+  private sawCr = false;
 
   observe(chunk: Buffer): void {
     if (chunk.length === 0) return;
+    // Only looked for until the first LF: a file with CRs and no LF has classic Mac line endings.
+    if (this.lfs === 0 && !this.sawCr && chunk.indexOf(CR) !== -1) this.sawCr = true;
     for (let i = chunk.indexOf(LF); i !== -1; i = chunk.indexOf(LF, i + 1)) this.lfs++;
     this.bytes += chunk.length;
     this.lastByte = chunk[chunk.length - 1]!;
+  }
+
+  /** What was observed has CRs and not one LF: lines end with a lone CR (classic Mac OS). */
+  get crLineEndings(): boolean {
+    return this.sawCr && this.lfs === 0;
   }
 
   /** Physical lines of what was observed: every LF ends one; data after the last LF is one more. */

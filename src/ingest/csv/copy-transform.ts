@@ -175,6 +175,7 @@ export class CopyTransform extends Transform {
 
   /** The data ended inside a quoted field: nothing of the file may load (COPY, csv-parse, Papa Parse agree). */
   private unterminated(openQuoteNewlines: number): never {
+    this.refuseCrLineEndings();
     const opened = this.line + openQuoteNewlines;
     throw new CsvFileError(
       'unterminated_quote',
@@ -185,7 +186,10 @@ export class CopyTransform extends Transform {
   /** Rejects a record longer than maxRecordBytes, of which only `prefix` was kept. */
   private tooLarge(prefix: Buffer, lines: number): void {
     const message = `record is larger than ${this.maxRecordBytes} bytes (a quote never closed?)`;
-    if (this.plan === null) throw new CsvFileError('bad_header', `header ${message}`);
+    if (this.plan === null) {
+      this.refuseCrLineEndings();
+      throw new CsvFileError('bad_header', `header ${message}`);
+    }
     this.emitReject(null, 'record_too_large', message, prefix, 0, prefix.length, lines);
   }
 
@@ -268,7 +272,21 @@ export class CopyTransform extends Transform {
     }
   }
 
+  /**
+   * The header cannot be read because the file's lines end with a lone CR: say that, not what it
+   * looks like to an LF/CRLF reader (a bare CR, a quote never closed, a header too large). Only called
+   * on the way to a header failure, when the header record has run to the end of the data.
+   */
+  private refuseCrLineEndings(): void {
+    if (this.plan !== null || !this.ledger.crLineEndings) return;
+    throw new CsvFileError(
+      'unsupported_line_endings',
+      'the lines of this file end with a lone carriage return (CR, classic Mac OS); only LF and CRLF line endings are read: convert it (e.g. `tr "\\r" "\\n"`) and upload it again',
+    );
+  }
+
   private onHeaderRecord(buf: Buffer, start: number, utf8Ok: boolean, hasNul: boolean): void {
+    if (this.scanner.malformed !== MALFORMED_NONE) this.refuseCrLineEndings();
     if (!utf8Ok) throw new CsvFileError('bad_header', 'header is not valid UTF-8');
     if (hasNul) throw new CsvFileError('bad_header', 'header contains a NUL byte');
     this.plan = planHeader(this.dataset, buf, start, this.scanner, this.line);

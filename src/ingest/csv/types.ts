@@ -49,7 +49,13 @@ export interface HeaderInfo {
  * field never closed before the end of the data (`unterminated_quote`, as PostgreSQL COPY, csv-parse and
  * Papa Parse refuse it), or the line accounting not adding up (`line_accounting`: a bug, never the file's).
  */
-export type CsvFileErrorCode = 'missing_columns' | 'empty_file' | 'bad_header' | 'unterminated_quote' | 'line_accounting';
+export type CsvFileErrorCode =
+  | 'missing_columns'
+  | 'empty_file'
+  | 'bad_header'
+  | 'unterminated_quote'
+  | 'unsupported_line_endings' // lines end with a lone CR (classic Mac OS): only LF and CRLF are read
+  | 'line_accounting';
 
 export class CsvFileError extends Error {
   readonly code: CsvFileErrorCode;
