@@ -55,11 +55,13 @@ describe('recovery', () => {
       const state = await waitForStatus(t, id, ['completed', 'failed'], 60_000);
       console.log(`recovered and completed ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill`);
       expect(state.status).toBe('completed');
-      expect(state.attempt).toBe(2);
+      // 2: the kill's attempt and the re-run (one more if a starved machine cost the re-run its lease
+      // too — the row count below is what must never change).
+      expect(state.attempt).toBeGreaterThanOrEqual(2);
       expect(state.rows_processed).toBe(rows);
       expect(await countRows(t, id)).toEqual({ total: rows, distinct: rows });
       const status = await request(api.url, key, 'GET', `/uploads/${id}`);
-      expect(status.body.attempt).toBe(2);
+      expect(status.body.attempt).toBe(state.attempt);
     } finally {
       second.kill('SIGTERM');
       await once(second, 'exit');
