@@ -2,7 +2,7 @@
 // helpers to run the real app on a real socket.
 import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
@@ -117,4 +117,34 @@ export async function startApi(t: TestEnv, beforeRoutes?: (app: FastifyInstance)
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('no address');
   return { app, url: `http://127.0.0.1:${address.port}`, close: () => app.close() };
+}
+
+export type TestApi = Awaited<ReturnType<typeof startApi>>;
+
+/**
+ * The usual setup of an integration file: a test environment (a database and a bucket of its own) and
+ * the real app on a loopback socket, made before the file's tests and closed after them (after the
+ * file's own afterAll hooks, which run first). Read `.t` and `.api` inside hooks and tests.
+ */
+export function useApi(overrides: Record<string, string> = {}): { readonly t: TestEnv; readonly api: TestApi } {
+  let t: TestEnv | undefined;
+  let api: TestApi | undefined;
+  beforeAll(async () => {
+    t = await createTestEnv(overrides);
+    api = await startApi(t);
+  });
+  afterAll(async () => {
+    await api?.close();
+    await t?.close();
+  });
+  return {
+    get t() {
+      if (!t) throw new Error('useApi: the environment exists only inside hooks and tests');
+      return t;
+    },
+    get api() {
+      if (!api) throw new Error('useApi: the API exists only inside hooks and tests');
+      return api;
+    },
+  };
 }

@@ -7,37 +7,27 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
+import { describe, expect, it } from 'vitest';
+import { useApi } from '../helpers/env.ts';
 import { request, upload } from '../helpers/http.ts';
+
+const suite = useApi();
 
 const BIN = fileURLToPath(new URL('../../bin/stream-api.mjs', import.meta.url));
 const SAMPLE = fileURLToPath(new URL('../../examples/webhook_events.csv', import.meta.url));
 const run = promisify(execFile);
 
-let t: TestEnv;
-let api: Awaited<ReturnType<typeof startApi>>;
-
-beforeAll(async () => {
-  t = await createTestEnv();
-  api = await startApi(t);
-});
-afterAll(async () => {
-  await api?.close();
-  await t?.close();
-});
-
 describe('stream-api bin (service commands)', () => {
   it('keys create prints only a new key, creating the tenant; the key works', async () => {
-    const env = { ...process.env, ...t.env };
+    const env = { ...process.env, ...suite.t.env };
     const first = await run(process.execPath, [BIN, 'keys', 'create', '--tenant', 'acme'], { env });
     expect(first.stdout).toMatch(/^sapi_[A-Za-z0-9_-]{20,}\n$/);
     const second = await run(process.execPath, [BIN, 'keys', 'create', '--tenant', 'acme'], { env });
     expect(second.stdout.trim()).not.toBe(first.stdout.trim());
     for (const key of [first.stdout.trim(), second.stdout.trim()]) {
-      expect((await request(api.url, key, 'GET', '/uploads')).status).toBe(200);
+      expect((await request(suite.api.url, key, 'GET', '/uploads')).status).toBe(200);
     }
-    const { rows } = await t.pool.query(`SELECT count(*)::int AS n FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE t.name = 'acme'`);
+    const { rows } = await suite.t.pool.query(`SELECT count(*)::int AS n FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE t.name = 'acme'`);
     expect(rows[0].n).toBe(2);
 
     const migrate = await run(process.execPath, [BIN, 'migrate'], { env });
