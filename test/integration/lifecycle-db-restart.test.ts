@@ -14,6 +14,7 @@ import { readPostmaster, stopPostmaster } from '../../src/db/embedded-postgres-c
 import { generateCsv } from '../helpers/generate.ts';
 import { request, upload } from '../helpers/http.ts';
 import { spawnServe } from '../helpers/worker.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let dataDir: string;
 let port: number;
@@ -128,15 +129,6 @@ async function dbState(id: string) {
     return rows[0];
   } finally {
     await client.end();
-  }
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (service && service.exitCode !== null) throw new Error(`the service exited (${service.exitCode}) waiting for ${what}:\n${output.slice(-3000)}`);
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -12,6 +12,7 @@ import { generateCsv } from '../helpers/generate.ts';
 import { upload } from '../helpers/http.ts';
 import { sinkGate, slowFinish } from '../helpers/sinks.ts';
 import { countRows, startTestWorker, uploadState, waitForStatus } from '../helpers/worker.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const LEASE_SECONDS = 3;
 
@@ -33,14 +34,6 @@ async function send(content: Buffer | string, fields: Record<string, string> = {
   const res = await upload(api.url, key, { file: { content }, fields });
   expect(res.status).toBe(202);
   return res.body.uploadId;
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function stopAll(workers: (WorkerHandle | undefined)[]): Promise<void> {

@@ -8,6 +8,7 @@ import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
 import { generateCsv } from '../helpers/generate.ts';
 import { request, upload } from '../helpers/http.ts';
 import { countRows, spawnService, uploadState, waitForStatus } from '../helpers/worker.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const LEASE = { WORKER_LEASE_SECONDS: '3' };
 const MAX_ATTEMPTS = 2;
@@ -45,14 +46,6 @@ async function send(content: Buffer): Promise<string> {
   const res = await upload(api.url, key, { file: { content } });
   expect(res.status).toBe(202);
   return res.body.uploadId;
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function kill(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {

@@ -8,6 +8,7 @@ import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
 import { request, upload } from '../helpers/http.ts';
 import { countRows, spawnService, startTestWorker, uploadState, waitForStatus } from '../helpers/worker.ts';
 import { generateCsv } from '../helpers/generate.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const generate = (rows: number) => generateCsv(rows);
 
@@ -138,14 +139,6 @@ describe('recovery', () => {
     expect(gone.body.error.code).toBe('object_gone');
   }, 90_000);
 });
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A Writable that writes through `head` into `tail`, finishing when `tail` has finished. */
 function chainWritable(head: Transform, tail: Writable): Writable {

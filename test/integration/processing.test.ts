@@ -6,6 +6,7 @@ import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
 import { request, upload } from '../helpers/http.ts';
 import { countRows, startTestWorker, uploadState, waitForStatus } from '../helpers/worker.ts';
 import { generateCsv } from '../helpers/generate.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const generate = (rows: number) => generateCsv(rows).toString();
 
@@ -30,14 +31,6 @@ async function send(content: string | Buffer, fields: Record<string, string> = {
   const res = await upload(api.url, key, { file: { content }, fields });
   expect(res.status).toBe(202);
   return res.body.uploadId as string;
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function objectKey(uploadId: string): Promise<string> {

@@ -13,6 +13,7 @@ import { generateEvents } from '../helpers/generate.ts';
 import { deliveryState, attemptsOf, finishUpload } from '../helpers/outbox.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { countRows, spawnService, uploadState } from '../helpers/worker.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let t: TestEnv;
 let receiver: Receiver;
@@ -90,14 +91,6 @@ async function expectNothingLeft(): Promise<void> {
     found = await leftovers();
   }
   expect(found).toEqual(none);
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('SIGTERM', () => {
