@@ -92,13 +92,25 @@ describe('large and broken uploads', () => {
       expect((await upload(url, key, { file: { content: 'a,b\n1,2\n' } })).status).toBe(202);
       await new Promise((r) => setTimeout(r, 500));
       const baseline = rssOf(server.pid!);
-      let peak = baseline;
-      const sampler = setInterval(() => (peak = Math.max(peak, rssOf(server.pid!))), 20);
+      const samples: number[] = [];
+      const sampler = setInterval(() => samples.push(rssOf(server.pid!)), 20);
       const res = await upload(url, key, { file: { path: file } }).finally(() => clearInterval(sampler));
       expect(res.status, `${res.text}\n${serverOutput.slice(-2000)}`).toBe(202);
-      const growthMb = (peak - baseline) / 1024 / 1024;
-      console.log(`200 MB upload: server RSS ${(baseline / 2 ** 20).toFixed(0)} MB → peak ${(peak / 2 ** 20).toFixed(0)} MB (growth ${growthMb.toFixed(1)} MB)`);
-      expect(growthMb).toBeLessThan(64);
+      const mb = (bytes: number) => bytes / 2 ** 20;
+      const peakOf = (part: number[]) => Math.max(baseline, ...part);
+      const half = Math.floor(samples.length / 2);
+      const [firstHalf, secondHalf] = [peakOf(samples.slice(0, half)), peakOf(samples.slice(half))];
+      const growthMb = mb(Math.max(firstHalf, secondHalf) - baseline);
+      console.log(
+        `200 MB upload: server RSS ${mb(baseline).toFixed(0)} MB → peak ${mb(firstHalf).toFixed(0)} MB in the first half of the body, ` +
+          `${mb(secondHalf).toFixed(0)} MB in the second (growth ${growthMb.toFixed(1)} MB, ${samples.length} samples)`,
+      );
+      // Flat: the second half of the body costs no more than the first (a leak or a buffered file grows with
+      // the bytes read), and the whole growth stays far below the file's size and the 512 MB container.
+      // The constant part differs by runtime, measured: Node 20 ~40 MB; Node 24 ~85 MB, its collector letting more
+      // freed 5 MiB part buffers wait (peak arrayBuffers ~80 MB against ~30 MB), the same for a 78 MB or a 590 MB file.
+      expect(mb(secondHalf - firstHalf)).toBeLessThan(24);
+      expect(growthMb).toBeLessThan(128);
     } finally {
       server.kill('SIGTERM');
       await once(server, 'exit');
