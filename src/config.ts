@@ -60,6 +60,15 @@ export interface Config {
     /** live streams (SSE and WebSocket) of one tenant open at once */
     liveStreams: number;
   };
+  /** how the API streams an upload into storage (src/storage/object-store.ts) */
+  uploads: {
+    /** bytes per part of the multipart upload into storage (S3: ≥ 5 MiB, ≤ 10,000 parts per object) */
+    partSizeBytes: number;
+    /** parts of one upload being sent to storage at once */
+    partsInFlight: number;
+    /** memory (bytes) all uploads of a process share for their parts beyond the first: see PartBudget */
+    bufferBytes: number;
+  };
   retentionDays: number;
   /** a stored object that no upload references is deleted once older than this; covers an upload in flight */
   orphanGraceHours: number;
@@ -71,7 +80,10 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
+/** S3's most parts in one multipart upload. */
+const MAX_PARTS = 10_000;
 /** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens. */
 const HOST_NAME = /^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 
@@ -134,12 +146,22 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       tokensPerMinute: read.int('LIMIT_TOKENS_PER_MINUTE', 120, 1, 1_000_000),
       liveStreams: read.int('LIMIT_LIVE_STREAMS', 1000, 1, 1_000_000),
     },
+    uploads: {
+      partSizeBytes: read.int('UPLOAD_PART_SIZE_MIB', 5, 5, 512) * MiB,
+      partsInFlight: read.int('UPLOAD_PARTS_IN_FLIGHT', 4, 1, 16),
+      bufferBytes: read.int('UPLOAD_BUFFER_MIB', 64, 0, 16_384) * MiB,
+    },
     retentionDays: read.int('RETENTION_DAYS', 7, 1, 3650),
     orphanGraceHours: read.int('ORPHAN_GRACE_HOURS', 24, 1, 8760),
   };
 
   if (config.s3.endpoint && (!config.s3.accessKeyId || !config.s3.secretAccessKey)) {
     problems.push('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY are required when S3_ENDPOINT is set');
+  }
+  if (config.uploads.partSizeBytes * MAX_PARTS < config.maxUploadBytes) {
+    problems.push(
+      `UPLOAD_PART_SIZE_MIB=${config.uploads.partSizeBytes / MiB}: ${MAX_PARTS.toLocaleString('en-US')} parts hold less than MAX_UPLOAD_BYTES=${config.maxUploadBytes}`,
+    );
   }
   if (config.webhook.backoffMaxMs < config.webhook.backoffBaseMs) {
     problems.push('WEBHOOK_BACKOFF_MAX_MS must be ≥ WEBHOOK_BACKOFF_BASE_MS');

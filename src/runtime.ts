@@ -60,7 +60,7 @@ export async function openRuntime(config: Readonly<Config>, logger: Logger, appl
       endpoint = s3.endpoint;
       logger.info({ endpoint }, 'embedded S3 server started (set S3_ENDPOINT to use your own)');
     }
-    const store = new ObjectStore({ ...config.s3, endpoint });
+    const store = new ObjectStore({ ...config.s3, endpoint }, config.uploads);
     cleanup.push('object store client', async () => store.destroy());
     await store.ensureBucket();
     return {

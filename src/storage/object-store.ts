@@ -1,5 +1,5 @@
 // The one module that talks to S3-compatible object storage.
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Config } from '../config.ts';
+import { PartBudget, PartGate } from './part-budget.ts';
 
 /** The S3 settings of the config (endpoint null → AWS's default endpoint for the region). */
 export type ObjectStoreOptions = Config['s3'];
@@ -28,18 +29,28 @@ export interface StoredObject {
   sizeBytes: number;
 }
 
-// 5 MiB (S3's minimum) parts, one in flight: upload memory stays a few parts whatever the file size
-// (the 200 MB upload test holds the server's RSS growth under 64 MB). Objects up to 50 GB fit in
-// S3's 10,000-part limit.
-const PART_SIZE = 5 * 1024 * 1024;
-const QUEUE_SIZE = 1;
+/** How putStream cuts a stream into parts (the `uploads` settings of the config). */
+export type UploadTuning = Config['uploads'];
+
+/** S3's smallest part, one at a time: what a store gets when its user sets nothing. */
+const SERIAL: UploadTuning = { partSizeBytes: 5 * 1024 * 1024, partsInFlight: 1, bufferBytes: 0 };
 
 export class ObjectStore {
   readonly bucket: string;
   private readonly client: S3Client;
 
-  constructor(opts: ObjectStoreOptions) {
+  private readonly tuning: UploadTuning;
+  /** memory for the parts of this store's uploads beyond each one's first (see PartBudget) */
+  private readonly budget: PartBudget;
+
+  /**
+   * `tuning`: how putStream cuts streams into parts and how many it sends at once; by default one
+   * 5 MiB part at a time. Give a process one store, so its uploads share one budget.
+   */
+  constructor(opts: ObjectStoreOptions, tuning: UploadTuning = SERIAL) {
     this.bucket = opts.bucket;
+    this.tuning = tuning;
+    this.budget = new PartBudget(tuning.bufferBytes);
     this.client = new S3Client({
       ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
       region: opts.region,
@@ -55,17 +66,25 @@ export class ObjectStore {
   }
 
   /**
-   * Streams `body` into `key` as a multipart upload. On any error the multipart upload is aborted
-   * and whatever may have been completed is deleted, so a failed put leaves no visible object.
+   * Streams `body` into `key` as a multipart upload: parts of `partSizeBytes`, up to `partsInFlight`
+   * of them sent at once while the store is the slower side and the shared budget allows (a stream
+   * shorter than one part goes in one PutObject). On any error the multipart upload is aborted and
+   * whatever may have been completed is deleted, so a failed put leaves no visible object; the error
+   * of the store (or of `body`) is thrown.
    */
   async putStream(key: string, body: Readable, contentType = 'text/csv'): Promise<PutResult> {
+    const { partSizeBytes, partsInFlight } = this.tuning;
+    const gate = new PartGate(this.budget, partSizeBytes, partsInFlight);
+    pipeline(body, gate, () => {}); // an error of either ends both; lib-storage sees it on the gate
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType },
-      partSize: PART_SIZE,
-      queueSize: QUEUE_SIZE,
+      params: { Bucket: this.bucket, Key: key, Body: gate, ContentType: contentType },
+      partSize: partSizeBytes,
+      queueSize: partsInFlight,
       leavePartsOnError: false,
     });
+    // In Node the SDK reports progress once a part is stored: its bytes are no longer in our hands.
+    upload.on('httpUploadProgress', (progress) => gate.stored(progress.loaded ?? 0));
     // lib-storage stops reading when it fails, but does not destroy the source: do it here so the
     // producer (the HTTP request) stops too.
     try {
@@ -75,6 +94,8 @@ export class ObjectStore {
       await upload.abort().catch(() => {});
       await this.delete(key).catch(() => {});
       throw err;
+    } finally {
+      gate.release();
     }
     return { key };
   }

@@ -65,7 +65,7 @@ export async function createTestEnv(overrides: Record<string, string> = {}): Pro
   const logger = createLogger(config.logLevel);
   const pool = createPool(databaseUrl, 'stream-api:test', 10);
   const db = createDb(pool);
-  const store = new ObjectStore({ ...config.s3, endpoint: config.s3.endpoint });
+  const store = new ObjectStore({ ...config.s3, endpoint: config.s3.endpoint }, config.uploads);
   const s3 = new S3Client({
     endpoint: config.s3.endpoint!,
     region: 'us-east-1',

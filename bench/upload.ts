@@ -1,0 +1,348 @@
+// Upload benchmark, one run: a file made by the product's generator goes into object storage by each
+// path a client can take, and each is compared with the AWS SDK's own uploader sending the same file
+// to the same store in the same run:
+//   direct SDK   @aws-sdk/lib-storage Upload (its defaults) from this process straight to the store
+//   multipart    POST /upload through the service: the API (`serve --role api`) in a child process,
+//                whose resident memory and CPU are sampled while it receives
+// Later paths (tus, presigned parts) are more entries of PATHS below, rows of the same table.
+// The store is an embedded s3rver in a process of its own, or S3_ENDPOINT when set.
+//
+// Usage: npm run bench:upload -- [--mib 1024] [--repeat 1] [--also NAME=V[,NAME=V…]]… [--verbose]
+//   --mib N        file size in MiB (default 1024, or UPLOAD_BENCH_MIB); `--mib 256` for a quick run
+//   --repeat N     every path N times, interleaved (direct, multipart, direct, …): a row per run, and
+//                  each compared with the direct upload of its own round, since this machine's speed drifts
+//   --also S       one more API process with these settings (e.g. UPLOAD_PARTS_IN_FLIGHT=1, the serial
+//                  upload of before) and its multipart row, to compare settings within one run
+//   DATABASE_URL   server to use (default postgres://postgres@127.0.0.1:5432/postgres); a database
+//                  bench_<random> is created there, migrated, and dropped at the end (also on error)
+//   S3_ENDPOINT    use this S3 server (with S3_BUCKET, S3_ACCESS_KEY_ID, …)
+//   UPLOAD_PART_SIZE_MIB, UPLOAD_PARTS_IN_FLIGHT, UPLOAD_BUFFER_MIB
+//                  passed on to the API (its defaults otherwise), to compare settings
+// Exits 0 when a target is missed (it is a measurement) and prints MISSED; non-zero only on errors.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, rm, stat, statfs } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../src/config.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { createDb, createPool } from '../src/db/pool.ts';
+import { ObjectStore, objectKeyFor, type ObjectStoreOptions } from '../src/storage/object-store.ts';
+import { createApiKey, ensureTenant } from '../src/tenants/tenants.repository.ts';
+import { startApiProcess, type ApiProcess } from './lib/api-process.ts';
+import { REPO_ROOT, killChildren, runHelper, trackChild } from './lib/child.ts';
+import { adminExec, DEFAULT_ADMIN_URL, dropBenchDatabase, randomDatabaseName, withDatabase } from './lib/db.ts';
+import { fixed, mib, table, verdict } from './lib/format.ts';
+import { statusKb } from './lib/proc.ts';
+import { Sampler } from './lib/sampler.ts';
+import { postMultipart, sdkUpload, type Sent } from './lib/upload-clients.ts';
+
+const TARGET_RATIO = 0.8;
+const TARGET_RSS_KB = 256 * 1024;
+/** The API's upload settings this bench passes on from its own environment. */
+const API_SETTINGS = ['UPLOAD_PART_SIZE_MIB', 'UPLOAD_PARTS_IN_FLIGHT', 'UPLOAD_BUFFER_MIB'] as const;
+
+const { values } = parseArgs({
+  options: {
+    mib: { type: 'string', default: process.env.UPLOAD_BENCH_MIB ?? '1024' },
+    repeat: { type: 'string', default: '1' },
+    also: { type: 'string', multiple: true, default: [] },
+    verbose: { type: 'boolean', default: false },
+  },
+});
+const count = (name: 'mib' | 'repeat', min: number): number => {
+  const n = Number(values[name]);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} needs an integer ≥ ${min}, got ${String(values[name])}`);
+  return n;
+};
+const TARGET_BYTES = count('mib', 1) * 2 ** 20;
+const REPEAT = count('repeat', 1);
+const ALSO = values.also.map((spec) => {
+  const settings = Object.fromEntries(spec.split(',').map((kv) => kv.split('=', 2).map((x) => x.trim())));
+  for (const [k, v] of Object.entries(settings)) {
+    if (!(API_SETTINGS as readonly string[]).includes(k) || !v) throw new Error(`--also ${spec}: give NAME=VALUE of ${API_SETTINGS.join(', ')}`);
+  }
+  return settings as Record<string, string>;
+});
+
+interface Ctx {
+  file: string;
+  size: number;
+  s3: ObjectStoreOptions;
+  apiKey: string;
+  tenantId: string;
+}
+
+/** One API process and the settings it was given beyond the bench's own. */
+interface Api {
+  settings: Record<string, string>;
+  proc: ApiProcess;
+}
+
+/** One way into storage; `baseline` marks the path the others are compared with. */
+interface UploadPath {
+  name: string;
+  baseline?: true;
+  /** the API process the bytes pass through (its memory then counts against the target), if any */
+  api: Api | null;
+  send(ctx: Ctx): Promise<Sent>;
+}
+
+const describeSettings = (settings: Record<string, string>) =>
+  Object.keys(settings).length ? Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(' ') : 'defaults';
+
+function paths(apis: Api[]): UploadPath[] {
+  return [
+    { name: 'direct SDK (lib-storage Upload)', baseline: true, api: null, send: (c) => sdkUpload(c.s3, c.file) },
+    ...apis.map((api, i): UploadPath => ({
+      name: `service: POST /upload (multipart)${i === 0 ? '' : `, ${describeSettings(api.settings)}`}`,
+      api,
+      send: async (c) => {
+        const sent = await postMultipart(api.proc.url, c.apiKey, c.file, c.size);
+        return { ...sent, key: objectKeyFor(c.tenantId, sent.uploadId!) };
+      },
+    })),
+  ];
+}
+
+interface Measured {
+  path: UploadPath;
+  round: number;
+  seconds: number;
+  apiPeakRssKb: number | null;
+  apiCpu: number | null;
+  storeCpu: number | null;
+  /** this process's CPU: the client side */
+  clientCpu: number;
+  /** CPU seconds of every other process on the machine meanwhile: the noise */
+  otherCpu: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// cleanup: everything created is registered here and undone in reverse order, once
+
+const undo: (() => Promise<unknown>)[] = [];
+let cleaning: Promise<void> | null = null;
+const cleanup = () =>
+  (cleaning ??= (async () => {
+    killChildren();
+    for (const fn of undo.reverse()) await fn().catch((err: Error) => console.error(`cleanup: ${err.message}`));
+  })());
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void cleanup().finally(() => process.exit(130)));
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `stream-api generate --rows N` into `file` (a child, so its memory is not ours); the file's size. */
+async function generateRows(file: string, rows: number): Promise<number> {
+  const fh = await open(file, 'w');
+  try {
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/stream-api.mjs'), 'generate', '--rows', String(rows)], {
+      stdio: ['ignore', fh.fd, 'pipe'],
+    });
+    trackChild(child);
+    let err = '';
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    if (code !== 0) throw new Error(`stream-api generate exited with ${code}: ${err}`);
+    await fh.sync(); // on disk now, not during a timed upload
+  } finally {
+    await fh.close();
+  }
+  return (await stat(file)).size;
+}
+
+/** About `bytes` of generated CSV: the generator's rows have a steady mean length, so a sample sizes the run. */
+async function generate(file: string, bytes: number): Promise<number> {
+  const sampleRows = 20_000;
+  const perRow = (await generateRows(file, sampleRows)) / sampleRows;
+  return generateRows(file, Math.ceil(bytes / perRow));
+}
+
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** The embedded S3 server in a process of its own, its data under `dir`. */
+async function startStoreProcess(dir: string, bucket: string): Promise<{ endpoint: string; pid: number }> {
+  let listening: (endpoint: string) => void = () => {};
+  const endpoint = new Promise<string>((resolve) => (listening = resolve));
+  const run = runHelper<never>('./s3-process.ts', { dataDir: dir, bucket }, {
+    verbose: values.verbose,
+    onMark: (m) => m.startsWith('listening ') && listening(m.slice('listening '.length)),
+  });
+  const failed = run.done.then(
+    () => Promise.reject(new Error('the S3 server exited')),
+    (err: Error) => Promise.reject(err),
+  );
+  failed.catch(() => {}); // after start-up, its exit (ours, at cleanup) is no error
+  undo.push(async () => {
+    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGTERM');
+    await failed.catch(() => {});
+  });
+  return { endpoint: await Promise.race([endpoint, failed]), pid: run.pid };
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const adminUrl = config.databaseUrl ?? DEFAULT_ADMIN_URL;
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'stream-api-upload-bench-'));
+  undo.push(() => rm(tmp, { recursive: true, force: true }));
+  const fs = await statfs(tmp);
+  const free = fs.bavail * fs.bsize;
+  // the file, and in the store an object plus (while a multipart upload completes) its parts
+  if (free < 3.2 * TARGET_BYTES) throw new Error(`${(free / 2 ** 30).toFixed(1)} GiB free under ${tmp}: too little for a ${values.mib} MiB run`);
+
+  const file = path.join(tmp, 'upload.csv');
+  const size = await generate(file, TARGET_BYTES);
+  const sha256 = await sha256File(file);
+
+  const dbName = randomDatabaseName();
+  await adminExec(adminUrl, `CREATE DATABASE ${dbName}`);
+  undo.push(() => dropBenchDatabase(adminUrl, dbName));
+  const databaseUrl = withDatabase(adminUrl, dbName);
+  const pool = createPool(databaseUrl, 'stream-api-bench', 2);
+  const db = createDb(pool);
+  undo.push(() => db.destroy());
+  await migrate(pool);
+  const tenantId = (await ensureTenant(db, 'bench-upload')).id;
+  const apiKey = await createApiKey(db, tenantId);
+
+  let storePid: number | null = null;
+  let s3: ObjectStoreOptions = config.s3;
+  if (!config.s3.endpoint) {
+    const started = await startStoreProcess(tmp, config.s3.bucket);
+    storePid = started.pid;
+    s3 = { ...config.s3, endpoint: started.endpoint };
+  }
+  const store = new ObjectStore(s3);
+  undo.push(async () => store.destroy());
+  await store.ensureBucket();
+
+  const passed = Object.fromEntries(API_SETTINGS.flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
+  const apis: Api[] = [];
+  for (const settings of [passed, ...ALSO.map((also) => ({ ...passed, ...also }))]) {
+    const proc = await startApiProcess(
+      {
+        DATABASE_URL: databaseUrl,
+        S3_ENDPOINT: s3.endpoint!,
+        S3_BUCKET: s3.bucket,
+        S3_REGION: s3.region,
+        S3_ACCESS_KEY_ID: s3.accessKeyId,
+        S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+        S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
+        DEV_API_KEY: 'false',
+        ...settings,
+      },
+      { verbose: values.verbose },
+    );
+    undo.push(() => proc.stop());
+    apis.push({ settings, proc });
+  }
+  const ctx: Ctx = { file, size, s3, apiKey, tenantId };
+  const PATHS = paths(apis);
+
+  console.log(
+    `stream-api upload bench — node ${process.version}, ${os.cpus().length} CPUs, ` +
+      `store ${storePid === null ? s3.endpoint : `s3rver in its own process`}, ` +
+      `API (serve --role api) ${apis.map((a) => `pid ${a.proc.pid} with ${describeSettings(a.settings)}`).join('; ')}\n` +
+      `file: ${(size / 2 ** 20).toFixed(0)} MiB (${size.toLocaleString('en-US')} bytes, stream-api generate)\n`,
+  );
+
+  // Warm-up: the first upload loads the AWS SDK into the API and opens its connections, once per process.
+  const warm = path.join(tmp, 'warm.csv');
+  const warmSize = await generateRows(warm, 500);
+  for (const p of PATHS) await checkAndDelete(store, ctx, await p.send({ ...ctx, file: warm, size: warmSize }), null);
+  await sleep(1000);
+  const idleRssKb = apis.map((a) => statusKb(a.proc.pid, 'VmRSS'));
+
+  const measured: Measured[] = [];
+  for (let round = 1; round <= REPEAT; round++) {
+    for (const p of PATHS) {
+      const apiSampler = new Sampler(p.api ? { pid: p.api.proc.pid } : {}).start();
+      const storeSampler = storePid === null ? null : new Sampler({ pid: storePid }).start();
+      const cpu0 = { api: apiSampler.snapshot().processCpu, store: storeSampler?.snapshot().processCpu ?? 0, client: process.cpuUsage() };
+      const t0 = process.hrtime.bigint();
+      const sent = await p.send(ctx);
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const client = process.cpuUsage(cpu0.client);
+      const [a, st] = await Promise.all([apiSampler.stop(), storeSampler?.stop()]);
+      const m: Measured = {
+        path: p,
+        round,
+        seconds,
+        apiPeakRssKb: p.api ? a.peakRssKb : null,
+        apiCpu: p.api ? (a.processCpu ?? 0) - cpu0.api : null,
+        storeCpu: st ? (st.processCpu ?? 0) - cpu0.store : null,
+        clientCpu: (client.user + client.system) / 1e6,
+        otherCpu: 0,
+      };
+      m.otherCpu = Math.max(0, a.machineCpu - m.clientCpu - (m.apiCpu ?? 0) - (m.storeCpu ?? 0));
+      measured.push(m);
+      await checkAndDelete(store, ctx, sent, sha256, p.api);
+      await sleep(1000); // let the store finish with the deleted object's files before the next
+    }
+  }
+  report(PATHS, measured, size, idleRssKb);
+}
+
+/** The object is all there (its size; through the service also the sha256 it computed), then deleted. */
+async function checkAndDelete(store: ObjectStore, ctx: Ctx, sent: Sent, sha256: string | null, api: Api | null = null): Promise<void> {
+  const stored = await store.head(sent.key);
+  await store.delete(sent.key);
+  if (sha256 === null) return;
+  if (stored !== ctx.size) throw new Error(`${sent.key}: stored ${stored} bytes, sent ${ctx.size}`);
+  if (sent.uploadId && api) {
+    const res = await fetch(new URL(`/uploads/${sent.uploadId}`, api.proc.url), { headers: { authorization: `Bearer ${ctx.apiKey}` } });
+    const body = (await res.json()) as { sha256?: string; sizeBytes?: number };
+    if (body.sha256 !== sha256 || body.sizeBytes !== ctx.size) throw new Error(`upload ${sent.uploadId}: ${JSON.stringify(body)}`);
+  }
+}
+
+function report(PATHS: UploadPath[], measured: Measured[], size: number, idleRssKb: (number | null)[]): void {
+  const mibPerS = (m: Measured) => size / 2 ** 20 / m.seconds;
+  const baselineOf = (m: Measured) => measured.find((b) => b.round === m.round && b.path.baseline);
+  const rows = measured.map((m) => {
+    const base = baselineOf(m);
+    return [
+      String(m.round),
+      m.path.name,
+      fixed(m.seconds, 2),
+      fixed(mibPerS(m), 1),
+      m.path.baseline ? 'baseline' : base ? fixed(base.seconds / m.seconds, 2) : '–',
+      m.apiPeakRssKb === null ? '–' : mib(m.apiPeakRssKb),
+      fixed(m.apiCpu, 1),
+      fixed(m.storeCpu, 1),
+      fixed(m.clientCpu, 1),
+      fixed(m.otherCpu, 1),
+    ];
+  });
+  console.log(
+    table(
+      ['round', 'path', '>seconds', '>MiB/s', '>vs direct', '>API peak RSS', '>API CPU s', '>store CPU s', '>client CPU s', '>others CPU s'],
+      rows,
+    ),
+  );
+  console.log(
+    `\nAPI idle RSS after warm-up: ${idleRssKb.map(mib).join(', ')}. "others": CPU of every other process on this machine meanwhile (noise).\n` +
+      `Targets: each path ≥ ${TARGET_RATIO}× the direct SDK upload of its round; API peak RSS ≤ ${mib(TARGET_RSS_KB)}.`,
+  );
+  for (const p of PATHS.filter((x) => !x.baseline)) {
+    const runs = measured.filter((m) => m.path === p);
+    const ratios = runs.map((m) => baselineOf(m)!.seconds / m.seconds);
+    const peak = Math.max(...runs.map((m) => m.apiPeakRssKb ?? 0));
+    const ok = ratios.every((r) => r >= TARGET_RATIO) && (!p.api || peak <= TARGET_RSS_KB);
+    console.log(`${p.name}: ratio ${ratios.map((r) => fixed(r, 2)).join(', ')}; API peak RSS ${p.api ? mib(peak) : '–'}: ${verdict(ok)}`);
+  }
+}
+
+main()
+  .then(() => cleanup())
+  .catch(async (err: unknown) => {
+    console.error(err);
+    await cleanup();
+    process.exitCode = 1;
+  });
