@@ -40,8 +40,8 @@ export class ObjectStore {
   private readonly client: S3Client;
 
   private readonly tuning: UploadTuning;
-  /** memory for the parts of this store's uploads beyond each one's first (see PartBudget) */
-  private readonly budget: PartBudget;
+  /** Memory for the parts of this store's uploads beyond each one's first (see PartBudget). */
+  readonly partBudget: PartBudget;
 
   /**
    * `tuning`: how putStream cuts streams into parts and how many it sends at once; by default one
@@ -50,7 +50,7 @@ export class ObjectStore {
   constructor(opts: ObjectStoreOptions, tuning: UploadTuning = SERIAL) {
     this.bucket = opts.bucket;
     this.tuning = tuning;
-    this.budget = new PartBudget(tuning.bufferBytes);
+    this.partBudget = new PartBudget(tuning.bufferBytes);
     this.client = new S3Client({
       ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
       region: opts.region,
@@ -74,7 +74,7 @@ export class ObjectStore {
    */
   async putStream(key: string, body: Readable, contentType = 'text/csv'): Promise<PutResult> {
     const { partSizeBytes, partsInFlight } = this.tuning;
-    const gate = new PartGate(this.budget, partSizeBytes, partsInFlight);
+    const gate = new PartGate(this.partBudget, partSizeBytes, partsInFlight);
     pipeline(body, gate, () => {}); // an error of either ends both; lib-storage sees it on the gate
     const upload = new Upload({
       client: this.client,

@@ -41,3 +41,32 @@ describe('config: the API edge', () => {
     }
   });
 });
+
+describe('config: uploads into storage', () => {
+  it('sends two 5 MiB parts at once by default, with 32 MiB shared by all uploads for the second', () => {
+    expect(loadConfig({}).uploads).toEqual({ partSizeBytes: 5 * 2 ** 20, partsInFlight: 2, bufferBytes: 32 * 2 ** 20 });
+    expect(loadConfig({ UPLOAD_PART_SIZE_MIB: '16', UPLOAD_PARTS_IN_FLIGHT: '4', UPLOAD_BUFFER_MIB: '0' }).uploads).toEqual({
+      partSizeBytes: 16 * 2 ** 20,
+      partsInFlight: 4,
+      bufferBytes: 0,
+    });
+  });
+
+  it('refuses parts under S3’s 5 MiB minimum, too small for MAX_UPLOAD_BYTES in 10,000 parts, or a budget that holds no part', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as Error).message;
+      }
+      throw new Error(`accepted ${JSON.stringify(env)}`);
+    };
+    expect(problems({ UPLOAD_PART_SIZE_MIB: '4' })).toContain('UPLOAD_PART_SIZE_MIB');
+    expect(problems({ UPLOAD_PARTS_IN_FLIGHT: '0' })).toContain('UPLOAD_PARTS_IN_FLIGHT');
+    // 10,000 parts of 5 MiB are 48.8 GiB: a 60 GiB limit needs bigger parts, and is fine with them
+    expect(problems({ MAX_UPLOAD_BYTES: String(60 * 2 ** 30) })).toMatch(/UPLOAD_PART_SIZE_MIB=5: 10,000 parts hold less than MAX_UPLOAD_BYTES/);
+    expect(loadConfig({ MAX_UPLOAD_BYTES: String(60 * 2 ** 30), UPLOAD_PART_SIZE_MIB: '8' }).uploads.partSizeBytes).toBe(8 * 2 ** 20);
+    expect(problems({ UPLOAD_PART_SIZE_MIB: '64' })).toContain('UPLOAD_BUFFER_MIB');
+  });
+});
