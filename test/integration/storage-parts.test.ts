@@ -1,8 +1,11 @@
 // ObjectStore.putStream with several parts in flight, against a real s3rver over HTTP: the stored
 // object is byte-exact, parts beyond each upload's first come out of the shared budget and all of it
 // comes back — after a finished upload, after concurrent ones, after one whose source failed (which
-// also leaves no part on disk and no object).
+// also leaves no part on disk and no object). And through the API, a store slower than the client:
+// the body held back meanwhile is not "idle" for BODY_IDLE_TIMEOUT_MS.
 import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +13,9 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedS3, type EmbeddedS3Handle } from '../../src/storage/embedded-s3.ts';
 import { ObjectStore } from '../../src/storage/object-store.ts';
+import { createTestEnv, startApi } from '../helpers/env.ts';
+import { generateCsv } from '../helpers/generate.ts';
+import { upload } from '../helpers/http.ts';
 
 const MiB = 2 ** 20;
 const BUCKET = 'stream-api';
@@ -122,4 +128,58 @@ describe('putStream with parts in flight', () => {
       store.destroy();
     }
   });
+});
+
+/** An HTTP proxy to the s3rver that holds every UploadPart `delayMs` before passing it on: a slow store. */
+async function slowStoreProxy(delayMs: number): Promise<{ endpoint: string; partsDelayed: () => number; close: () => Promise<void> }> {
+  const target = new URL(s3.endpoint);
+  let delayed = 0;
+  const server = http.createServer((req, res) => {
+    const isPart = req.method === 'PUT' && /[?&]partNumber=/.test(req.url ?? '');
+    if (isPart) delayed++;
+    req.pause(); // the part stays in the socket while "the store" is busy
+    setTimeout(() => {
+      const out = http.request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+        (upstream) => {
+          res.writeHead(upstream.statusCode ?? 502, upstream.headers);
+          upstream.pipe(res);
+        },
+      );
+      out.on('error', () => res.destroy());
+      req.pipe(out);
+      req.resume();
+    }, isPart ? delayMs : 0);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    partsDelayed: () => delayed,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe('through the API, a store slower than the client', () => {
+  it('holds the body back without it counting as idle: 202 and the whole file stored, though each part waited longer than BODY_IDLE_TIMEOUT_MS', async () => {
+    const proxy = await slowStoreProxy(1200);
+    const t = await createTestEnv({ S3_ENDPOINT: proxy.endpoint, BODY_IDLE_TIMEOUT_MS: '400' });
+    const api = await startApi(t);
+    try {
+      const csv = generateCsv(110_000); // ~21 MB: five parts, two in flight at a time
+      const { key, tenantId } = await t.newTenantKey();
+      const res = await upload(api.url, key, { file: { content: csv } });
+      expect(res.status, res.text).toBe(202);
+      expect(proxy.partsDelayed()).toBeGreaterThanOrEqual(4);
+      const { rows } = await t.pool.query('SELECT object_key, size_bytes, sha256 FROM uploads WHERE tenant_id = $1', [tenantId]);
+      expect(rows).toHaveLength(1);
+      expect(rows[0].size_bytes).toBe(csv.length);
+      expect(rows[0].sha256).toBe(createHash('sha256').update(csv).digest('hex'));
+      expect(await storedSha256(t.store, rows[0].object_key)).toEqual({ sha256: rows[0].sha256, size: csv.length });
+      expect(t.store.partBudget.available).toBe(t.config.uploads.bufferBytes);
+    } finally {
+      await api.close();
+      await t.close();
+      await proxy.close();
+    }
+  }, 60_000);
 });
