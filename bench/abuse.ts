@@ -14,7 +14,6 @@
 //                   s3rver in this process, its data under a temp dir
 // The per-tenant limits stay at their defaults: uploads and streams are spread over enough tenants.
 // Exits 0 when the bar is missed (it is a measurement) and prints MISSED; non-zero only on errors.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,7 +25,8 @@ import { startEmbeddedS3 } from '../src/storage/embedded-s3.ts';
 import { ObjectStore } from '../src/storage/object-store.ts';
 import { createApiKey, ensureTenant } from '../src/tenants/tenants.repository.ts';
 import { openStream, probe, slowUpload, type OpenStream, type SlowUpload } from './lib/abuse-clients.ts';
-import { REPO_ROOT, killChildren, trackChild } from './lib/child.ts';
+import { startApiProcess } from './lib/api-process.ts';
+import { killChildren } from './lib/child.ts';
 import { adminExec, DEFAULT_ADMIN_URL, dropBenchDatabase, randomDatabaseName, withDatabase } from './lib/db.ts';
 import { fixed, int, mib, table, verdict } from './lib/format.ts';
 import { statusKb } from './lib/proc.ts';
@@ -64,27 +64,6 @@ const cleanup = () =>
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void cleanup().finally(() => process.exit(130)));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** `serve --role api` with the settings in `env` (and nothing else of this shell's stream-api settings). */
-function startApi(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/stream-api.mjs'), 'serve', '--role', 'api'], {
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', PORT: '0', LOG_LEVEL: values.verbose ? 'info' : 'warn', ...env },
-    stdio: ['ignore', 'pipe', values.verbose ? 'inherit' : 'pipe'],
-  });
-  trackChild(child);
-  let out = '';
-  let err = '';
-  child.stderr?.on('data', (d) => (err += String(d)));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      out += String(d);
-      if (values.verbose) process.stdout.write(String(d));
-      const url = /listening on (http:\/\/\S+)/.exec(out)?.[1];
-      if (url) resolve({ child, url });
-    });
-    child.once('exit', (code) => reject(new Error(`the API exited (${code}) before listening:\n${out}\n${err}`)));
-  });
-}
 
 /** Resident memory of `pid` sampled every 100 ms while `during` runs: peak and median (KiB). */
 async function sampleRss(pid: number, during: Promise<unknown>): Promise<{ peakKb: number; medianKb: number }> {
@@ -130,21 +109,16 @@ async function main(): Promise<void> {
   const keys: string[] = [];
   for (let i = 0; i < tenantCount; i++) keys.push(await createApiKey(db, (await ensureTenant(db, `abuse-${i}`)).id));
 
-  const { child, url } = await startApi({
+  const api = await startApiProcess({
     DATABASE_URL: databaseUrl,
     S3_ENDPOINT: endpoint,
     S3_BUCKET: config.s3.bucket,
     S3_ACCESS_KEY_ID: config.s3.accessKeyId || 'S3RVER',
     S3_SECRET_ACCESS_KEY: config.s3.secretAccessKey || 'S3RVER',
     DEV_API_KEY: 'false',
-  });
-  undo.push(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
-  });
-  const pid = child.pid!;
+  }, { verbose: values.verbose });
+  undo.push(() => api.stop());
+  const { pid, url } = api;
   console.log(
     `stream-api abuse bench — node ${process.version}, ${os.cpus().length} CPUs, database ${dbName} (fresh), API pid ${pid} at ${url}\n` +
       `${int(UPLOADS)} slow uploads (${BURST_BYTES ? `${int(BURST_BYTES / 1024)} KiB at once, then ` : ''}${BYTES_PER_SECOND} B/s) + ` +
