@@ -155,7 +155,7 @@ async function generateRows(file: string, rows: number): Promise<number> {
 
 /** About `bytes` of generated CSV: the generator's rows have a steady mean length, so a sample sizes the run. */
 async function generate(file: string, bytes: number): Promise<number> {
-  const sampleRows = 20_000;
+  const sampleRows = 100_000;
   const perRow = (await generateRows(file, sampleRows)) / sampleRows;
   return generateRows(file, Math.ceil(bytes / perRow));
 }
