@@ -19,10 +19,7 @@
 //   UPLOAD_PART_SIZE_MIB, UPLOAD_PARTS_IN_FLIGHT, UPLOAD_BUFFER_MIB
 //                  passed on to the API (its defaults otherwise), to compare settings
 // Exits 0 when a target is missed (it is a measurement) and prints MISSED; non-zero only on errors.
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm, stat, statfs } from 'node:fs/promises';
+import { mkdtemp, rm, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,11 +29,13 @@ import { createDb, createPool } from '../src/db/pool.ts';
 import { ObjectStore, objectKeyFor, type ObjectStoreOptions } from '../src/storage/object-store.ts';
 import { createApiKey, ensureTenant } from '../src/tenants/tenants.repository.ts';
 import { startApiProcess, type ApiProcess } from './lib/api-process.ts';
-import { REPO_ROOT, killChildren, runHelper, trackChild } from './lib/child.ts';
+import { killChildren } from './lib/child.ts';
 import { adminExec, DEFAULT_ADMIN_URL, dropBenchDatabase, randomDatabaseName, withDatabase } from './lib/db.ts';
+import { generateBytes, generateRows, sha256File } from './lib/files.ts';
 import { fixed, mib, table, verdict } from './lib/format.ts';
 import { statusKb } from './lib/proc.ts';
 import { Sampler } from './lib/sampler.ts';
+import { startStoreProcess } from './lib/store-process.ts';
 import { postMultipart, sdkUpload, type Sent } from './lib/upload-clients.ts';
 
 const TARGET_RATIO = 0.8;
@@ -134,58 +133,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => vo
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** `stream-api generate --rows N` into `file` (a child, so its memory is not ours); the file's size. */
-async function generateRows(file: string, rows: number): Promise<number> {
-  const fh = await open(file, 'w');
-  try {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/stream-api.mjs'), 'generate', '--rows', String(rows)], {
-      stdio: ['ignore', fh.fd, 'pipe'],
-    });
-    trackChild(child);
-    let err = '';
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
-    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-    if (code !== 0) throw new Error(`stream-api generate exited with ${code}: ${err}`);
-    await fh.sync(); // on disk now, not during a timed upload
-  } finally {
-    await fh.close();
-  }
-  return (await stat(file)).size;
-}
-
-/** About `bytes` of generated CSV: the generator's rows have a steady mean length, so a sample sizes the run. */
-async function generate(file: string, bytes: number): Promise<number> {
-  const sampleRows = 100_000;
-  const perRow = (await generateRows(file, sampleRows)) / sampleRows;
-  return generateRows(file, Math.ceil(bytes / perRow));
-}
-
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** The embedded S3 server in a process of its own, its data under `dir`. */
-async function startStoreProcess(dir: string, bucket: string): Promise<{ endpoint: string; pid: number }> {
-  let listening: (endpoint: string) => void = () => {};
-  const endpoint = new Promise<string>((resolve) => (listening = resolve));
-  const run = runHelper<never>('./s3-process.ts', { dataDir: dir, bucket }, {
-    verbose: values.verbose,
-    onMark: (m) => m.startsWith('listening ') && listening(m.slice('listening '.length)),
-  });
-  const failed = run.done.then(
-    () => Promise.reject(new Error('the S3 server exited')),
-    (err: Error) => Promise.reject(err),
-  );
-  failed.catch(() => {}); // after start-up, its exit (ours, at cleanup) is no error
-  undo.push(async () => {
-    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGTERM');
-    await failed.catch(() => {});
-  });
-  return { endpoint: await Promise.race([endpoint, failed]), pid: run.pid };
-}
-
 async function main(): Promise<void> {
   const config = loadConfig();
   const adminUrl = config.databaseUrl ?? DEFAULT_ADMIN_URL;
@@ -197,7 +144,7 @@ async function main(): Promise<void> {
   if (free < 3.2 * TARGET_BYTES) throw new Error(`${(free / 2 ** 30).toFixed(1)} GiB free under ${tmp}: too little for a ${values.mib} MiB run`);
 
   const file = path.join(tmp, 'upload.csv');
-  const size = await generate(file, TARGET_BYTES);
+  const size = await generateBytes(file, TARGET_BYTES);
   const sha256 = await sha256File(file);
 
   const dbName = randomDatabaseName();
@@ -214,7 +161,8 @@ async function main(): Promise<void> {
   let storePid: number | null = null;
   let s3: ObjectStoreOptions = config.s3;
   if (!config.s3.endpoint) {
-    const started = await startStoreProcess(tmp, config.s3.bucket);
+    const started = await startStoreProcess(tmp, config.s3.bucket, { verbose: values.verbose });
+    undo.push(() => started.stop());
     storePid = started.pid;
     s3 = { ...config.s3, endpoint: started.endpoint };
   }
