@@ -60,6 +60,16 @@ export interface Config {
     /** live streams (SSE and WebSocket) of one tenant open at once */
     liveStreams: number;
   };
+  /**
+   * Limits on what a gzip upload may expand to, checked while it is decompressed (src/ingest/decompress.ts):
+   * beyond either the upload fails with `decompression_limit`.
+   */
+  gzip: {
+    /** uncompressed bytes per stored (compressed) byte read so far; enforced once 1 MiB has been decompressed */
+    maxRatio: number;
+    /** uncompressed bytes of one upload */
+    maxUncompressedBytes: number;
+  };
   retentionDays: number;
   /** a stored object that no upload references is deleted once older than this; covers an upload in flight */
   orphanGraceHours: number;
@@ -133,6 +143,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       uploadsPerMinute: read.int('LIMIT_UPLOADS_PER_MINUTE', 300, 1, 1_000_000),
       tokensPerMinute: read.int('LIMIT_TOKENS_PER_MINUTE', 120, 1, 1_000_000),
       liveStreams: read.int('LIMIT_LIVE_STREAMS', 1000, 1, 1_000_000),
+    },
+    gzip: {
+      // Real CSV compresses 3–15:1; a decompression bomb (zeros, one repeated byte) 1000:1.
+      maxRatio: read.int('GZIP_MAX_RATIO', 200, 2, 100_000),
+      maxUncompressedBytes: read.int('GZIP_MAX_UNCOMPRESSED_BYTES', 100 * GiB, 1, Number.MAX_SAFE_INTEGER),
     },
     retentionDays: read.int('RETENTION_DAYS', 7, 1, 3650),
     orphanGraceHours: read.int('ORPHAN_GRACE_HOURS', 24, 1, 8760),

@@ -38,6 +38,8 @@ export interface UploadsTable {
   rows_processed: Generated<number>;
   rows_failed: Generated<number>;
   bytes_processed: Generated<number>;
+  uncompressed_bytes_processed: number | null;
+  compression: 'gzip' | 'none' | null;
   error_code: string | null;
   error: string | null;
   callback_url: string | null;

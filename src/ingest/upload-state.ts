@@ -36,7 +36,8 @@ export async function claimUpload(db: Queryable, uploadId: string): Promise<(Cla
         WHERE id = $1 AND status IN ('uploaded', 'processing') FOR UPDATE)
      UPDATE uploads u
         SET status = 'processing', attempt = attempt + 1, started_at = now(), completed_at = NULL,
-            rows_processed = 0, rows_failed = 0, bytes_processed = 0, error_code = NULL, error = NULL,
+            rows_processed = 0, rows_failed = 0, bytes_processed = 0, uncompressed_bytes_processed = NULL,
+            error_code = NULL, error = NULL,
             load_backend_pid = NULL, load_backend_start = NULL, updated_at = now()
        FROM previous WHERE u.id = previous.id
   RETURNING u.id, u.tenant_id, u.dataset, u.object_key, u.size_bytes, u.max_errors, u.max_error_ratio, u.attempt,
@@ -92,15 +93,21 @@ export async function holdsJob(db: Queryable, jobId: string, workerId: string | 
 export interface Counts {
   rowsProcessed: number;
   rowsFailed: number;
+  /** stored bytes read: compressed ones for a gzip file (progress = this / size_bytes) */
   bytesProcessed: number;
+  /** bytes of CSV the loader has read (after decompression) */
+  uncompressedBytesProcessed: number;
+  /** null until the stored object's first bytes have been read */
+  compression: 'gzip' | 'none' | null;
 }
 
 /** Progress from outside the load transaction, so pollers and live streams see it move. */
 export async function reportProgress(db: Queryable, uploadId: string, attempt: number, counts: Counts): Promise<void> {
   await db.query(
-    `UPDATE uploads SET rows_processed = $3, rows_failed = $4, bytes_processed = $5, updated_at = now()
+    `UPDATE uploads SET rows_processed = $3, rows_failed = $4, bytes_processed = $5, uncompressed_bytes_processed = $6,
+            compression = $7, updated_at = now()
       WHERE id = $1 AND attempt = $2 AND status = 'processing'`,
-    [uploadId, attempt, counts.rowsProcessed, counts.rowsFailed, counts.bytesProcessed],
+    [uploadId, attempt, counts.rowsProcessed, counts.rowsFailed, counts.bytesProcessed, counts.uncompressedBytesProcessed, counts.compression],
   );
   await notifyUpload(db, uploadId);
 }
@@ -114,9 +121,10 @@ export async function completeUpload(
   const { rowCount } = await trx.query(
     `UPDATE uploads
         SET status = 'completed', rows_processed = $3, rows_failed = $4, bytes_processed = $5,
-            unknown_columns = $6, csv_header = $7, completed_at = clock_timestamp(), updated_at = clock_timestamp()
+            unknown_columns = $6, csv_header = $7, uncompressed_bytes_processed = $8, compression = $9,
+            completed_at = clock_timestamp(), updated_at = clock_timestamp()
       WHERE id = $1 AND attempt = $2 AND status = 'processing'`,
-    [upload.id, upload.attempt, final.rowsProcessed, final.rowsFailed, final.bytesProcessed, final.unknownColumns, final.csvHeader],
+    [upload.id, upload.attempt, final.rowsProcessed, final.rowsFailed, final.bytesProcessed, final.unknownColumns, final.csvHeader, final.uncompressedBytesProcessed, final.compression],
   );
   // Another attempt took over (this worker was presumed dead): its load, not ours, may commit.
   if (rowCount !== 1) throw new StaleRun(`upload ${upload.id}: attempt ${upload.attempt} is no longer current`);
@@ -141,6 +149,8 @@ export async function failUpload(
       csvHeader: error.csvHeader ?? null,
       rowsFailed: counts.rowsFailed,
       bytesProcessed: counts.bytesProcessed,
+      uncompressedBytesProcessed: counts.uncompressedBytesProcessed,
+      compression: counts.compression,
     }),
   );
   if (!failed) throw new StaleRun(`upload ${upload.id}: attempt ${upload.attempt} is no longer current; its failure is not recorded`);
@@ -175,6 +185,8 @@ export async function failLostUpload(pool: pg.Pool, uploadId: string, graceSecon
         csvHeader: null,
         rowsFailed: null,
         bytesProcessed: null,
+        uncompressedBytesProcessed: null,
+        compression: null,
       },
     );
     if (marked) await trx.query('SELECT graphile_worker.remove_job($1)', [jobKeyOf(uploadId)]);
@@ -201,16 +213,20 @@ async function markFailed(
   uploadId: string,
   guard: string,
   guardParams: unknown[],
-  error: { code: string; message: string; csvHeader: string | null; rowsFailed: number | null; bytesProcessed: number | null },
+  // a null count keeps what the last progress write recorded
+  error: { code: string; message: string; csvHeader: string | null } & { [K in Exclude<keyof Counts, 'rowsProcessed'>]: Counts[K] | null },
 ): Promise<boolean> {
+  const tail = 6 + guardParams.length; // the guard's parameters are $6…; these follow them
   const { rowCount } = await trx.query(
     `UPDATE uploads
         SET status = 'failed', error_code = $2, error = left($3, 4000), rows_processed = 0,
             rows_failed = COALESCE($4, rows_failed), bytes_processed = COALESCE($5, bytes_processed),
-            csv_header = COALESCE($${6 + guardParams.length}, csv_header),
+            csv_header = COALESCE($${tail}, csv_header),
+            uncompressed_bytes_processed = COALESCE($${tail + 1}, uncompressed_bytes_processed),
+            compression = COALESCE($${tail + 2}, compression),
             completed_at = clock_timestamp(), updated_at = clock_timestamp()
       WHERE id = $1 ${guard}`,
-    [uploadId, error.code, error.message, error.rowsFailed, error.bytesProcessed, ...guardParams, error.csvHeader],
+    [uploadId, error.code, error.message, error.rowsFailed, error.bytesProcessed, ...guardParams, error.csvHeader, error.uncompressedBytesProcessed, error.compression],
   );
   if (rowCount !== 1) return false;
   await insertOutboxRow(trx, uploadId, 'upload.failed');

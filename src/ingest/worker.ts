@@ -50,7 +50,7 @@ export async function startWorker(rt: WorkerRuntime, extra: Partial<ProcessDeps>
       log,
       parsedCronItems: retentionCronItems(),
       tasks: (abortSignal) => ({
-        [PROCESS_UPLOAD_TASK]: createProcessUploadTask({ pool: rt.pool, store: rt.store, logger: log, abortSignal, ...extra }),
+        [PROCESS_UPLOAD_TASK]: createProcessUploadTask({ pool: rt.pool, store: rt.store, logger: log, gzip: rt.config.gzip, abortSignal, ...extra }),
         [PURGE_TASK]: createPurgeTask({ pool: rt.pool, store: rt.store, logger: log, retentionDays: rt.config.retentionDays }),
         [ORPHAN_SWEEP_TASK]: createOrphanSweepTask({ pool: rt.pool, store: rt.store, logger: log, graceMs: rt.config.orphanGraceHours * 3_600_000 }),
       }),

@@ -29,7 +29,7 @@ export async function finishUpload(pool: pg.Pool, opts: FinishOptions): Promise<
     id: uploadId, tenant_id: opts.tenantId, dataset: 'webhook_events', object_key: `uploads/${uploadId}.csv`,
     size_bytes: 100, max_errors: null, max_error_ratio: null, attempt: 1,
   };
-  const counts = { rowsProcessed: opts.rowsProcessed ?? 10, rowsFailed: opts.rowsFailed ?? 2, bytesProcessed: 100 };
+  const counts = { rowsProcessed: opts.rowsProcessed ?? 10, rowsFailed: opts.rowsFailed ?? 2, bytesProcessed: 100, uncompressedBytesProcessed: 100, compression: 'none' as const };
   if (opts.outcome === 'failed') {
     await failUpload(pool, claimed, { code: 'too_many_errors', message: 'more than 5 rows were rejected' }, counts);
   } else {
