@@ -196,6 +196,8 @@ async function main(): Promise<void> {
       ]),
     ),
   );
+  const load = os.loadavg().map((l) => fixed(l, 1)).join(' ');
+  console.log(`load average at the end (1, 5, 15 min): ${load} on ${os.cpus().length} CPUs — over the CPU count, other work shared the machine`);
   const best = (v: Variant) => Math.max(...runs.filter((r) => r.variant === v).map(rowsOf));
   console.log(
     `\nratio gzip / plain, rows/s (best of ${REPEAT} each): ${int(best(gz))} / ${int(best(plain))} = ${fixed(best(gz) / best(plain))}` +
