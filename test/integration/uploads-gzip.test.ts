@@ -153,6 +153,10 @@ describe('gzip uploads', () => {
       });
       expect(await countRows(env.t, id)).toEqual({ total: 2_000, distinct: 2_000 });
     }
+    // The OpenAPI document describes the fields.
+    const openapi = (await request(env.api.url, null, 'GET', '/openapi.json')).body;
+    const schema = JSON.stringify(openapi.components?.schemas ?? openapi);
+    for (const field of ['"compression"', '"uncompressedBytesProcessed"', 'stored bytes read so far']) expect(schema).toContain(field);
     // The CLI shows both sizes of a gzip upload.
     const bin = fileURLToPath(new URL('../../bin/stream-api.mjs', import.meta.url));
     const cli = await promisify(execFile)(process.execPath, [bin, 'status', hidden], {
