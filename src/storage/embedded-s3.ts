@@ -158,7 +158,10 @@ function checkMultipartParts(server: S3rver): void {
           ETag: part.etag,
         });
       }
-      if (i < parts.length - 1 && (await stat(path.join(dir, String(part.number)))).size < MIN_PART_BYTES) {
+    }
+    // Sizes once every part is known to be there (a part never uploaded is InvalidPart whatever its place).
+    for (const part of parts.slice(0, -1)) {
+      if ((await stat(path.join(dir, String(part.number)))).size < MIN_PART_BYTES) {
         throw new S3Error('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed object size.', {
           PartNumber: String(part.number),
         });

@@ -1,11 +1,15 @@
 // The embedded S3 server (s3rver behind our wrapper) aborts multipart uploads as S3 does: an upload
-// the client gives up on — or one aborted through the AWS SDK — leaves no part on disk.
+// the client gives up on — or one aborted through the AWS SDK — leaves no part on disk. And it
+// refuses the multipart requests S3 refuses (ETags, order, part sizes, unknown uploads).
+import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  HeadObjectCommand,
   S3Client,
   S3ServiceException,
   UploadPartCommand,
@@ -46,12 +50,20 @@ async function partFiles(root: string): Promise<string[]> {
   return all.filter((e) => e.isFile() && path.join(e.parentPath, e.name).includes('._S3rver_uploads')).map((e) => path.join(e.parentPath, e.name));
 }
 
-async function startUpload(key: string, parts: number): Promise<string> {
+async function startUpload(key: string, parts: number, body: (n: number) => Buffer = () => PART): Promise<string> {
   const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
   for (let n = 1; n <= parts; n++) {
-    await client.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: n, Body: PART }));
+    await client.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: n, Body: body(n) }));
   }
   return UploadId!;
+}
+
+/** The S3 error name a command fails with (or 'ok'). */
+async function outcome(command: Parameters<S3Client['send']>[0]): Promise<string> {
+  return client.send(command).then(
+    () => 'ok',
+    (err: unknown) => (err instanceof S3ServiceException ? err.name : String(err)),
+  );
 }
 
 describe('embedded S3: AbortMultipartUpload', () => {
@@ -125,5 +137,44 @@ describe('embedded S3: AbortMultipartUpload', () => {
     expect(left.some((f) => f.includes(stale))).toBe(false);
     expect(left.some((f) => f.includes(fresh))).toBe(true);
     await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'uploads/t/in-progress.csv', UploadId: fresh }));
+  });
+});
+
+describe('embedded S3: what S3 refuses in a multipart upload, refused alike', () => {
+  const md5 = (b: Buffer) => `"${createHash('md5').update(b).digest('hex')}"`;
+  const complete = (key: string, uploadId: string, parts: { PartNumber: number; ETag: string }[]) =>
+    new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } });
+  const LAST = Buffer.from('the last part may be short\n');
+
+  it('CompleteMultipartUpload: a wrong ETag or a part never uploaded → InvalidPart; out of order → InvalidPartOrder; the upload survives them', async () => {
+    const key = 'uploads/t/complete-checked.csv';
+    const uploadId = await startUpload(key, 2, (n) => (n === 1 ? PART : LAST));
+    const good = [{ PartNumber: 1, ETag: md5(PART) }, { PartNumber: 2, ETag: md5(LAST) }];
+    expect(await outcome(complete(key, uploadId, [good[0]!, { PartNumber: 2, ETag: md5(PART) }]))).toBe('InvalidPart');
+    expect(await outcome(complete(key, uploadId, [...good, { PartNumber: 3, ETag: md5(LAST) }]))).toBe('InvalidPart');
+    expect(await outcome(complete(key, uploadId, [good[1]!, good[0]!]))).toBe('InvalidPartOrder');
+    expect(await outcome(complete(key, uploadId, good))).toBe('ok');
+    const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+    expect(head.ContentLength).toBe(PART.length + LAST.length);
+    // Completed: the upload is gone, as in S3.
+    expect(await outcome(complete(key, uploadId, good))).toBe('NoSuchUpload');
+  });
+
+  it('CompleteMultipartUpload: a part but the last under 5 MiB → EntityTooSmall; an unknown upload → NoSuchUpload', async () => {
+    const key = 'uploads/t/too-small.csv';
+    const uploadId = await startUpload(key, 2, () => LAST);
+    expect(await outcome(complete(key, uploadId, [{ PartNumber: 1, ETag: md5(LAST) }, { PartNumber: 2, ETag: md5(LAST) }]))).toBe('EntityTooSmall');
+    expect(await outcome(complete(key, 'f'.repeat(32), [{ PartNumber: 1, ETag: md5(LAST) }]))).toBe('NoSuchUpload');
+    await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId }));
+  });
+
+  it('UploadPart to an upload that does not exist (aborted, or made up) → NoSuchUpload, and nothing is written', async () => {
+    const key = 'uploads/t/aborted-then-put.csv';
+    const uploadId = await startUpload(key, 1, () => LAST);
+    await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId }));
+    for (const id of [uploadId, 'f'.repeat(32), '../../escape']) {
+      expect(await outcome(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: id, PartNumber: 1, Body: LAST }))).toBe('NoSuchUpload');
+    }
+    expect(await partFiles(s3.directory)).toEqual([]);
   });
 });
