@@ -50,7 +50,7 @@ async function putParts(started: Started, file: Buffer, only?: number[]): Promis
   return Promise.all(
     numbers.map(async (n) => {
       const body = file.subarray((n - 1) * started.partSizeBytes, n * started.partSizeBytes);
-      const res = await fetch(started.parts[n - 1]!.url, { method: 'PUT', body });
+      const res = await fetch(started.parts[n - 1]!.url, { method: 'PUT', body: new Uint8Array(body) });
       expect(res.status, await res.clone().text()).toBe(200);
       return { partNumber: n, etag: res.headers.get('etag')! };
     }),
@@ -249,7 +249,7 @@ describe('direct upload expiry', () => {
     expect(await pending(expired.uploadId)).toEqual([]);
     expect(await pending(live.uploadId)).toHaveLength(1);
     // The multipart upload is gone from the store: its part URL is refused as S3 refuses it.
-    const put = await fetch(expired.parts[0]!.url, { method: 'PUT', body: small });
+    const put = await fetch(expired.parts[0]!.url, { method: 'PUT', body: new Uint8Array(small) });
     expect([put.status, await put.text()]).toEqual([404, expect.stringContaining('NoSuchUpload')]);
     expect((await complete(expired.uploadId, [{ partNumber: 1, etag: 'x' }])).status).toBe(404);
     expect(await env.t.listObjects(objectKeyOf(me.tenantId, expired.uploadId))).toEqual([]);
