@@ -2,7 +2,8 @@
 // s3rver 3.7.1 answers AbortMultipartUpload with 405 and keeps the parts of every aborted upload on
 // disk for good; this wrapper answers it itself (see abortMultipartUploads below). It also completes
 // a multipart upload from whatever parts it is told of, and stores parts sent to uploads that do not
-// exist; checkMultipartParts makes it refuse those as S3 does.
+// exist; checkMultipartParts makes it refuse those as S3 does. And it never verifies a SigV4
+// signature: presigned URLs are checked by verifyPresignedSignatures (embedded-s3-presigned.ts).
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +12,7 @@ import S3rver, { type S3rverContext, type S3rverMiddleware } from 's3rver';
 import S3Error from 's3rver/lib/models/error.js';
 import type { Logger } from '../logger.ts';
 import { explainListenError } from '../startup-error.ts';
+import { verifyPresignedSignatures } from './embedded-s3-presigned.ts';
 
 export interface EmbeddedS3Handle {
   endpoint: string;
@@ -46,7 +48,7 @@ export async function startEmbeddedS3(opts: {
   });
   const routerAt = server.middleware.findIndex((mw) => mw.router !== undefined);
   if (routerAt < 0) throw new Error('s3rver: router middleware not found (is s3rver still 3.7.x?)');
-  server.middleware.splice(routerAt, 0, abortMultipartUploads(server, opts.logger));
+  server.middleware.splice(routerAt, 0, verifyPresignedSignatures(), abortMultipartUploads(server, opts.logger));
   checkMultipartParts(server);
 
   await removeStaleUploads(server, directory, opts.logger);

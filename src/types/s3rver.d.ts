@@ -14,6 +14,11 @@ declare module 's3rver' {
   /** The slice of Koa's context the embedded wrapper's middleware uses. */
   export interface S3rverContext {
     method: string;
+    /** the request's Host header (name and port) */
+    host: string;
+    /** request headers, names in lower case */
+    headers: Record<string, string | string[] | undefined>;
+    /** the path as sent (percent-encoded) */
     path: string;
     query: Record<string, string | string[] | undefined>;
     status: number;

@@ -9,11 +9,14 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  GetObjectCommand,
   HeadObjectCommand,
+  PutObjectCommand,
   S3Client,
   S3ServiceException,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedS3, type EmbeddedS3Handle } from '../../src/storage/embedded-s3.ts';
 import { createTestEnv, startApi } from '../helpers/env.ts';
@@ -176,5 +179,48 @@ describe('embedded S3: what S3 refuses in a multipart upload, refused alike', ()
       expect(await outcome(client.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: id, PartNumber: 1, Body: LAST })))).toBe('NoSuchUpload');
     }
     expect(await partFiles(s3.directory)).toEqual([]);
+  });
+});
+
+describe('embedded S3: presigned URLs are verified (s3rver checks no SigV4 signature)', () => {
+  const BODY = Buffer.from('a,b\n1,2\n');
+  const put = (url: string) => fetch(url, { method: 'PUT', body: new Uint8Array(BODY) });
+
+  it('a presigned part URL works as signed; any change to it → 403 SignatureDoesNotMatch and nothing stored', async () => {
+    const key = 'uploads/t/presigned a+b ü.csv'; // characters the path encoding must agree on
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+    const other = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'uploads/t/other.csv' }));
+    const url = await getSignedUrl(client, new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1 }), { expiresIn: 600 });
+    const edit = (change: (u: URL) => void) => {
+      const u = new URL(url);
+      change(u);
+      return u.toString();
+    };
+    const tampered = [
+      edit((u) => u.searchParams.set('partNumber', '2')),
+      edit((u) => u.searchParams.set('uploadId', other.UploadId!)),
+      edit((u) => (u.pathname = `/${BUCKET}/uploads/t/other.csv`)),
+      edit((u) => u.searchParams.set('X-Amz-Expires', '604800')),
+      edit((u) => u.searchParams.set('X-Amz-Signature', '0'.repeat(64))),
+    ];
+    for (const bad of tampered) {
+      const res = await put(bad);
+      expect([res.status, await res.text()], bad).toEqual([403, expect.stringContaining('SignatureDoesNotMatch')]);
+    }
+    expect((await partFiles(s3.directory)).filter((f) => /\/\d+$/.test(f))).toEqual([]);
+
+    const res = await put(url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('etag')).toBe(`"${createHash('md5').update(BODY).digest('hex')}"`);
+    await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId }));
+    await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'uploads/t/other.csv', UploadId: other.UploadId }));
+  });
+
+  it('a presigned GET is served as signed too', async () => {
+    const key = 'uploads/t/readable.csv';
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: BODY }));
+    const url = await getSignedUrl(client, new GetObjectCommand({ Bucket: BUCKET, Key: key }), { expiresIn: 60 });
+    expect(await (await fetch(url)).text()).toBe(BODY.toString());
+    expect((await fetch(url.replace('readable', 'unreadable'))).status).toBe(403);
   });
 });
