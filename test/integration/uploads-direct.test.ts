@@ -3,6 +3,7 @@
 // API completes the multipart upload and the worker loads it into Postgres.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unreferencedKeys } from '../../src/retention/retention.repository.ts';
+import { ObjectStore } from '../../src/storage/object-store.ts';
 import { expireDirectUploads } from '../../src/uploads/direct-expiry.ts';
 import { useApi } from '../helpers/env.ts';
 import { generateCsv } from '../helpers/generate.ts';
@@ -221,6 +222,28 @@ describe('direct-to-storage uploads', () => {
     const after = await start(body, headers);
     expect([after.status, after.headers['idempotent-replayed']]).toEqual([202, 'true']);
     expect(after.body).toEqual({ uploadId: first.body.uploadId, status: 'uploaded', statusUrl: `/uploads/${first.body.uploadId}` });
+  });
+});
+
+describe('S3_PUBLIC_ENDPOINT', () => {
+  it('part URLs are signed for the address clients reach the store at, and work only there', async () => {
+    const internal = new URL(env.t.config.s3.endpoint!);
+    const publicEndpoint = `http://localhost:${internal.port}`;
+    const store = new ObjectStore({ ...env.t.config.s3, publicEndpoint });
+    try {
+      const key = objectKeyOf(me.tenantId, crypto.randomUUID());
+      const uploadId = await store.startMultipart(key);
+      const url = await store.presignPart(key, uploadId, 1, 600);
+      expect(new URL(url).origin).toBe(publicEndpoint);
+      const body = new Uint8Array(generateCsv(10));
+      // The signature covers the host: the same URL sent to another name of the store is refused.
+      const elsewhere = await fetch(url.replace(publicEndpoint, internal.origin), { method: 'PUT', body });
+      expect(elsewhere.status).toBe(403);
+      expect((await fetch(url, { method: 'PUT', body })).status).toBe(200);
+      await store.abortMultipart(key, uploadId);
+    } finally {
+      store.destroy();
+    }
   });
 });
 
