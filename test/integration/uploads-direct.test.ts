@@ -1,13 +1,11 @@
 // Direct-to-storage uploads over real sockets: the API hands out presigned part URLs, a plain HTTP
 // client (fetch) PUTs the parts straight to the S3-protocol server (s3rver behind our wrapper), the
 // API completes the multipart upload and the worker loads it into Postgres.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { unreferencedKeys } from '../../src/retention/retention.repository.ts';
-import { ObjectStore } from '../../src/storage/object-store.ts';
-import { expireDirectUploads } from '../../src/uploads/direct-expiry.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { directClient, objectKeyOf, putParts, type DirectStarted } from '../helpers/direct.ts';
 import { useApi } from '../helpers/env.ts';
 import { generateCsv } from '../helpers/generate.ts';
-import { request, sendJson } from '../helpers/http.ts';
+import { request } from '../helpers/http.ts';
 import { countRows, startTestWorker, waitForStatus } from '../helpers/worker.ts';
 
 const MiB = 1024 * 1024;
@@ -19,55 +17,12 @@ let csv: Buffer;
 let me: { tenantId: string; key: string };
 let other: { tenantId: string; key: string };
 
-interface Started {
-  uploadId: string;
-  partSizeBytes: number;
-  partCount: number;
-  expiresAt: string;
-  parts: { partNumber: number; url: string }[];
-  completeUrl: string;
-  statusUrl: string;
-}
-
 beforeAll(async () => {
   csv = generateCsv(ROWS);
   me = await env.t.newTenantKey();
   other = await env.t.newTenantKey();
 });
-
-async function start(body: Record<string, unknown>, headers: Record<string, string> = {}, key = me.key) {
-  return sendJson(env.api.url, key, 'POST', '/uploads/direct', body, headers);
-}
-
-async function startOk(file: Buffer, extra: Record<string, unknown> = {}): Promise<Started> {
-  const res = await start({ filename: 'events.csv', size: file.length, ...extra });
-  expect(res.status, res.text).toBe(201);
-  return res.body as Started;
-}
-
-/** PUTs each part's slice of `file` to its presigned URL with fetch; returns the ETags the store answered. */
-async function putParts(started: Started, file: Buffer, only?: number[]): Promise<{ partNumber: number; etag: string }[]> {
-  const numbers = only ?? started.parts.map((p) => p.partNumber);
-  return Promise.all(
-    numbers.map(async (n) => {
-      const body = file.subarray((n - 1) * started.partSizeBytes, n * started.partSizeBytes);
-      const res = await fetch(started.parts[n - 1]!.url, { method: 'PUT', body: new Uint8Array(body) });
-      expect(res.status, await res.clone().text()).toBe(200);
-      return { partNumber: n, etag: res.headers.get('etag')! };
-    }),
-  );
-}
-
-const complete = (id: string, parts: unknown, key = me.key) => sendJson(env.api.url, key, 'POST', `/uploads/${id}/complete`, { parts });
-const pending = async (id: string) => (await env.t.pool.query('SELECT * FROM direct_uploads WHERE id = $1', [id])).rows;
-const uploadRows = async (id: string) => (await env.t.pool.query('SELECT * FROM uploads WHERE id = $1', [id])).rows;
-const objectKeyOf = (tenantId: string, id: string) => `uploads/${tenantId}/${id}.csv`;
-
-/** Nothing was recorded or enqueued for `id`. */
-async function expectNothingEnqueued(id: string) {
-  expect(await uploadRows(id)).toEqual([]);
-  expect(await env.t.jobsFor(id)).toEqual([]);
-}
+const { start, startOk, complete, pending, uploadRows, expectNothingEnqueued } = directClient(env, () => me.key);
 
 describe('direct-to-storage uploads', () => {
   it('parts PUT with the presigned URLs by a plain HTTP client, complete → recorded, queued and loaded exactly', async () => {
@@ -171,6 +126,17 @@ describe('direct-to-storage uploads', () => {
     expect(await env.t.listObjects(objectKeyOf(me.tenantId, started.uploadId))).toEqual([]);
   });
 
+  it('two completions at once: both answered 202, one of them a replay; one upload, one job', async () => {
+    const small = generateCsv(100);
+    const started = await startOk(small);
+    const etags = await putParts(started, small);
+    const answers = await Promise.all([complete(started.uploadId, etags), complete(started.uploadId, etags)]);
+    expect(answers.map((a) => a.status)).toEqual([202, 202]);
+    expect(answers.filter((a) => a.headers['idempotent-replayed'] === 'true')).toHaveLength(1);
+    expect(await uploadRows(started.uploadId)).toHaveLength(1);
+    expect(await env.t.jobsFor(started.uploadId)).toHaveLength(1);
+  });
+
   it('another tenant completing the upload → 404, and the upload is untouched for its owner', async () => {
     const small = generateCsv(100);
     const started = await startOk(small);
@@ -217,7 +183,7 @@ describe('direct-to-storage uploads', () => {
     expect((await env.t.pool.query('SELECT count(*)::int AS n FROM direct_uploads WHERE idempotency_key = $1', ['direct-key-1'])).rows[0].n).toBe(1);
 
     // The replayed URLs work as well as the first ones.
-    const etags = await putParts(second.body as Started, small);
+    const etags = await putParts(second.body as DirectStarted, small);
     expect((await complete(first.body.uploadId, etags)).status).toBe(202);
     const after = await start(body, headers);
     expect([after.status, after.headers['idempotent-replayed']]).toEqual([202, 'true']);
@@ -225,65 +191,3 @@ describe('direct-to-storage uploads', () => {
   });
 });
 
-describe('S3_PUBLIC_ENDPOINT', () => {
-  it('part URLs are signed for the address clients reach the store at, and work only there', async () => {
-    const internal = new URL(env.t.config.s3.endpoint!);
-    const publicEndpoint = `http://localhost:${internal.port}`;
-    const store = new ObjectStore({ ...env.t.config.s3, publicEndpoint });
-    try {
-      const key = objectKeyOf(me.tenantId, crypto.randomUUID());
-      const uploadId = await store.startMultipart(key);
-      const url = await store.presignPart(key, uploadId, 1, 600);
-      expect(new URL(url).origin).toBe(publicEndpoint);
-      const body = new Uint8Array(generateCsv(10));
-      // The signature covers the host: the same URL sent to another name of the store is refused.
-      const elsewhere = await fetch(url.replace(publicEndpoint, internal.origin), { method: 'PUT', body });
-      expect(elsewhere.status).toBe(403);
-      expect((await fetch(url, { method: 'PUT', body })).status).toBe(200);
-      await store.abortMultipart(key, uploadId);
-    } finally {
-      store.destroy();
-    }
-  });
-});
-
-describe('direct upload expiry', () => {
-  let small: Buffer;
-  beforeAll(() => {
-    small = generateCsv(100);
-  });
-  afterAll(async () => {
-    await env.t.pool.query('DELETE FROM direct_uploads');
-  });
-
-  it('the sweep aborts an expired upload in the store and deletes its state; an unexpired one is untouched', async () => {
-    const expired = await startOk(small);
-    const live = await startOk(small);
-    await putParts(expired, small);
-    await env.t.pool.query(`UPDATE direct_uploads SET expires_at = now() - interval '1 second' WHERE id = $1`, [expired.uploadId]);
-
-    // Expired but not yet swept: completing is refused, nothing enqueued.
-    const late = await complete(expired.uploadId, [{ partNumber: 1, etag: 'x' }]);
-    expect([late.status, late.body.error?.code]).toEqual([410, 'direct_upload_expired']);
-    await expectNothingEnqueued(expired.uploadId);
-
-    const summary = await expireDirectUploads({ db: env.t.db, store: env.t.store, logger: env.t.logger });
-    expect(summary).toEqual({ expired: 1, failures: 0 });
-    expect(await pending(expired.uploadId)).toEqual([]);
-    expect(await pending(live.uploadId)).toHaveLength(1);
-    // The multipart upload is gone from the store: its part URL is refused as S3 refuses it.
-    const put = await fetch(expired.parts[0]!.url, { method: 'PUT', body: new Uint8Array(small) });
-    expect([put.status, await put.text()]).toEqual([404, expect.stringContaining('NoSuchUpload')]);
-    expect((await complete(expired.uploadId, [{ partNumber: 1, etag: 'x' }])).status).toBe(404);
-    expect(await env.t.listObjects(objectKeyOf(me.tenantId, expired.uploadId))).toEqual([]);
-
-    // The live one still takes its part and completes.
-    expect((await complete(live.uploadId, await putParts(live, small))).status).toBe(202);
-  });
-
-  it('the orphan sweep counts the key of a pending direct upload as referenced', async () => {
-    const started = await startOk(small);
-    const key = objectKeyOf(me.tenantId, started.uploadId);
-    expect(await unreferencedKeys(env.t.pool, [key, 'uploads/nobody/x.csv'])).toEqual(['uploads/nobody/x.csv']);
-  });
-});
