@@ -15,7 +15,7 @@ export const UploadStatusBody = Type.Object(
     dataset: Type.String(),
     filename: Type.String(),
     sizeBytes: Type.Integer(),
-    sha256: Type.String(),
+    sha256: Nullable(Type.String({ description: 'hex SHA-256 of the file; null for a direct upload (its bytes never pass through the API)' })),
     rowsProcessed: Type.Integer(),
     rowsFailed: Type.Integer(),
     bytesProcessed: Type.Integer(),
