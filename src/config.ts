@@ -16,6 +16,11 @@ export interface Config {
     accessKeyId: string;
     secretAccessKey: string;
     forcePathStyle: boolean;
+    /**
+     * the store's endpoint as the clients of direct uploads reach it: presigned part URLs point at it
+     * (null → `endpoint`, or the embedded server's)
+     */
+    publicEndpoint: string | null;
   };
   host: string;
   port: number;
@@ -70,6 +75,13 @@ export interface Config {
     /** uncompressed bytes of one upload */
     maxUncompressedBytes: number;
   };
+  /** direct-to-storage uploads (POST /uploads/direct) */
+  directUploads: {
+    /** an upload not completed this long after it was started is aborted; its part URLs expire then too */
+    expiryHours: number;
+    /** the part size offered (bytes, a whole number of MiB ≥ 5 MiB); larger when the file needs more than 10,000 parts */
+    partSizeBytes: number;
+  };
   retentionDays: number;
   /** a stored object that no upload references is deleted once older than this; covers an upload in flight */
   orphanGraceHours: number;
@@ -81,6 +93,7 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 /** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens. */
 const HOST_NAME = /^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -108,6 +121,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       accessKeyId: read.string('S3_ACCESS_KEY_ID', s3Endpoint ? '' : 'S3RVER'),
       secretAccessKey: read.string('S3_SECRET_ACCESS_KEY', s3Endpoint ? '' : 'S3RVER'),
       forcePathStyle: read.bool('S3_FORCE_PATH_STYLE', true),
+      publicEndpoint: read.url('S3_PUBLIC_ENDPOINT', ['http:', 'https:']),
     },
     // Loopback unless told otherwise: zero-config mode prints a dev key (the Docker image sets 0.0.0.0).
     host: read.host('HOST', '127.0.0.1'),
@@ -148,6 +162,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       // Real CSV compresses 3–15:1; a decompression bomb (zeros, one repeated byte) 1000:1.
       maxRatio: read.int('GZIP_MAX_RATIO', 200, 2, 100_000),
       maxUncompressedBytes: read.int('GZIP_MAX_UNCOMPRESSED_BYTES', 100 * GiB, 1, Number.MAX_SAFE_INTEGER),
+    },
+    directUploads: {
+      // At most a week: SigV4 presigned URLs cannot live longer.
+      expiryHours: read.int('DIRECT_UPLOAD_EXPIRY_HOURS', 24, 1, 168),
+      // S3's part size bounds: 5 MiB to 5 GiB.
+      partSizeBytes: read.int('DIRECT_UPLOAD_PART_MIB', 16, 5, 5120) * MiB,
     },
     retentionDays: read.int('RETENTION_DAYS', 7, 1, 3650),
     orphanGraceHours: read.int('ORPHAN_GRACE_HOURS', 24, 1, 8760),

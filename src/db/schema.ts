@@ -31,7 +31,8 @@ export interface UploadsTable {
   dataset: string;
   filename: string;
   size_bytes: number;
-  sha256: string;
+  /** null for a direct upload: its bytes never pass through the API */
+  sha256: string | null;
   object_key: string;
   object_deleted_at: Timestamp | null;
   status: ColumnType<UploadStatus, UploadStatus | undefined, UploadStatus>;
@@ -64,9 +65,31 @@ export interface IdempotencyKeysTable {
   created_at: DefaultTimestamp;
 }
 
+/** A direct-to-storage upload whose parts are still being sent (migrations/009_direct_uploads.sql). */
+export interface DirectUploadsTable {
+  id: string;
+  tenant_id: string;
+  dataset: string;
+  filename: string;
+  size_bytes: number;
+  object_key: string;
+  s3_upload_id: string;
+  part_size_bytes: number;
+  part_count: number;
+  callback_url: string | null;
+  callback_channel: 'webhook' | 'slack';
+  max_errors: number | null;
+  max_error_ratio: number | null;
+  idempotency_key: string | null;
+  request_hash: string;
+  created_at: DefaultTimestamp;
+  expires_at: Timestamp;
+}
+
 export interface DB {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
   uploads: UploadsTable;
   idempotency_keys: IdempotencyKeysTable;
+  direct_uploads: DirectUploadsTable;
 }

@@ -15,7 +15,7 @@ export const UploadStatusBody = Type.Object(
     dataset: Type.String(),
     filename: Type.String(),
     sizeBytes: Type.Integer({ description: 'bytes stored: the file as sent (compressed, for a gzip file)' }),
-    sha256: Type.String(),
+    sha256: Nullable(Type.String({ description: 'hex SHA-256 of the file; null for a direct upload (its bytes never pass through the API)' })),
     compression: Type.Union([Type.Literal('gzip'), Type.Literal('none'), Type.Null()], {
       description: 'how the stored file is encoded, detected by its first bytes (gzip: 1f 8b); null until processing has read them',
     }),

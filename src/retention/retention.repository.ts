@@ -54,13 +54,18 @@ export async function deleteExpiredUploads(db: Queryable, ids: readonly string[]
 
 /**
  * Of these stored keys, the ones no upload references (no row with that object_key whose object
- * is not marked deleted). One query for a whole listed page.
+ * is not marked deleted) and no pending direct upload holds (its object exists from the moment the
+ * store completes it until the transaction that records the upload commits — and S3 dates it from
+ * when its multipart upload began, hours before). One query for a whole listed page, one snapshot:
+ * a completion swaps the pending row for the upload row in one transaction, so a key is seen held
+ * by one or the other.
  */
 export async function unreferencedKeys(db: Queryable, keys: readonly string[]): Promise<string[]> {
   if (keys.length === 0) return [];
   const { rows } = await db.query<{ key: string }>(
     `SELECT k.key FROM unnest($1::text[]) AS k(key)
-      WHERE NOT EXISTS (SELECT 1 FROM uploads u WHERE u.object_key = k.key AND u.object_deleted_at IS NULL)`,
+      WHERE NOT EXISTS (SELECT 1 FROM uploads u WHERE u.object_key = k.key AND u.object_deleted_at IS NULL)
+        AND NOT EXISTS (SELECT 1 FROM direct_uploads d WHERE d.object_key = k.key)`,
     [keys],
   );
   return rows.map((r) => r.key);

@@ -1,6 +1,9 @@
 // Zero-config stand-in: an S3-protocol server (s3rver) under DATA_DIR, reached through the AWS SDK.
 // s3rver 3.7.1 answers AbortMultipartUpload with 405 and keeps the parts of every aborted upload on
-// disk for good; this wrapper answers it itself (see abortMultipartUploads below).
+// disk for good; this wrapper answers it itself (see abortMultipartUploads below). It also completes
+// a multipart upload from whatever parts it is told of, and stores parts sent to uploads that do not
+// exist; checkMultipartParts makes it refuse those as S3 does. And it never verifies a SigV4
+// signature: presigned URLs are checked by verifyPresignedSignatures (embedded-s3-presigned.ts).
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,6 +12,7 @@ import S3rver, { type S3rverContext, type S3rverMiddleware } from 's3rver';
 import S3Error from 's3rver/lib/models/error.js';
 import type { Logger } from '../logger.ts';
 import { explainListenError } from '../startup-error.ts';
+import { verifyPresignedSignatures } from './embedded-s3-presigned.ts';
 
 export interface EmbeddedS3Handle {
   endpoint: string;
@@ -44,7 +48,8 @@ export async function startEmbeddedS3(opts: {
   });
   const routerAt = server.middleware.findIndex((mw) => mw.router !== undefined);
   if (routerAt < 0) throw new Error('s3rver: router middleware not found (is s3rver still 3.7.x?)');
-  server.middleware.splice(routerAt, 0, abortMultipartUploads(server, opts.logger));
+  server.middleware.splice(routerAt, 0, verifyPresignedSignatures(), abortMultipartUploads(server, opts.logger));
+  checkMultipartParts(server);
 
   await removeStaleUploads(server, directory, opts.logger);
   await server.configureBuckets();
@@ -98,6 +103,73 @@ function abortMultipartUploads(server: S3rver, logger: EmbeddedS3Logger | undefi
       logger?.debug({ bucket, key, uploadId }, 'embedded S3: multipart upload aborted');
       ctx.status = 204;
     }
+  };
+}
+
+/** S3's smallest part but the last (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html) */
+const MIN_PART_BYTES = 5 * 1024 * 1024;
+
+/**
+ * What S3 refuses and s3rver 3.7.1 takes, refused as S3 does — so a client of direct uploads meets
+ * the embedded store's errors where it would meet S3's:
+ * - UploadPart to an upload that does not exist (never started, aborted, completed): s3rver creates
+ *   its folder and stores the part for good; S3 answers 404 NoSuchUpload.
+ * - CompleteMultipartUpload: s3rver never compares ETags, takes parts out of order or under 5 MiB,
+ *   and fails with 500 on a part never uploaded or an upload that does not exist. S3 answers 400
+ *   InvalidPart (a part not uploaded, or an ETag that is not the part's), InvalidPartOrder,
+ *   EntityTooSmall, and 404 NoSuchUpload.
+ * Both checks wrap s3rver's store methods, so they run after the request's signature and bucket
+ * were checked (by its router), with the parts as its controller parsed them (ETags unquoted).
+ */
+function checkMultipartParts(server: S3rver): void {
+  const store = server.store;
+  const uploadDir = (bucket: string, uploadId: string) => path.join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+  const requireUpload = async (bucket: string, uploadId: string) => {
+    const exists = UPLOAD_ID.test(uploadId) && (await stat(path.join(uploadDir(bucket, uploadId), 'key')).catch(() => null)) !== null;
+    if (!exists) {
+      throw new S3Error('NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', {
+        UploadId: uploadId,
+      });
+    }
+  };
+
+  const putPart = store.putPart.bind(store);
+  store.putPart = async (bucket, uploadId, partNumber, content) => {
+    try {
+      await requireUpload(bucket, String(uploadId));
+    } catch (err) {
+      content.resume(); // read and drop the body, so the client gets the answer rather than a reset
+      throw err;
+    }
+    return putPart(bucket, uploadId, partNumber, content);
+  };
+
+  const complete = store.putObjectMultipart.bind(store);
+  store.putObjectMultipart = async (bucket, uploadId, parts) => {
+    await requireUpload(bucket, String(uploadId));
+    const dir = uploadDir(bucket, String(uploadId));
+    for (const [i, part] of parts.entries()) {
+      if (i > 0 && part.number <= parts[i - 1]!.number) {
+        throw new S3Error('InvalidPartOrder', 'The list of parts was not in ascending order. The parts list must be specified in order by part number.');
+      }
+      const md5 = await readFile(path.join(dir, `${part.number}.md5`), 'utf8').catch(() => null);
+      if (md5 === null || md5 !== part.etag) {
+        throw new S3Error('InvalidPart', 'One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part\'s entity tag.', {
+          UploadId: String(uploadId),
+          PartNumber: String(part.number),
+          ETag: part.etag,
+        });
+      }
+    }
+    // Sizes once every part is known to be there (a part never uploaded is InvalidPart whatever its place).
+    for (const part of parts.slice(0, -1)) {
+      if ((await stat(path.join(dir, String(part.number)))).size < MIN_PART_BYTES) {
+        throw new S3Error('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed object size.', {
+          PartNumber: String(part.number),
+        });
+      }
+    }
+    return complete(bucket, uploadId, parts);
   };
 }
 

@@ -6,7 +6,8 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { AppError } from '../errors.ts';
 import { isGzip } from '../ingest/decompress.ts';
 
-const SNIFF_BYTES = 1024;
+/** How much of a file is judged by sniffNonCsv before any of it is accepted. */
+export const SNIFF_BYTES = 1024;
 
 const BINARY_SIGNATURES: readonly (readonly number[])[] = [
   [0x89, 0x50, 0x4e, 0x47], // PNG

@@ -57,9 +57,7 @@ const OPTION_FIELDS = ['dataset', 'callbackUrl', 'callbackChannel', 'maxErrors',
  * `storage_unavailable` when the store fails; whatever it throws, nothing stays stored.
  */
 export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Promise<{ replayed: boolean; body: UploadAccepted }> {
-  if (req.idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(req.idempotencyKey)) {
-    throw new AppError('invalid_idempotency_key');
-  }
+  checkIdempotencyKey(req.idempotencyKey);
   const raw: Record<string, string> = {};
   for (const name of OPTION_FIELDS) {
     // the route's schema has typed (and checked) the query; form fields arrive as text, so both go on as text
@@ -221,9 +219,18 @@ function hashRequest(file: { filename: string; sha256: string; bytes: number }, 
 }
 
 function safeFilename(part: MultipartFile): string {
-  // Display only (never a path): strip control characters and cap the length.
-  const name = (part.filename || 'upload.csv').replace(/[\x00-\x1f\x7f]/g, '').slice(0, 255);
+  return displayFilename(part.filename);
+}
+
+/** A file name for display only (never a path): control characters stripped, at most 255 characters. */
+export function displayFilename(raw: string | undefined): string {
+  const name = (raw || 'upload.csv').replace(/[\x00-\x1f\x7f]/g, '').slice(0, 255);
   return name || 'upload.csv';
+}
+
+/** An Idempotency-Key is 1–255 printable ASCII characters; else 400 invalid_idempotency_key. */
+export function checkIdempotencyKey(key: string | undefined): void {
+  if (key !== undefined && !/^[\x21-\x7e]{1,255}$/.test(key)) throw new AppError('invalid_idempotency_key');
 }
 
 function drain(stream: Readable): Promise<void> {
