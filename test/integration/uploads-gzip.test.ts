@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatBytes } from '../../src/cli/client/progress.ts';
 import { RATIO_GRACE_BYTES } from '../../src/ingest/decompress.ts';
 import type { WorkerHandle } from '../../src/ingest/worker.ts';
+import { directClient, putParts } from '../helpers/direct.ts';
 import { useApi } from '../helpers/env.ts';
 import { generateCsv, generateEvents } from '../helpers/generate.ts';
 import { request, upload, type UploadInput } from '../helpers/http.ts';
@@ -165,6 +166,25 @@ describe('gzip uploads', () => {
     const [stored, uncompressed] = [gzipSync(csv).length, csv.length].map((n) => formatBytes(n));
     expect(cli.stdout).toMatch(new RegExp(`^file +events\\.csv \\(${stored} gzip\\)$`, 'm'));
     expect(cli.stdout).toMatch(new RegExp(`^bytes +${stored} of ${stored} read \\(compressed\\), ${uncompressed} uncompressed$`, 'm'));
+  });
+
+  it('a gzip file sent direct-to-storage (parts PUT to presigned URLs) loads the same way: the worker decompresses, not the door', async () => {
+    const csv = generateCsv(30_000, { badRatio: 0.01 });
+    const packed = gzipSync(csv);
+    const direct = directClient(env, () => key);
+    const started = await direct.startOk(packed, { filename: 'events.csv' });
+    const res = await direct.complete(started.uploadId, await putParts(started, packed));
+    expect(res.status, res.text).toBe(202);
+    const viaMultipart = await send({ content: packed, filename: 'events.csv.gz' });
+    for (const id of [started.uploadId, viaMultipart]) await waitForStatus(env.t, id, ['completed', 'failed']);
+    const body = await status(started.uploadId);
+    expect(body).toMatchObject({
+      status: 'completed', compression: 'gzip', sizeBytes: packed.length, bytesProcessed: packed.length, uncompressedBytesProcessed: csv.length,
+    });
+    expect(body.rowsProcessed + body.rowsFailed).toBe(30_000);
+    expect(body.rowsFailed).toBeGreaterThan(0);
+    expect(await loadedDigest(started.uploadId)).toEqual(await loadedDigest(viaMultipart));
+    expect(await rejects(started.uploadId)).toEqual(await rejects(viaMultipart));
   });
 
   it('fails a corrupt gzip (bytes flipped mid-way) and a truncated one with invalid_gzip: nothing loaded, failure notified', async () => {
