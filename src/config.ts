@@ -60,6 +60,13 @@ export interface Config {
     /** live streams (SSE and WebSocket) of one tenant open at once */
     liveStreams: number;
   };
+  /** resumable uploads (tus 1.0 at /files/) */
+  tus: {
+    /** an unfinished upload expires this long after its creation (Upload-Expires); the sweep aborts its parts */
+    expirySeconds: number;
+    /** how often each API process removes expired unfinished uploads */
+    sweepIntervalSeconds: number;
+  };
   retentionDays: number;
   /** a stored object that no upload references is deleted once older than this; covers an upload in flight */
   orphanGraceHours: number;
@@ -134,6 +141,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       tokensPerMinute: read.int('LIMIT_TOKENS_PER_MINUTE', 120, 1, 1_000_000),
       liveStreams: read.int('LIMIT_LIVE_STREAMS', 1000, 1, 1_000_000),
     },
+    tus: {
+      expirySeconds: read.int('TUS_EXPIRY_SECONDS', 86_400, 1, 30 * 86_400),
+      sweepIntervalSeconds: read.int('TUS_SWEEP_INTERVAL_SECONDS', 300, 1, 86_400),
+    },
     retentionDays: read.int('RETENTION_DAYS', 7, 1, 3650),
     orphanGraceHours: read.int('ORPHAN_GRACE_HOURS', 24, 1, 8760),
   };
@@ -143,6 +154,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   if (config.webhook.backoffMaxMs < config.webhook.backoffBaseMs) {
     problems.push('WEBHOOK_BACKOFF_MAX_MS must be ≥ WEBHOOK_BACKOFF_BASE_MS');
+  }
+  // The orphan sweep would otherwise delete the `.info` object of a resumable upload still in progress.
+  if (config.tus.expirySeconds > config.orphanGraceHours * 3600) {
+    problems.push('TUS_EXPIRY_SECONDS must be ≤ ORPHAN_GRACE_HOURS × 3600 (an unfinished upload must expire before its files count as orphans)');
   }
   if (problems.length > 0) {
     throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);

@@ -9,6 +9,7 @@ import {
   ListObjectsCommand,
   S3Client,
   S3ServiceException,
+  type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Config } from '../config.ts';
@@ -34,24 +35,30 @@ export interface StoredObject {
 const PART_SIZE = 5 * 1024 * 1024;
 const QUEUE_SIZE = 1;
 
+/** The AWS SDK client settings for `opts` (shared with other S3 clients of the store, e.g. tus's). */
+export function s3ClientConfig(opts: ObjectStoreOptions): S3ClientConfig {
+  return {
+    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+    region: opts.region,
+    forcePathStyle: opts.forcePathStyle,
+    ...(opts.accessKeyId
+      ? { credentials: { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } }
+      : {}),
+    // With the default (WHEN_SUPPORTED) the SDK sends streamed bodies with aws-chunked framing,
+    // which S3-compatible servers such as s3rver store verbatim — corrupting the object.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  };
+}
+
 export class ObjectStore {
   readonly bucket: string;
   private readonly client: S3Client;
 
-  constructor(opts: ObjectStoreOptions) {
-    this.bucket = opts.bucket;
-    this.client = new S3Client({
-      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-      region: opts.region,
-      forcePathStyle: opts.forcePathStyle,
-      ...(opts.accessKeyId
-        ? { credentials: { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } }
-        : {}),
-      // With the default (WHEN_SUPPORTED) the SDK sends streamed bodies with aws-chunked framing,
-      // which S3-compatible servers such as s3rver store verbatim — corrupting the object.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+  /** `options` are kept so that other clients of the same store can be made alike. */
+  constructor(readonly options: ObjectStoreOptions) {
+    this.bucket = options.bucket;
+    this.client = new S3Client(s3ClientConfig(options));
   }
 
   /**

@@ -46,6 +46,9 @@ interface UploadOptions {
 
 class KeyTaken extends Error {}
 
+/** An Idempotency-Key: 1–255 printable ASCII characters. */
+export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
 const OPTION_FIELDS = ['dataset', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio'] as const;
 
 /**
@@ -57,7 +60,7 @@ const OPTION_FIELDS = ['dataset', 'callbackUrl', 'callbackChannel', 'maxErrors',
  * `storage_unavailable` when the store fails; whatever it throws, nothing stays stored.
  */
 export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Promise<{ replayed: boolean; body: UploadAccepted }> {
-  if (req.idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(req.idempotencyKey)) {
+  if (req.idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(req.idempotencyKey)) {
     throw new AppError('invalid_idempotency_key');
   }
   const raw: Record<string, string> = {};
@@ -145,7 +148,8 @@ async function storeFile(store: ObjectStore, key: string, body: Readable): Promi
   }
 }
 
-function replay(previous: StoredResponse, requestHash: string): { replayed: boolean; body: UploadAccepted } {
+/** The first answer to an Idempotency-Key, or 422 idempotency_key_reused when this request differs from it. */
+export function replay(previous: StoredResponse, requestHash: string): { replayed: boolean; body: UploadAccepted } {
   if (previous.requestHash !== requestHash) throw new AppError('idempotency_key_reused');
   return { replayed: true, body: previous.response as UploadAccepted };
 }
@@ -214,15 +218,20 @@ export function parseOptions(raw: Record<string, string>, allowedCidrs?: Address
   return { dataset, callbackUrl, callbackChannel, maxErrors, maxErrorRatio };
 }
 
-function hashRequest(file: { filename: string; sha256: string; bytes: number }, options: UploadOptions): string {
+/** What makes two keyed uploads "the same request": the file's hash, size and name, and the options. */
+export function hashRequest(file: { filename: string; sha256: string; bytes: number }, options: UploadOptions): string {
   return createHash('sha256')
     .update(JSON.stringify([file.sha256, file.bytes, file.filename, options]))
     .digest('hex');
 }
 
 function safeFilename(part: MultipartFile): string {
-  // Display only (never a path): strip control characters and cap the length.
-  const name = (part.filename || 'upload.csv').replace(/[\x00-\x1f\x7f]/g, '').slice(0, 255);
+  return cleanFilename(part.filename);
+}
+
+/** A client's file name made safe to display (never used as a path): no control characters, ≤ 255 characters. */
+export function cleanFilename(filename: string | null | undefined): string {
+  const name = (filename || 'upload.csv').replace(/[\x00-\x1f\x7f]/g, '').slice(0, 255);
   return name || 'upload.csv';
 }
 
