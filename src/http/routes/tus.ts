@@ -82,7 +82,7 @@ export async function tusRoutes(app: FastifyInstance, deps: RouteDeps): Promise<
     response: { 204: Type.Null() },
   };
   app.options(TUS_PATH, { schema: options }, (request, reply) => serve(request, reply));
-  app.options(`${TUS_PATH}/`, { schema: { ...options, hide: true } }, (request, reply) => serve(request, reply));
+  app.options(`${TUS_PATH}/`, { schema: { ...options, summary: 'Alias of OPTIONS /files' } }, (request, reply) => serve(request, reply));
   app.options(`${TUS_PATH}/:id`, { schema: { ...options, params: UploadIdParams } }, (request, reply) => serve(request, reply));
 
   await app.register(async (authed) => {
@@ -102,7 +102,8 @@ export async function tusRoutes(app: FastifyInstance, deps: RouteDeps): Promise<
       };
     authed.post(TUS_PATH, creation, holdingUploadSlot);
     // tus clients are often given the endpoint with a trailing slash (tus-js-client's examples are)
-    authed.post(`${TUS_PATH}/`, { ...creation, schema: { ...creation.schema, hide: true } }, holdingUploadSlot);
+    const alias = { ...creation.schema, summary: 'Alias of POST /files (the endpoint with a trailing slash)' };
+    authed.post(`${TUS_PATH}/`, { ...creation, schema: alias }, holdingUploadSlot);
     // HEAD answers carry no body: left out of the OpenAPI document (described with PATCH).
     authed.route({ method: 'HEAD', url: `${TUS_PATH}/:id`, schema: { hide: true, params: UploadIdParams }, handler: (request, reply) => serve(request, reply) });
     authed.patch(
