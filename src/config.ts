@@ -72,6 +72,13 @@ export interface Config {
     /** the part size offered (bytes, a whole number of MiB ≥ 5 MiB); larger when the file needs more than 10,000 parts */
     partSizeBytes: number;
   };
+  /** resumable uploads (tus 1.0 at /files/) */
+  tus: {
+    /** an unfinished upload expires this long after its creation (Upload-Expires); the sweep aborts its parts */
+    expirySeconds: number;
+    /** how often each API process removes expired unfinished uploads */
+    sweepIntervalSeconds: number;
+  };
   retentionDays: number;
   /** a stored object that no upload references is deleted once older than this; covers an upload in flight */
   orphanGraceHours: number;
@@ -154,6 +161,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       // S3's part size bounds: 5 MiB to 5 GiB.
       partSizeBytes: read.int('DIRECT_UPLOAD_PART_MIB', 16, 5, 5120) * MiB,
     },
+    tus: {
+      expirySeconds: read.int('TUS_EXPIRY_SECONDS', 86_400, 1, 30 * 86_400),
+      sweepIntervalSeconds: read.int('TUS_SWEEP_INTERVAL_SECONDS', 300, 1, 86_400),
+    },
     retentionDays: read.int('RETENTION_DAYS', 7, 1, 3650),
     orphanGraceHours: read.int('ORPHAN_GRACE_HOURS', 24, 1, 8760),
   };
@@ -163,6 +174,15 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   if (config.webhook.backoffMaxMs < config.webhook.backoffBaseMs) {
     problems.push('WEBHOOK_BACKOFF_MAX_MS must be ≥ WEBHOOK_BACKOFF_BASE_MS');
+  }
+  // The orphan sweep would otherwise delete the `.info` object of a resumable upload still in progress.
+  if (config.tus.expirySeconds > config.orphanGraceHours * 3600) {
+    problems.push('TUS_EXPIRY_SECONDS must be ≤ ORPHAN_GRACE_HOURS × 3600 (an unfinished upload must expire before its files count as orphans)');
+  }
+  // @tus/s3-store's expiry sweep aborts every multipart upload of the bucket older than the tus expiry,
+  // a direct upload's among them: a direct upload must not be allowed to live longer.
+  if (config.directUploads.expiryHours * 3600 > config.tus.expirySeconds) {
+    problems.push('DIRECT_UPLOAD_EXPIRY_HOURS × 3600 must be ≤ TUS_EXPIRY_SECONDS (the tus expiry sweep aborts every multipart upload older than that)');
   }
   if (problems.length > 0) {
     throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);

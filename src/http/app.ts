@@ -25,6 +25,7 @@ import { dashboardRoutes } from './routes/dashboard.ts';
 import { deliveryRoutes } from './routes/deliveries.ts';
 import { healthRoutes } from './routes/health.ts';
 import { tenantRoutes } from './routes/tenant.ts';
+import { tusRoutes } from './routes/tus.ts';
 import { uploadRoutes } from './routes/uploads.ts';
 
 export interface AppDeps {
@@ -127,6 +128,8 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
   // Outside the authenticated scope: probes and scrapers carry no API key.
   await app.register(healthRoutes, deps);
   await app.register(dashboardRoutes); // public: the page asks for the key and sends it itself
+  // Resumable uploads: authenticates itself (tus discovery, OPTIONS, carries no key).
+  await app.register(tusRoutes, { ...deps, limits });
 
   await app.register(async (api) => {
     requireApiKey(api, deps.db);
