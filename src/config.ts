@@ -179,11 +179,6 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (config.tus.expirySeconds > config.orphanGraceHours * 3600) {
     problems.push('TUS_EXPIRY_SECONDS must be ≤ ORPHAN_GRACE_HOURS × 3600 (an unfinished upload must expire before its files count as orphans)');
   }
-  // @tus/s3-store's expiry sweep aborts every multipart upload of the bucket older than the tus expiry,
-  // a direct upload's among them: a direct upload must not be allowed to live longer.
-  if (config.directUploads.expiryHours * 3600 > config.tus.expirySeconds) {
-    problems.push('DIRECT_UPLOAD_EXPIRY_HOURS × 3600 must be ≤ TUS_EXPIRY_SECONDS (the tus expiry sweep aborts every multipart upload older than that)');
-  }
   if (problems.length > 0) {
     throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   }

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
 import { generateCsv } from '../helpers/generate.ts';
@@ -103,13 +103,20 @@ describe('tus across processes', () => {
     // One whole part (6 MiB ≥ S3's 5 MiB minimum) and a short tail kept as the `.part` object.
     expect((await tusPatch(api.url, key, path, 0, file.subarray(0, 6 * MiB))).status).toBe(204);
     expect((await tusPatch(api.url, key, path, 6 * MiB, file.subarray(6 * MiB, 6 * MiB + 1000))).status).toBe(204);
-    expect(await openUploads(t, tenantId)).toHaveLength(1);
+    // Another multipart upload of the bucket, not a tus one (as a direct upload or a POST /upload in
+    // progress has), just as old: the tus sweep must leave it alone.
+    const otherKey = `uploads/${tenantId}/not-tus.csv`;
+    const other = await t.s3.send(new CreateMultipartUploadCommand({ Bucket: t.config.s3.bucket, Key: otherKey }));
+    cleanups.push(() => t.s3.send(new AbortMultipartUploadCommand({ Bucket: t.config.s3.bucket, Key: otherKey, UploadId: other.UploadId })));
+    expect(await openUploads(t, tenantId)).toHaveLength(2);
     const stored = await t.listObjects(`uploads/${tenantId}/`);
     expect(stored.some((k) => k.endsWith('.csv.info'))).toBe(true);
     expect(stored.some((k) => k.endsWith('.csv.part'))).toBe(true);
 
-    await waitFor(async () => (await openUploads(t, tenantId)).length === 0, 15_000, 'the sweep to abort the expired upload', 200);
+    await waitFor(async () => (await openUploads(t, tenantId)).length === 1, 15_000, 'the sweep to abort the expired upload', 200);
     await waitFor(async () => (await t.listObjects(`uploads/${tenantId}/`)).length === 0, 5_000, 'the .info and .part objects deleted', 200);
+    await new Promise((r) => setTimeout(r, 4500)); // it is past the expiry too now, and sweeps ran
+    expect(await openUploads(t, tenantId)).toEqual([otherKey]);
     const late = await tusPatch(api.url, key, path, 6 * MiB + 1000, file.subarray(6 * MiB + 1000));
     expect([404, 410]).toContain(late.status);
     expect(['not_found', 'upload_expired']).toContain(late.error?.code);

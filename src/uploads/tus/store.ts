@@ -72,6 +72,37 @@ export class TusS3Store extends S3Store {
     return upload;
   }
 
+  /**
+   * Removes expired unfinished tus uploads: aborts each multipart upload, deletes its `.info` and `.part`.
+   * Returns how many uploads were removed. @tus/s3-store's own sweep aborts every multipart upload of
+   * the bucket initiated before the expiry; this one only those whose `.info` names that multipart
+   * upload, so a direct upload (POST /uploads/direct) or a multipart POST /upload in progress in the
+   * same bucket is never touched whatever the expiries.
+   */
+  override async deleteExpired(): Promise<number> {
+    let removed = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      const page = await this.client.listMultipartUploads({ Bucket: this.bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker });
+      for (const upload of page.Uploads ?? []) {
+        const { Key: key, UploadId: uploadId, Initiated: initiated } = upload;
+        if (!key || !uploadId || !initiated || Date.now() <= this.getExpirationDate(initiated.toISOString()).getTime()) continue;
+        const info = await this.getMetadata(key).catch(() => null);
+        if (info?.['upload-id'] !== uploadId) continue; // not a tus upload
+        await this.client.abortMultipartUpload({ Bucket: this.bucket, Key: key, UploadId: uploadId });
+        await this.client.deleteObjects({
+          Bucket: this.bucket,
+          Delete: { Objects: [{ Key: this.infoKey(key) }, { Key: this.partKey(key, true) }] },
+        });
+        removed += 1;
+      }
+      if (!page.IsTruncated) return removed;
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+    }
+  }
+
   override async write(src: Readable, id: string, offset: number): Promise<number> {
     try {
       return await super.write(src, id, offset);
