@@ -16,6 +16,8 @@ export interface FinishOptions {
   rowsFailed?: number;
   /** roll the final transaction back instead of committing it */
   rollback?: boolean;
+  /** false: leave the event unexpanded (as if no dispatcher had run yet); deliveryId is then null */
+  expand?: boolean;
 }
 
 /**
@@ -47,6 +49,7 @@ export async function finishUpload(pool: pg.Pool, opts: FinishOptions): Promise<
       client.release();
     }
   }
+  if (opts.expand === false) return { uploadId, deliveryId: null };
   if (opts.rollback) {
     await expandAll(pool); // nothing to expand: the event rolled back with the status
     return { uploadId, deliveryId: null };

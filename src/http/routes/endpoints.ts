@@ -29,7 +29,8 @@ const fields = {
   eventTypes: Type.Array(EventTypeName, { maxItems: EVENT_TYPE_NAMES.length, uniqueItems: true, description: 'the types it receives; empty: all (GET /event-types)' }),
   channel: Type.Union([Type.Literal('webhook'), Type.Literal('slack')], { description: 'webhook: Standard Webhooks, signed; slack: an incoming-webhook text' }),
   enabled: Type.Boolean({ description: 'a disabled endpoint receives no new event; its pending deliveries wait' }),
-  rateLimitPerSecond: Type.Union([Type.Integer({ minimum: 1, maximum: 10_000 }), Type.Null()], { description: 'stored; null: unlimited' }),
+  // One type list, not anyOf: Ajv's coercion would turn a refused 0 into the null branch (unlimited).
+  rateLimitPerSecond: Type.Unsafe<number | null>({ type: ['integer', 'null'], minimum: 1, maximum: 10_000, description: 'stored; null: unlimited' }),
 };
 
 const CreateBody = Type.Object(
