@@ -14,6 +14,7 @@ export const errorTable = {
   headers_too_large: { status: 431, message: 'the request headers are too large' },
   request_timeout: { status: 408, message: 'the request headers were not received in time' },
   invalid_callback_url: { status: 400, message: 'callbackUrl must be an absolute http(s) URL of at most 2048 characters without credentials' },
+  invalid_endpoint_url: { status: 400, message: 'url must be an absolute http(s) URL of at most 2048 characters without credentials' },
   unknown_dataset: { status: 400, message: 'unknown dataset' },
   missing_file: { status: 400, message: 'multipart field "file" is required' },
   not_multipart: { status: 406, message: 'request must be multipart/form-data' },

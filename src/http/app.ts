@@ -23,6 +23,8 @@ import { liveRoutes } from './routes/live.ts';
 import { ErrorResponse, UploadStatusBody } from './schemas.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { deliveryRoutes } from './routes/deliveries.ts';
+import { endpointRoutes } from './routes/endpoints.ts';
+import { eventTypeRoutes } from './routes/event-types.ts';
 import { healthRoutes } from './routes/health.ts';
 import { tenantRoutes } from './routes/tenant.ts';
 import { tusRoutes } from './routes/tus.ts';
@@ -136,6 +138,8 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
     const routeDeps = { ...deps, limits };
     await api.register(uploadRoutes, routeDeps);
     await api.register(deliveryRoutes, routeDeps);
+    await api.register(endpointRoutes, routeDeps);
+    await api.register(eventTypeRoutes);
     await api.register(tenantRoutes, routeDeps);
     await api.register(authTokenRoutes, routeDeps);
     await api.register(liveRoutes, { ...routeDeps, hub: liveHub });
