@@ -82,6 +82,13 @@ export interface Config {
     /** the part size offered (bytes, a whole number of MiB ≥ 5 MiB); larger when the file needs more than 10,000 parts */
     partSizeBytes: number;
   };
+  /** resumable uploads (tus 1.0 at /files/) */
+  tus: {
+    /** an unfinished upload expires this long after its creation (Upload-Expires); the sweep aborts its parts */
+    expirySeconds: number;
+    /** how often each API process removes expired unfinished uploads */
+    sweepIntervalSeconds: number;
+  };
   retentionDays: number;
   /** a stored object that no upload references is deleted once older than this; covers an upload in flight */
   orphanGraceHours: number;
@@ -169,6 +176,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       // S3's part size bounds: 5 MiB to 5 GiB.
       partSizeBytes: read.int('DIRECT_UPLOAD_PART_MIB', 16, 5, 5120) * MiB,
     },
+    tus: {
+      expirySeconds: read.int('TUS_EXPIRY_SECONDS', 86_400, 1, 30 * 86_400),
+      sweepIntervalSeconds: read.int('TUS_SWEEP_INTERVAL_SECONDS', 300, 1, 86_400),
+    },
     retentionDays: read.int('RETENTION_DAYS', 7, 1, 3650),
     orphanGraceHours: read.int('ORPHAN_GRACE_HOURS', 24, 1, 8760),
   };
@@ -178,6 +189,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   if (config.webhook.backoffMaxMs < config.webhook.backoffBaseMs) {
     problems.push('WEBHOOK_BACKOFF_MAX_MS must be ≥ WEBHOOK_BACKOFF_BASE_MS');
+  }
+  // The orphan sweep would otherwise delete the `.info` object of a resumable upload still in progress.
+  if (config.tus.expirySeconds > config.orphanGraceHours * 3600) {
+    problems.push('TUS_EXPIRY_SECONDS must be ≤ ORPHAN_GRACE_HOURS × 3600 (an unfinished upload must expire before its files count as orphans)');
   }
   if (problems.length > 0) {
     throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);

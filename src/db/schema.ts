@@ -86,7 +86,25 @@ export interface DirectUploadsTable {
   expires_at: Timestamp;
 }
 
+export interface EndpointsTable {
+  id: Generated<string>;
+  seq: Generated<number>;
+  tenant_id: string;
+  url: string;
+  description: Generated<string>;
+  event_types: ColumnType<string[], string[] | undefined, string[]>;
+  channel: ColumnType<'webhook' | 'slack', 'webhook' | 'slack' | undefined, 'webhook' | 'slack'>;
+  enabled: Generated<boolean>;
+  rate_limit_per_second: number | null;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: Timestamp | null;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
 export interface DB {
+  endpoints: EndpointsTable;
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
   uploads: UploadsTable;

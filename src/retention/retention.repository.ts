@@ -98,3 +98,19 @@ export async function deleteExpiredAttempts(db: Queryable, days: number, limit: 
   );
   return rowCount ?? 0;
 }
+
+/**
+ * Outbox events older than `days`, already expanded, none of whose deliveries is left (the purge of
+ * deliveries went first); at most `limit` per call. An unexpanded event is never purged.
+ */
+export async function deleteExpiredEvents(db: Queryable, days: number, limit: number): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM outbox_events WHERE id IN (
+       SELECT e.id FROM outbox_events e
+        WHERE e.created_at < now() - make_interval(days => $1) AND e.expanded_at IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+        LIMIT $2)`,
+    [days, limit],
+  );
+  return rowCount ?? 0;
+}

@@ -1,8 +1,9 @@
 // Zero-config stand-in: an S3-protocol server (s3rver) under DATA_DIR, reached through the AWS SDK.
 // s3rver 3.7.1 answers AbortMultipartUpload with 405 and keeps the parts of every aborted upload on
-// disk for good; this wrapper answers it itself (see abortMultipartUploads below). It also completes
-// a multipart upload from whatever parts it is told of, and stores parts sent to uploads that do not
-// exist; checkMultipartParts makes it refuse those as S3 does. And it never verifies a SigV4
+// disk for good; this wrapper answers it itself, and ListParts and ListMultipartUploads too (see
+// multipartOperations below; @tus/s3-store needs them: src/storage/embedded-s3-multipart.ts). It also
+// completes a multipart upload from whatever parts it is told of, and stores parts sent to uploads that
+// do not exist; checkMultipartParts makes it refuse those as S3 does. And it never verifies a SigV4
 // signature: presigned URLs are checked by verifyPresignedSignatures (embedded-s3-presigned.ts).
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -13,6 +14,7 @@ import S3Error from 's3rver/lib/models/error.js';
 import type { Logger } from '../logger.ts';
 import { explainListenError } from '../startup-error.ts';
 import { verifyPresignedSignatures } from './embedded-s3-presigned.ts';
+import { bucketAndKey, keyOfUpload, listMultipartUploads, listParts, noSuchUpload, patchPutPart, uploadsDir } from './embedded-s3-multipart.ts';
 
 export interface EmbeddedS3Handle {
   endpoint: string;
@@ -30,12 +32,15 @@ const STALE_UPLOAD_MS = 60 * 60 * 1000;
 /**
  * Starts s3rver on 127.0.0.1:`port` (0 → any free port) with `bucket` created, storing under
  * `<dataDir>/s3`. Throws a StartupError naming EMBEDDED_S3_PORT when the port is taken.
+ * `staleUploadMs` (default one hour, never less): multipart uploads untouched this long are removed
+ * at start — give it the tus expiry, or a paused resumable upload would lose its parts on a restart.
  */
 export async function startEmbeddedS3(opts: {
   dataDir: string;
   port: number;
   bucket: string;
   logger?: EmbeddedS3Logger;
+  staleUploadMs?: number;
 }): Promise<EmbeddedS3Handle> {
   const directory = path.join(opts.dataDir, 's3');
   await mkdir(directory, { recursive: true });
@@ -48,10 +53,12 @@ export async function startEmbeddedS3(opts: {
   });
   const routerAt = server.middleware.findIndex((mw) => mw.router !== undefined);
   if (routerAt < 0) throw new Error('s3rver: router middleware not found (is s3rver still 3.7.x?)');
-  server.middleware.splice(routerAt, 0, verifyPresignedSignatures(), abortMultipartUploads(server, opts.logger));
+  server.middleware.splice(routerAt, 0, verifyPresignedSignatures(), multipartOperations(server, opts.logger));
+  // Order matters: the checks wrap the part writer that answers only once the part is on disk.
+  patchPutPart(server);
   checkMultipartParts(server);
 
-  await removeStaleUploads(server, directory, opts.logger);
+  await removeStaleUploads(server, directory, Math.max(STALE_UPLOAD_MS, opts.staleUploadMs ?? 0), opts.logger);
   await server.configureBuckets();
   // What s3rver.run() does, minus its listen, which emits a taken port as an unhandled 'error' event.
   const httpServer = createServer(server.callback());
@@ -67,41 +74,30 @@ export async function startEmbeddedS3(opts: {
   };
 }
 
-const UPLOAD_ID = /^[0-9a-f]{32}$/; // s3rver's ids: 16 random bytes, hex
-
 /**
- * AbortMultipartUpload (`DELETE /<bucket>/<key>?uploadId=…`, 204 on success, 404 NoSuchUpload), as
- * S3 answers it. It wraps s3rver's router and acts only where the router refused the request with
- * 405 — after the request's signature and bucket have been checked. The upload's parts are in
- * `<bucket>/._S3rver_uploads/<uploadId>/` with the key it was started for; removing that folder
- * is the abort. A removal that fails is logged and answered 500, so the client sees it too.
+ * Wraps s3rver's router and acts only where the router refused the request — after the request's
+ * signature and bucket have been checked:
+ * - AbortMultipartUpload (`DELETE /<bucket>/<key>?uploadId=…`, 204; 404 NoSuchUpload), as S3 answers
+ *   it: removing the upload's folder (see embedded-s3-multipart.ts) is the abort. A removal that
+ *   fails is logged and answered 500, so the client sees it too.
+ * - ListParts (`GET /<bucket>/<key>?uploadId=…`) and ListMultipartUploads (`GET /<bucket>?uploads`).
  */
-function abortMultipartUploads(server: S3rver, logger: EmbeddedS3Logger | undefined): S3rverMiddleware {
+function multipartOperations(server: S3rver, logger: EmbeddedS3Logger | undefined): S3rverMiddleware {
   return async (ctx: S3rverContext, next) => {
     try {
       await next();
     } catch (err) {
+      if (!(err instanceof S3Error)) throw err;
       const uploadId = ctx.query.uploadId;
-      if (!(err instanceof S3Error && err.code === 'MethodNotAllowed' && ctx.method === 'DELETE' && typeof uploadId === 'string')) {
-        throw err;
+      if (err.code === 'MethodNotAllowed' && typeof uploadId === 'string') {
+        if (ctx.method === 'GET') return listParts(server, ctx, uploadId);
+        if (ctx.method === 'DELETE') return abortUpload(server, ctx, uploadId, logger);
       }
-      const [, bucket = '', ...keyParts] = ctx.path.split('/').map(decodeURIComponent);
-      const key = keyParts.join('/');
-      const uploadDir = path.join(server.store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
-      const startedFor = UPLOAD_ID.test(uploadId) ? await readFile(path.join(uploadDir, 'key'), 'utf8').catch(() => null) : null;
-      if (startedFor !== key) {
-        throw new S3Error('NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', {
-          UploadId: uploadId,
-        });
+      const { bucket, key } = bucketAndKey(ctx);
+      if (err.code === 'NotImplemented' && ctx.method === 'GET' && key === '' && 'uploads' in ctx.query) {
+        return listMultipartUploads(server, ctx, bucket);
       }
-      try {
-        await rm(uploadDir, { recursive: true, force: true });
-      } catch (rmErr) {
-        logger?.error({ err: rmErr, bucket, key, uploadId }, 'embedded S3: aborting a multipart upload failed; its parts remain');
-        throw rmErr;
-      }
-      logger?.debug({ bucket, key, uploadId }, 'embedded S3: multipart upload aborted');
-      ctx.status = 204;
+      throw err;
     }
   };
 }
@@ -123,14 +119,9 @@ const MIN_PART_BYTES = 5 * 1024 * 1024;
  */
 function checkMultipartParts(server: S3rver): void {
   const store = server.store;
-  const uploadDir = (bucket: string, uploadId: string) => path.join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+  const uploadDir = (bucket: string, uploadId: string) => path.join(uploadsDir(server, bucket), uploadId);
   const requireUpload = async (bucket: string, uploadId: string) => {
-    const exists = UPLOAD_ID.test(uploadId) && (await stat(path.join(uploadDir(bucket, uploadId), 'key')).catch(() => null)) !== null;
-    if (!exists) {
-      throw new S3Error('NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', {
-        UploadId: uploadId,
-      });
-    }
+    if ((await keyOfUpload(server, bucket, uploadId)) === null) throw noSuchUpload(uploadId);
   };
 
   const putPart = store.putPart.bind(store);
@@ -173,16 +164,31 @@ function checkMultipartParts(server: S3rver): void {
   };
 }
 
-/** Removes, in every bucket, the parts of multipart uploads nobody touched for STALE_UPLOAD_MS. */
-async function removeStaleUploads(server: S3rver, directory: string, logger: EmbeddedS3Logger | undefined): Promise<void> {
+
+async function abortUpload(server: S3rver, ctx: S3rverContext, uploadId: string, logger: EmbeddedS3Logger | undefined): Promise<void> {
+  const { bucket, key } = bucketAndKey(ctx);
+  if ((await keyOfUpload(server, bucket, uploadId)) !== key) throw noSuchUpload(uploadId);
+  const uploadDir = path.join(uploadsDir(server, bucket), uploadId);
+  try {
+    await rm(uploadDir, { recursive: true, force: true });
+  } catch (rmErr) {
+    logger?.error({ err: rmErr, bucket, key, uploadId }, 'embedded S3: aborting a multipart upload failed; its parts remain');
+    throw rmErr;
+  }
+  logger?.debug({ bucket, key, uploadId }, 'embedded S3: multipart upload aborted');
+  ctx.status = 204;
+}
+
+/** Removes, in every bucket, the parts of multipart uploads nobody touched for `staleMs`. */
+async function removeStaleUploads(server: S3rver, directory: string, staleMs: number, logger: EmbeddedS3Logger | undefined): Promise<void> {
   const buckets = (await readdir(directory, { withFileTypes: true })).filter((entry) => entry.isDirectory());
   for (const bucket of buckets) {
-    const uploadsDir = server.store.getResourcePath(bucket.name, undefined, 'uploads');
-    const uploads = await readdir(uploadsDir).catch(() => [] as string[]);
+    const uploadsRoot = uploadsDir(server, bucket.name);
+    const uploads = await readdir(uploadsRoot).catch(() => [] as string[]);
     for (const uploadId of uploads) {
-      const dir = path.join(uploadsDir, uploadId);
+      const dir = path.join(uploadsRoot, uploadId);
       try {
-        if (Date.now() - (await stat(dir)).mtimeMs < STALE_UPLOAD_MS) continue;
+        if (Date.now() - (await stat(dir)).mtimeMs < staleMs) continue;
         await rm(dir, { recursive: true, force: true });
         logger?.warn({ bucket: bucket.name, uploadId }, 'embedded S3: removed the parts of an upload abandoned without an abort');
       } catch (err) {

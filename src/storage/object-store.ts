@@ -60,17 +60,36 @@ const COMPLETE_REFUSALS: Record<string, CompleteRefusal['reason']> = {
 const PART_SIZE = 5 * 1024 * 1024;
 const QUEUE_SIZE = 1;
 
+/**
+ * The AWS SDK client settings for `opts` (shared with other S3 clients of the store, e.g. tus's),
+ * addressed at `endpoint` (default: the store's own; the public endpoint for presigned URLs).
+ */
+export function s3ClientConfig(opts: ObjectStoreOptions, endpoint: string | null = opts.endpoint): S3ClientConfig {
+  return {
+    ...(endpoint ? { endpoint } : {}),
+    region: opts.region,
+    forcePathStyle: opts.forcePathStyle,
+    ...(opts.accessKeyId ? { credentials: { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } } : {}),
+    // With the default (WHEN_SUPPORTED) the SDK sends streamed bodies with aws-chunked framing,
+    // which S3-compatible servers such as s3rver store verbatim — corrupting the object; and it
+    // signs a CRC32 of the empty body into presigned part URLs, so S3 refuses every part sent to them.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  };
+}
+
 export class ObjectStore {
   readonly bucket: string;
   private readonly client: S3Client;
   /** signs URLs for clients: the same store, named by the address they reach it at */
   private readonly publicClient: S3Client;
 
-  constructor(opts: ObjectStoreOptions) {
-    this.bucket = opts.bucket;
-    this.client = new S3Client(clientConfig(opts, opts.endpoint));
-    const publicEndpoint = opts.publicEndpoint ?? opts.endpoint;
-    this.publicClient = publicEndpoint === opts.endpoint ? this.client : new S3Client(clientConfig(opts, publicEndpoint));
+  /** `options` are kept so that other clients of the same store can be made alike. */
+  constructor(readonly options: ObjectStoreOptions) {
+    this.bucket = options.bucket;
+    this.client = new S3Client(s3ClientConfig(options));
+    const publicEndpoint = options.publicEndpoint ?? options.endpoint;
+    this.publicClient = publicEndpoint === options.endpoint ? this.client : new S3Client(s3ClientConfig(options, publicEndpoint));
   }
 
   /**
@@ -220,20 +239,6 @@ export class ObjectStore {
     this.client.destroy();
     if (this.publicClient !== this.client) this.publicClient.destroy();
   }
-}
-
-function clientConfig(opts: ObjectStoreOptions, endpoint: string | null): S3ClientConfig {
-  return {
-    ...(endpoint ? { endpoint } : {}),
-    region: opts.region,
-    forcePathStyle: opts.forcePathStyle,
-    ...(opts.accessKeyId ? { credentials: { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } } : {}),
-    // With the default (WHEN_SUPPORTED) the SDK sends streamed bodies with aws-chunked framing,
-    // which S3-compatible servers such as s3rver store verbatim — corrupting the object; and it
-    // signs a CRC32 of the empty body into presigned part URLs, so S3 refuses every part sent to them.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  };
 }
 
 function isNotFound(err: unknown): boolean {

@@ -62,9 +62,12 @@ async function rejects(id: string): Promise<string[]> {
   return rows.map((r) => `${r.line}:${r.code}:${r.raw}`);
 }
 
-/** The outbox row the failure wrote, in the load's transaction. */
+/** The final outbox event the failure wrote, in the same transaction as the status (the dispatcher makes deliveries of it). */
 async function failedEvent(id: string) {
-  const { rows } = await env.t.pool.query(`SELECT event, payload FROM deliveries WHERE upload_id = $1`, [id]);
+  const { rows } = await env.t.pool.query(
+    `SELECT event_type AS event, payload FROM outbox_events WHERE upload_id = $1 AND event_type <> 'upload.processing'`,
+    [id],
+  );
   return rows;
 }
 
