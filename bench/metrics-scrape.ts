@@ -69,12 +69,16 @@ async function fill(pool: pg.Pool): Promise<void> {
        FROM generate_series(1, $1::int) i, (SELECT array_agg(id) AS ids FROM tenants) t`,
     [UPLOADS],
   );
-  // One delivery per finished upload: 97 % sent, 2 % failed, 1 % pending.
+  // One event per finished upload, expanded into one delivery: 97 % sent, 2 % failed, 1 % pending.
   await pool.query(
-    `INSERT INTO deliveries (tenant_id, upload_id, upload_attempt, event, channel, target, payload, delivery_status)
-     SELECT tenant_id, id, 1, 'upload.' || status, 'webhook', 'https://example.com/hook', '{}',
-            CASE WHEN seq % 100 = 0 THEN 'pending' WHEN seq % 100 < 3 THEN 'failed' ELSE 'sent' END
-       FROM uploads WHERE status IN ('completed', 'failed')`,
+    `WITH e AS (
+       INSERT INTO outbox_events (tenant_id, event_type, upload_id, upload_attempt, payload, expanded_at)
+       SELECT tenant_id, 'upload.' || status, id, 1, '{}', now() FROM uploads WHERE status IN ('completed', 'failed')
+       RETURNING id, tenant_id, event_type, upload_id)
+     INSERT INTO deliveries (event_id, target_key, tenant_id, upload_id, upload_attempt, event, channel, target, payload, delivery_status)
+     SELECT e.id, 'callback', e.tenant_id, e.upload_id, 1, e.event_type, 'webhook', 'https://example.com/hook', '{}',
+            CASE WHEN u.seq % 100 = 0 THEN 'pending' WHEN u.seq % 100 < 3 THEN 'failed' ELSE 'sent' END
+       FROM e JOIN uploads u ON u.id = e.upload_id`,
   );
   await pool.query(
     `SELECT graphile_worker.add_job('process-upload', json_build_object('uploadId', id), job_key => 'upload:' || id)

@@ -97,7 +97,7 @@ async function produce(pool: pg.Pool, uploads: ClaimedUpload[]): Promise<Map<str
         const wait = start + (i * SPREAD_MS) / uploads.length - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         await client.query('BEGIN');
-        await completeUpload(client, upload, { rowsProcessed: 100, rowsFailed: 0, bytesProcessed: 100, unknownColumns: [], csvHeader: null });
+        await completeUpload(client, upload, { rowsProcessed: 100, rowsFailed: 0, bytesProcessed: 100, uncompressedBytesProcessed: 100, compression: 'none', unknownColumns: [], csvHeader: null });
         const sent = performance.now();
         await client.query('COMMIT');
         committedAt.set(upload.id, sent);

@@ -16,6 +16,11 @@ export interface Config {
     accessKeyId: string;
     secretAccessKey: string;
     forcePathStyle: boolean;
+    /**
+     * the store's endpoint as the clients of direct uploads reach it: presigned part URLs point at it
+     * (null → `endpoint`, or the embedded server's)
+     */
+    publicEndpoint: string | null;
   };
   host: string;
   port: number;
@@ -69,6 +74,30 @@ export interface Config {
     /** memory (bytes) all uploads of a process share for their parts beyond the first: see PartBudget */
     bufferBytes: number;
   };
+  /**
+   * Limits on what a gzip upload may expand to, checked while it is decompressed (src/ingest/decompress.ts):
+   * beyond either the upload fails with `decompression_limit`.
+   */
+  gzip: {
+    /** uncompressed bytes per stored (compressed) byte read so far; enforced once 1 MiB has been decompressed */
+    maxRatio: number;
+    /** uncompressed bytes of one upload */
+    maxUncompressedBytes: number;
+  };
+  /** direct-to-storage uploads (POST /uploads/direct) */
+  directUploads: {
+    /** an upload not completed this long after it was started is aborted; its part URLs expire then too */
+    expiryHours: number;
+    /** the part size offered (bytes, a whole number of MiB ≥ 5 MiB); larger when the file needs more than 10,000 parts */
+    partSizeBytes: number;
+  };
+  /** resumable uploads (tus 1.0 at /files/) */
+  tus: {
+    /** an unfinished upload expires this long after its creation (Upload-Expires); the sweep aborts its parts */
+    expirySeconds: number;
+    /** how often each API process removes expired unfinished uploads */
+    sweepIntervalSeconds: number;
+  };
   retentionDays: number;
   /** a stored object that no upload references is deleted once older than this; covers an upload in flight */
   orphanGraceHours: number;
@@ -110,6 +139,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       accessKeyId: read.string('S3_ACCESS_KEY_ID', s3Endpoint ? '' : 'S3RVER'),
       secretAccessKey: read.string('S3_SECRET_ACCESS_KEY', s3Endpoint ? '' : 'S3RVER'),
       forcePathStyle: read.bool('S3_FORCE_PATH_STYLE', true),
+      publicEndpoint: read.url('S3_PUBLIC_ENDPOINT', ['http:', 'https:']),
     },
     // Loopback unless told otherwise: zero-config mode prints a dev key (the Docker image sets 0.0.0.0).
     host: read.host('HOST', '127.0.0.1'),
@@ -153,6 +183,21 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       partsInFlight: read.int('UPLOAD_PARTS_IN_FLIGHT', 2, 1, 64),
       bufferBytes: read.int('UPLOAD_BUFFER_MIB', 32, 0, 65_536) * MiB,
     },
+    gzip: {
+      // Real CSV compresses 3–15:1; a decompression bomb (zeros, one repeated byte) 1000:1.
+      maxRatio: read.int('GZIP_MAX_RATIO', 200, 2, 100_000),
+      maxUncompressedBytes: read.int('GZIP_MAX_UNCOMPRESSED_BYTES', 100 * GiB, 1, Number.MAX_SAFE_INTEGER),
+    },
+    directUploads: {
+      // At most a week: SigV4 presigned URLs cannot live longer.
+      expiryHours: read.int('DIRECT_UPLOAD_EXPIRY_HOURS', 24, 1, 168),
+      // S3's part size bounds: 5 MiB to 5 GiB.
+      partSizeBytes: read.int('DIRECT_UPLOAD_PART_MIB', 16, 5, 5120) * MiB,
+    },
+    tus: {
+      expirySeconds: read.int('TUS_EXPIRY_SECONDS', 86_400, 1, 30 * 86_400),
+      sweepIntervalSeconds: read.int('TUS_SWEEP_INTERVAL_SECONDS', 300, 1, 86_400),
+    },
     retentionDays: read.int('RETENTION_DAYS', 7, 1, 3650),
     orphanGraceHours: read.int('ORPHAN_GRACE_HOURS', 24, 1, 8760),
   };
@@ -170,6 +215,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   if (config.webhook.backoffMaxMs < config.webhook.backoffBaseMs) {
     problems.push('WEBHOOK_BACKOFF_MAX_MS must be ≥ WEBHOOK_BACKOFF_BASE_MS');
+  }
+  // The orphan sweep would otherwise delete the `.info` object of a resumable upload still in progress.
+  if (config.tus.expirySeconds > config.orphanGraceHours * 3600) {
+    problems.push('TUS_EXPIRY_SECONDS must be ≤ ORPHAN_GRACE_HOURS × 3600 (an unfinished upload must expire before its files count as orphans)');
   }
   if (problems.length > 0) {
     throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);

@@ -55,7 +55,14 @@ export async function openRuntime(config: Readonly<Config>, logger: Logger, appl
     const { databaseUrl, pool, db } = await connectDatabase(config, logger, applicationName, cleanup);
     let endpoint = config.s3.endpoint;
     if (!endpoint) {
-      const s3 = await startEmbeddedS3({ dataDir: config.dataDir, port: config.embeddedS3Port, bucket: config.s3.bucket, logger });
+      const s3 = await startEmbeddedS3({
+        dataDir: config.dataDir,
+        port: config.embeddedS3Port,
+        bucket: config.s3.bucket,
+        logger,
+        // a resumable upload may sit paused until it expires: its parts must outlive a restart until then
+        staleUploadMs: config.tus.expirySeconds * 1000,
+      });
       cleanup.push('embedded S3 server', () => s3.stop());
       endpoint = s3.endpoint;
       logger.info({ endpoint }, 'embedded S3 server started (set S3_ENDPOINT to use your own)');

@@ -6,6 +6,7 @@
 // Input (argv[2], JSON): RunTaskInput. Output: one `RESULT {json}` line (RunTaskResult).
 import { Logger as GraphileLogger, type Job, type JobHelpers } from 'graphile-worker';
 import type pg from 'pg';
+import { loadConfig } from '../../src/config.ts';
 import { createPool } from '../../src/db/pool.ts';
 import { createProcessUploadTask } from '../../src/ingest/process-upload.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -55,7 +56,8 @@ class ObservedStore extends ObjectStore {
 }
 const store = new ObservedStore(input.s3);
 
-const task = createProcessUploadTask({ pool, store, logger });
+// The worker's own limits for gzip files (GZIP_MAX_RATIO, GZIP_MAX_UNCOMPRESSED_BYTES: defaults unless set).
+const task = createProcessUploadTask({ pool, store, logger, gzip: loadConfig().gzip });
 
 const payload = { uploadId: input.uploadId };
 const now = new Date();

@@ -31,13 +31,16 @@ export interface UploadsTable {
   dataset: string;
   filename: string;
   size_bytes: number;
-  sha256: string;
+  /** null for a direct upload: its bytes never pass through the API */
+  sha256: string | null;
   object_key: string;
   object_deleted_at: Timestamp | null;
   status: ColumnType<UploadStatus, UploadStatus | undefined, UploadStatus>;
   rows_processed: Generated<number>;
   rows_failed: Generated<number>;
   bytes_processed: Generated<number>;
+  uncompressed_bytes_processed: number | null;
+  compression: 'gzip' | 'none' | null;
   error_code: string | null;
   error: string | null;
   callback_url: string | null;
@@ -62,9 +65,49 @@ export interface IdempotencyKeysTable {
   created_at: DefaultTimestamp;
 }
 
+/** A direct-to-storage upload whose parts are still being sent (migrations/009_direct_uploads.sql). */
+export interface DirectUploadsTable {
+  id: string;
+  tenant_id: string;
+  dataset: string;
+  filename: string;
+  size_bytes: number;
+  object_key: string;
+  s3_upload_id: string;
+  part_size_bytes: number;
+  part_count: number;
+  callback_url: string | null;
+  callback_channel: 'webhook' | 'slack';
+  max_errors: number | null;
+  max_error_ratio: number | null;
+  idempotency_key: string | null;
+  request_hash: string;
+  created_at: DefaultTimestamp;
+  expires_at: Timestamp;
+}
+
+export interface EndpointsTable {
+  id: Generated<string>;
+  seq: Generated<number>;
+  tenant_id: string;
+  url: string;
+  description: Generated<string>;
+  event_types: ColumnType<string[], string[] | undefined, string[]>;
+  channel: ColumnType<'webhook' | 'slack', 'webhook' | 'slack' | undefined, 'webhook' | 'slack'>;
+  enabled: Generated<boolean>;
+  rate_limit_per_second: number | null;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: Timestamp | null;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
 export interface DB {
+  endpoints: EndpointsTable;
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
   uploads: UploadsTable;
   idempotency_keys: IdempotencyKeysTable;
+  direct_uploads: DirectUploadsTable;
 }

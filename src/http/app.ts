@@ -23,8 +23,11 @@ import { liveRoutes } from './routes/live.ts';
 import { ErrorResponse, UploadStatusBody } from './schemas.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { deliveryRoutes } from './routes/deliveries.ts';
+import { endpointRoutes } from './routes/endpoints.ts';
+import { eventTypeRoutes } from './routes/event-types.ts';
 import { healthRoutes } from './routes/health.ts';
 import { tenantRoutes } from './routes/tenant.ts';
+import { tusRoutes } from './routes/tus.ts';
 import { uploadRoutes } from './routes/uploads.ts';
 
 export interface AppDeps {
@@ -127,12 +130,16 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
   // Outside the authenticated scope: probes and scrapers carry no API key.
   await app.register(healthRoutes, deps);
   await app.register(dashboardRoutes); // public: the page asks for the key and sends it itself
+  // Resumable uploads: authenticates itself (tus discovery, OPTIONS, carries no key).
+  await app.register(tusRoutes, { ...deps, limits });
 
   await app.register(async (api) => {
     requireApiKey(api, deps.db);
     const routeDeps = { ...deps, limits };
     await api.register(uploadRoutes, routeDeps);
     await api.register(deliveryRoutes, routeDeps);
+    await api.register(endpointRoutes, routeDeps);
+    await api.register(eventTypeRoutes);
     await api.register(tenantRoutes, routeDeps);
     await api.register(authTokenRoutes, routeDeps);
     await api.register(liveRoutes, { ...routeDeps, hub: liveHub });

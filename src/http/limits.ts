@@ -39,7 +39,7 @@ export class TenantGauge {
 
 /** The limiters routes attach: `preHandler` hooks for the rates, gauges for what is held. */
 export interface TenantLimits {
-  /** POST /uploads and its alias share it: one allowance per tenant */
+  /** POST /uploads, its alias and POST /uploads/direct share it: one allowance per tenant */
   uploadRate: preHandlerAsyncHookHandler;
   tokenRate: preHandlerAsyncHookHandler;
   uploadsInFlight: TenantGauge;

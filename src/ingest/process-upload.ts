@@ -1,5 +1,5 @@
-// The `process-upload` task: object store → CSV → validate → COPY, in one stream.pipeline with
-// backpressure end to end; the rows, the final status and the outbox row commit in one transaction.
+// The `process-upload` task: object store → (gunzip) → CSV → validate → COPY, in one stream.pipeline
+// with backpressure end to end; the rows, the final status and the outbox row commit in one transaction.
 import { pipeline } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import type { Task } from 'graphile-worker';
@@ -10,6 +10,7 @@ import type { ObjectStore } from '../storage/object-store.ts';
 import { copyStatement, createCopyTransform, type HeaderInfo } from './csv/index.ts';
 import { CopySink } from './copy-sink.ts';
 import { getDataset } from './datasets/index.ts';
+import { asGzipFailure, decodingFor, GZIP_MAGIC, peekHead, type Decoding, type DecompressionLimits } from './decompress.ts';
 import { asPermanent, PermanentFailure, StaleRun } from './failures.ts';
 import { RejectRecorder } from './rejects.ts';
 import {
@@ -29,6 +30,8 @@ export interface ProcessDeps {
   pool: pg.Pool;
   store: ObjectStore;
   logger: Logger;
+  /** GZIP_MAX_RATIO / GZIP_MAX_UNCOMPRESSED_BYTES: what a gzip file may expand to */
+  gzip: DecompressionLimits;
   progressIntervalMs?: number;
   rejectCap?: number;
   /**
@@ -76,7 +79,7 @@ export function createProcessUploadTask(deps: ProcessDeps): Task {
       else log.info({ pid: previousBackend.pid }, 'the previous attempt\'s load backend is gone');
     }
     log.info('processing started');
-    const progress: Counts & { csvHeader: string | null } = { rowsProcessed: 0, rowsFailed: 0, bytesProcessed: 0, csvHeader: null };
+    const progress: Progress = { rowsProcessed: 0, rowsFailed: 0, bytesProcessed: 0, uncompressedBytesProcessed: 0, compression: null, csvHeader: null };
     try {
       const result = await observeLoad(() => load(deps, upload, progress, log));
       log.info({ ...result }, 'processing completed');
@@ -98,7 +101,9 @@ export function createProcessUploadTask(deps: ProcessDeps): Task {
   };
 }
 
-async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Counts & { csvHeader: string | null }, log: Logger) {
+type Progress = Counts & { csvHeader: string | null };
+
+async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Progress, log: Logger) {
   const dataset = getDataset(upload.dataset);
   if (!dataset) throw new PermanentFailure('unknown_dataset', `dataset "${upload.dataset}" is not defined`);
 
@@ -134,18 +139,24 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Counts &
     // The dataset table's upload_id DEFAULT reads this, so it is not sent with every row.
     await client.query(`SELECT set_config('app.upload_id', $1, true)`, [upload.id]);
     ({ body } = await deps.store.getStream(upload.object_key));
+    const source = deps.wrapSource ? deps.wrapSource(body) : body;
+    // The first bytes say whether the object is gzip; they stay in the stream for the pipeline.
+    const decoding = decodingFor(await peekHead(source, GZIP_MAGIC.length, deps.abortSignal), deps.gzip);
+    progress.compression = decoding.compression;
+    if (decoding.compression !== 'none') log.info({ compression: decoding.compression }, 'decompressing while loading');
     const sink = new CopySink(client, () => copyStatement(dataset, header!));
     const destination = deps.wrapSink ? deps.wrapSink(sink) : sink;
     timer = setInterval(() => {
-      Object.assign(progress, countsOf(transform));
+      Object.assign(progress, countsOf(transform, decoding));
       reportProgress(deps.pool, upload.id, upload.attempt, progress).catch((err) => log.warn({ err }, 'progress update failed'));
     }, deps.progressIntervalMs ?? 1000);
     try {
-      const streams = [deps.wrapSource ? deps.wrapSource(body) : body, transform, destination] as const;
-      await (deps.abortSignal ? pipeline(...streams, { signal: deps.abortSignal }) : pipeline(...streams));
+      await pipeline([source, ...decoding.stages, transform, destination], { signal: deps.abortSignal });
+    } catch (err) {
+      throw asGzipFailure(err) ?? err;
     } finally {
       clearInterval(timer);
-      Object.assign(progress, countsOf(transform));
+      Object.assign(progress, countsOf(transform, decoding));
     }
     await rejects.flush();
 
@@ -157,7 +168,7 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Counts &
       throw budgetExceeded(`${rowsRejected} of ${records} rows were rejected, over the allowed ratio ${upload.max_error_ratio}`);
     }
     await completeUpload(client, upload, {
-      ...countsOf(transform),
+      ...countsOf(transform, decoding),
       unknownColumns: (header as HeaderInfo | null)?.unknownColumns ?? [],
       csvHeader: progress.csvHeader,
     });
@@ -185,11 +196,14 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Counts &
 /** node-postgres honours a per-query `query_timeout` (its types do not list it). */
 const ROLLBACK: pg.QueryConfig & { query_timeout: number } = { text: 'ROLLBACK', query_timeout: 5000 };
 
-function countsOf(transform: ReturnType<typeof createCopyTransform>): Counts {
+/** bytesProcessed counts stored bytes (compressed, for a gzip file: progress is by them); uncompressed, the CSV's. */
+function countsOf(transform: ReturnType<typeof createCopyTransform>, decoding: Decoding): Counts {
   return {
     rowsProcessed: transform.stats.rowsAccepted,
     rowsFailed: transform.stats.rowsRejected,
-    bytesProcessed: transform.stats.bytesIn,
+    bytesProcessed: decoding.storedBytes(transform.stats.bytesIn),
+    uncompressedBytesProcessed: transform.stats.bytesIn,
+    compression: decoding.compression,
   };
 }
 

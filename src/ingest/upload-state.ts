@@ -1,5 +1,6 @@
-// The SQL of an upload's life in the worker: claim, progress, complete, fail. The final status and
-// the outbox row always commit together (transactional outbox); ingest never talks to receivers.
+// The SQL of an upload's life in the worker: claim, progress, complete, fail. Each change of status
+// and its outbox event commit together (transactional outbox); ingest never talks to receivers and
+// knows nothing of who listens.
 import type pg from 'pg';
 import { UPLOAD_EVENTS_CHANNEL, uploadChannel } from '../uploads/channels.ts';
 import { StaleRun } from './failures.ts';
@@ -25,22 +26,34 @@ export interface LoadBackend {
 }
 
 /**
- * Moves the upload to `processing` for a new attempt; null when there is nothing to do (final or
- * gone). `previousBackend` is the load backend the previous attempt recorded, if it has one: the
- * caller ends it (see endLoadBackend) before loading, since that attempt may be frozen mid-COPY.
+ * Moves the upload to `processing` for a new attempt, with its `upload.processing` event in the same
+ * statement; null when there is nothing to do (final or gone). `previousBackend` is the load backend
+ * the previous attempt recorded, if it has one: the caller ends it (see endLoadBackend) before
+ * loading, since that attempt may be frozen mid-COPY.
  */
 export async function claimUpload(db: Queryable, uploadId: string): Promise<(ClaimedUpload & { previousBackend: LoadBackend | null }) | null> {
   const { rows } = await db.query<ClaimedUpload & { previous_pid: number | null; previous_start: string | null }>(
     `WITH previous AS (
        SELECT id, load_backend_pid, load_backend_start FROM uploads
-        WHERE id = $1 AND status IN ('uploaded', 'processing') FOR UPDATE)
-     UPDATE uploads u
+        WHERE id = $1 AND status IN ('uploaded', 'processing') FOR UPDATE),
+     claimed AS (
+       UPDATE uploads u
         SET status = 'processing', attempt = attempt + 1, started_at = now(), completed_at = NULL,
-            rows_processed = 0, rows_failed = 0, bytes_processed = 0, error_code = NULL, error = NULL,
+            rows_processed = 0, rows_failed = 0, bytes_processed = 0, uncompressed_bytes_processed = NULL,
+            error_code = NULL, error = NULL,
             load_backend_pid = NULL, load_backend_start = NULL, updated_at = now()
        FROM previous WHERE u.id = previous.id
   RETURNING u.id, u.tenant_id, u.dataset, u.object_key, u.size_bytes, u.max_errors, u.max_error_ratio, u.attempt,
-            previous.load_backend_pid AS previous_pid, previous.load_backend_start::text AS previous_start`,
+            u.started_at, previous.load_backend_pid AS previous_pid, previous.load_backend_start::text AS previous_start),
+     started AS (
+       INSERT INTO outbox_events (tenant_id, event_type, upload_id, upload_attempt, payload)
+       SELECT tenant_id, 'upload.processing', id, attempt,
+              jsonb_build_object('type', 'upload.processing', 'uploadId', id, 'status', 'processing', 'attempt', attempt,
+                                 'timestamp', to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+         FROM claimed
+       ON CONFLICT ON CONSTRAINT outbox_events_once DO NOTHING)
+     SELECT id, tenant_id, dataset, object_key, size_bytes, max_errors, max_error_ratio, attempt, previous_pid, previous_start
+       FROM claimed`,
     [uploadId],
   );
   const row = rows[0];
@@ -92,15 +105,21 @@ export async function holdsJob(db: Queryable, jobId: string, workerId: string | 
 export interface Counts {
   rowsProcessed: number;
   rowsFailed: number;
+  /** stored bytes read: compressed ones for a gzip file (progress = this / size_bytes) */
   bytesProcessed: number;
+  /** bytes of CSV the loader has read (after decompression) */
+  uncompressedBytesProcessed: number;
+  /** null until the stored object's first bytes have been read */
+  compression: 'gzip' | 'none' | null;
 }
 
 /** Progress from outside the load transaction, so pollers and live streams see it move. */
 export async function reportProgress(db: Queryable, uploadId: string, attempt: number, counts: Counts): Promise<void> {
   await db.query(
-    `UPDATE uploads SET rows_processed = $3, rows_failed = $4, bytes_processed = $5, updated_at = now()
+    `UPDATE uploads SET rows_processed = $3, rows_failed = $4, bytes_processed = $5, uncompressed_bytes_processed = $6,
+            compression = $7, updated_at = now()
       WHERE id = $1 AND attempt = $2 AND status = 'processing'`,
-    [uploadId, attempt, counts.rowsProcessed, counts.rowsFailed, counts.bytesProcessed],
+    [uploadId, attempt, counts.rowsProcessed, counts.rowsFailed, counts.bytesProcessed, counts.uncompressedBytesProcessed, counts.compression],
   );
   await notifyUpload(db, uploadId);
 }
@@ -114,13 +133,14 @@ export async function completeUpload(
   const { rowCount } = await trx.query(
     `UPDATE uploads
         SET status = 'completed', rows_processed = $3, rows_failed = $4, bytes_processed = $5,
-            unknown_columns = $6, csv_header = $7, completed_at = clock_timestamp(), updated_at = clock_timestamp()
+            unknown_columns = $6, csv_header = $7, uncompressed_bytes_processed = $8, compression = $9,
+            completed_at = clock_timestamp(), updated_at = clock_timestamp()
       WHERE id = $1 AND attempt = $2 AND status = 'processing'`,
-    [upload.id, upload.attempt, final.rowsProcessed, final.rowsFailed, final.bytesProcessed, final.unknownColumns, final.csvHeader],
+    [upload.id, upload.attempt, final.rowsProcessed, final.rowsFailed, final.bytesProcessed, final.unknownColumns, final.csvHeader, final.uncompressedBytesProcessed, final.compression],
   );
   // Another attempt took over (this worker was presumed dead): its load, not ours, may commit.
   if (rowCount !== 1) throw new StaleRun(`upload ${upload.id}: attempt ${upload.attempt} is no longer current`);
-  await insertOutboxRow(trx, upload.id, 'upload.completed');
+  await insertEvent(trx, upload.id, 'upload.completed');
   await notifyUpload(trx, upload.id);
 }
 
@@ -141,6 +161,8 @@ export async function failUpload(
       csvHeader: error.csvHeader ?? null,
       rowsFailed: counts.rowsFailed,
       bytesProcessed: counts.bytesProcessed,
+      uncompressedBytesProcessed: counts.uncompressedBytesProcessed,
+      compression: counts.compression,
     }),
   );
   if (!failed) throw new StaleRun(`upload ${upload.id}: attempt ${upload.attempt} is no longer current; its failure is not recorded`);
@@ -175,6 +197,8 @@ export async function failLostUpload(pool: pg.Pool, uploadId: string, graceSecon
         csvHeader: null,
         rowsFailed: null,
         bytesProcessed: null,
+        uncompressedBytesProcessed: null,
+        compression: null,
       },
     );
     if (marked) await trx.query('SELECT graphile_worker.remove_job($1)', [jobKeyOf(uploadId)]);
@@ -201,19 +225,23 @@ async function markFailed(
   uploadId: string,
   guard: string,
   guardParams: unknown[],
-  error: { code: string; message: string; csvHeader: string | null; rowsFailed: number | null; bytesProcessed: number | null },
+  // a null count keeps what the last progress write recorded
+  error: { code: string; message: string; csvHeader: string | null } & { [K in Exclude<keyof Counts, 'rowsProcessed'>]: Counts[K] | null },
 ): Promise<boolean> {
+  const tail = 6 + guardParams.length; // the guard's parameters are $6…; these follow them
   const { rowCount } = await trx.query(
     `UPDATE uploads
         SET status = 'failed', error_code = $2, error = left($3, 4000), rows_processed = 0,
             rows_failed = COALESCE($4, rows_failed), bytes_processed = COALESCE($5, bytes_processed),
-            csv_header = COALESCE($${6 + guardParams.length}, csv_header),
+            csv_header = COALESCE($${tail}, csv_header),
+            uncompressed_bytes_processed = COALESCE($${tail + 1}, uncompressed_bytes_processed),
+            compression = COALESCE($${tail + 2}, compression),
             completed_at = clock_timestamp(), updated_at = clock_timestamp()
       WHERE id = $1 ${guard}`,
-    [uploadId, error.code, error.message, error.rowsFailed, error.bytesProcessed, ...guardParams, error.csvHeader],
+    [uploadId, error.code, error.message, error.rowsFailed, error.bytesProcessed, ...guardParams, error.csvHeader, error.uncompressedBytesProcessed, error.compression],
   );
   if (rowCount !== 1) return false;
-  await insertOutboxRow(trx, uploadId, 'upload.failed');
+  await insertEvent(trx, uploadId, 'upload.failed');
   await notifyUpload(trx, uploadId);
   return true;
 }
@@ -243,28 +271,25 @@ export async function markObjectDeleted(db: Queryable, uploadId: string): Promis
 }
 
 /**
- * The outbox row: payload frozen now. No callback → `none`/`skipped`, so the audit is still complete.
- * The unique key (upload, event, attempt) makes a re-run unable to enqueue twice.
+ * The outbox event: what happened, to which upload, with its payload frozen now — and nothing about
+ * who hears of it (notify/ expands events into deliveries, one per target). The unique key (upload,
+ * type, attempt) makes a re-run unable to write it twice.
  */
-async function insertOutboxRow(trx: Queryable, uploadId: string, event: 'upload.completed' | 'upload.failed'): Promise<void> {
+async function insertEvent(trx: Queryable, uploadId: string, type: 'upload.completed' | 'upload.failed'): Promise<void> {
   await trx.query(
-    `INSERT INTO deliveries (tenant_id, upload_id, upload_attempt, event, channel, target, payload, delivery_status,
-                             created_at, updated_at, next_attempt_at)
-     SELECT u.tenant_id, u.id, u.attempt, $2,
-            CASE WHEN u.callback_url IS NULL THEN 'none' ELSE u.callback_channel END,
-            u.callback_url,
+    `INSERT INTO outbox_events (tenant_id, event_type, upload_id, upload_attempt, payload, created_at)
+     SELECT u.tenant_id, $2, u.id, u.attempt,
             jsonb_build_object(
               'type', $2::text, 'uploadId', u.id, 'status', u.status,
               'rowsProcessed', u.rows_processed, 'rowsFailed', u.rows_failed,
               'timestamp', to_char(c.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
             || CASE WHEN u.error IS NULL THEN '{}'::jsonb
                     ELSE jsonb_build_object('error', u.error, 'errorCode', u.error_code) END,
-            CASE WHEN u.callback_url IS NULL THEN 'skipped' ELSE 'pending' END,
-            c.at, c.at, c.at
+            c.at
        -- clock_timestamp(): in the load transaction now() is when the load began, minutes early
        FROM uploads u, (SELECT clock_timestamp() AS at) c WHERE u.id = $1
-     ON CONFLICT ON CONSTRAINT deliveries_once DO NOTHING`,
-    [uploadId, event],
+     ON CONFLICT ON CONSTRAINT outbox_events_once DO NOTHING`,
+    [uploadId, type],
   );
 }
 

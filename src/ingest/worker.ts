@@ -6,9 +6,11 @@
 // on its own; mark lost uploads failed (lifecycle sweep). Between beats a watchdog aborts the running
 // jobs of an identity whose lease could not be renewed for three quarters of a lease — before it
 // lapses and another worker takes the job over.
+import { createDb } from '../db/pool.ts';
 import { createOrphanSweepTask, ORPHAN_SWEEP_TASK } from '../retention/orphans.ts';
 import { createPurgeTask, PURGE_TASK, retentionCronItems } from '../retention/purge.ts';
 import type { Runtime } from '../runtime.ts';
+import { createDirectExpiryTask, DIRECT_EXPIRY_TASK, directUploadCronItems } from '../uploads/direct-expiry.ts';
 import { PROCESS_UPLOAD_TASK } from '../uploads/uploads.repository.ts';
 import { dropLeases, forgetOldLeases, jobsLockedBy, releaseDeadWorkers, renewLeases } from './leases.ts';
 import { createProcessUploadTask, type ProcessDeps } from './process-upload.ts';
@@ -42,17 +44,20 @@ export async function startWorker(rt: WorkerRuntime, extra: Partial<ProcessDeps>
   let stopping = false;
   let restartTimer: NodeJS.Timeout | null = null;
   let restartDelayMs = RESTART_MIN_MS;
+  // A query builder over the runtime's pool (never destroyed here: that would end the pool).
+  const db = createDb(rt.pool);
 
   const start = async (): Promise<QueueRunner> => {
     const runner = await startQueueRunner({
       pool: rt.pool,
       concurrency: rt.config.worker.concurrency,
       log,
-      parsedCronItems: retentionCronItems(),
+      parsedCronItems: [...retentionCronItems(), ...directUploadCronItems()],
       tasks: (abortSignal) => ({
-        [PROCESS_UPLOAD_TASK]: createProcessUploadTask({ pool: rt.pool, store: rt.store, logger: log, abortSignal, ...extra }),
+        [PROCESS_UPLOAD_TASK]: createProcessUploadTask({ pool: rt.pool, store: rt.store, logger: log, gzip: rt.config.gzip, abortSignal, ...extra }),
         [PURGE_TASK]: createPurgeTask({ pool: rt.pool, store: rt.store, logger: log, retentionDays: rt.config.retentionDays }),
         [ORPHAN_SWEEP_TASK]: createOrphanSweepTask({ pool: rt.pool, store: rt.store, logger: log, graceMs: rt.config.orphanGraceHours * 3_600_000 }),
+        [DIRECT_EXPIRY_TASK]: createDirectExpiryTask({ db, store: rt.store, logger: log }),
       }),
     });
     if (stopping) {

@@ -10,6 +10,11 @@ export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'sent', 
 export interface DeliveryRow {
   id: string;
   seq: number;
+  event_id: string;
+  /** 'callback' (the upload's callbackUrl) or 'endpoint:<id>' */
+  target_key: string;
+  /** the endpoint it goes to; null for a callbackUrl delivery, and once its endpoint was deleted */
+  endpoint_id: string | null;
   upload_id: string | null;
   upload_attempt: number;
   event: string;
@@ -45,7 +50,7 @@ export interface AttemptRow {
   next_attempt_at: Date | null;
 }
 
-const DELIVERY_COLUMNS = `id, seq, upload_id, upload_attempt, event, channel, target, payload, delivery_status,
+const DELIVERY_COLUMNS = `id, seq, event_id, target_key, endpoint_id, upload_id, upload_attempt, event, channel, target, payload, delivery_status,
   attempts, next_attempt_at, locked_until, last_error, delivered_at, created_at, updated_at`;
 
 export async function findDelivery(db: Queryable, tenantId: string, id: string): Promise<DeliveryRow | undefined> {
@@ -98,11 +103,11 @@ export interface DeliverySummary {
   lastError: string | null;
 }
 
-/** The latest delivery of an upload, for its status response; null when it has none yet. */
+/** The latest delivery of an upload to its own callbackUrl, for its status response; null when it has none yet. */
 export async function latestDeliverySummary(db: Queryable, tenantId: string, uploadId: string): Promise<DeliverySummary | null> {
   const { rows } = await db.query<{ delivery_status: DeliveryStatus; attempts: number; last_error: string | null }>(
     `SELECT delivery_status, attempts, last_error FROM deliveries
-      WHERE tenant_id = $1 AND upload_id = $2 ORDER BY seq DESC LIMIT 1`,
+      WHERE tenant_id = $1 AND upload_id = $2 AND target_key = 'callback' ORDER BY seq DESC LIMIT 1`,
     [tenantId, uploadId],
   );
   const row = rows[0];

@@ -1,4 +1,5 @@
-// The dispatcher role. Wakes when an outbox row commits (LISTEN/NOTIFY), when a retry or an expired
+// The dispatcher role. Expands committed events into deliveries (one per target), then sends them.
+// Wakes when an event or a delivery commits (LISTEN/NOTIFY), when a retry or an expired
 // lease falls due (a timer set from the database), and on a slow fallback sweep; keeps up to
 // `concurrency` attempts in flight, claiming more as slots free up, so one slow receiver never holds
 // up the others. Any number of dispatchers may run: claims are disjoint (SKIP LOCKED) and fenced.
@@ -8,8 +9,9 @@ import type { Runtime } from '../runtime.ts';
 import { attemptDelivery, type AttemptDeps } from './attempt.ts';
 import { channels } from './channels/index.ts';
 import { createDeliverer } from './deliver.ts';
+import { expandAll } from './expand.ts';
 import { listen, type Listener } from './listener.ts';
-import { claimDue, msUntilNextDue, type ClaimedDelivery } from './outbox.repository.ts';
+import { claimDue, DUE_CHANNEL, msUntilNextDue, type ClaimedDelivery } from './outbox.repository.ts';
 import { allowListOf } from './ssrf.ts';
 
 export interface DispatcherHandle {
@@ -30,7 +32,7 @@ export interface DispatcherOptions {
   random?: () => number;
 }
 
-export const DUE_CHANNEL = 'deliveries_due';
+export { DUE_CHANNEL };
 export const USER_AGENT = `stream-api/${packageVersion()}`;
 
 type DispatcherRuntime = Pick<Runtime, 'pool' | 'config' | 'logger' | 'databaseUrl'>;
@@ -88,6 +90,9 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
     try {
       do {
         again = false;
+        // Events first: their deliveries are then due with the rest (expansion is idempotent, so
+        // dispatchers racing on it, or one dying right after it, lose and duplicate nothing).
+        if (!stopping) await expandAll(rt.pool, batchSize * 4);
         for (;;) {
           const room = Math.min(batchSize, concurrency - inFlight.size);
           if (stopping || room <= 0) return; // a finishing attempt wakes us again
@@ -98,7 +103,7 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
       } while (again && !stopping);
       await scheduleNextDue();
     } catch (err) {
-      log.warn({ err }, 'claiming due deliveries failed; the sweep will try again');
+      log.warn({ err }, 'expanding events or claiming due deliveries failed; the sweep will try again');
     }
   }
 

@@ -8,6 +8,16 @@ import type { AttemptResult } from './types.ts';
 
 type Queryable = Pick<pg.Pool, 'query'>;
 
+/**
+ * A delivery to an endpoint waits while that endpoint is disabled (kept, not dropped: re-enabling
+ * resumes it). A subquery, not a join, so the claim's FOR UPDATE locks no endpoint row.
+ */
+const ENDPOINT_ENABLED = `(deliveries.endpoint_id IS NULL
+  OR EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled))`;
+
+/** The NOTIFY channel that wakes dispatchers: an event or a due delivery committed. */
+export const DUE_CHANNEL = 'deliveries_due';
+
 /** error_message of an attempt whose outcome was never recorded. */
 export const INTERRUPTED_MESSAGE =
   'the dispatcher stopped (or lost its lease) before the outcome was known; the receiver may have received it';
@@ -25,7 +35,10 @@ export interface ClaimedDelivery {
   manual: boolean;
   /** proves this claim still owns the delivery when the attempt is finished */
   lease_token: string;
-  /** signing secrets at claim time: the current one, then the previous one during rotation */
+  /**
+   * signing secrets at claim time, the current one then the previous one during rotation: the
+   * endpoint's for an endpoint delivery, the tenant's for a callbackUrl delivery
+   */
   secrets: string[];
   /** number of the unfinished attempt this claim closed as `interrupted`, if there was one */
   interrupted_attempt: number | null;
@@ -59,7 +72,7 @@ export async function claimDue(
     `WITH due AS (
        SELECT id, attempts, run_first_attempt, redeliver_requested FROM deliveries
         WHERE delivery_status = 'pending' AND next_attempt_at <= now()
-          AND (locked_until IS NULL OR locked_until < now())
+          AND (locked_until IS NULL OR locked_until < now()) AND ${ENDPOINT_ENABLED}
         ORDER BY next_attempt_at
         LIMIT $1
         FOR UPDATE SKIP LOCKED),
@@ -85,8 +98,12 @@ export async function claimDue(
         WHERE d.id = due.id AND t.id = d.tenant_id
     RETURNING d.id, d.tenant_id, d.channel, d.target, d.payload, d.attempts AS attempt, d.run_first_attempt,
               due.redeliver_requested AS manual, d.lease_token,
-              array_remove(ARRAY[t.webhook_secret,
-                CASE WHEN t.previous_secret_expires_at > now() THEN t.previous_webhook_secret END], NULL) AS secrets,
+              CASE WHEN d.endpoint_id IS NULL
+                   THEN array_remove(ARRAY[t.webhook_secret,
+                          CASE WHEN t.previous_secret_expires_at > now() THEN t.previous_webhook_secret END], NULL)
+                   ELSE (SELECT array_remove(ARRAY[e.secret,
+                           CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END], NULL)
+                           FROM endpoints e WHERE e.id = d.endpoint_id) END AS secrets,
               closed.attempt AS interrupted_attempt, COALESCE(closed.budget_spent, false) AS budget_spent),
      started AS (
        INSERT INTO delivery_attempts (delivery_id, attempt, trigger, started_at)
@@ -155,7 +172,7 @@ export async function msUntilNextDue(db: Queryable): Promise<number | null> {
   const { rows } = await db.query<{ ms: number | null }>(
     `SELECT GREATEST(0, EXTRACT(EPOCH FROM LEAST(
               (SELECT next_attempt_at FROM deliveries
-                WHERE delivery_status = 'pending' AND (locked_until IS NULL OR locked_until < now())
+                WHERE delivery_status = 'pending' AND (locked_until IS NULL OR locked_until < now()) AND ${ENDPOINT_ENABLED}
                 ORDER BY next_attempt_at LIMIT 1),
               (SELECT min(locked_until) FROM deliveries
                 WHERE delivery_status = 'pending' AND locked_until IS NOT NULL)) - now()) * 1000)::float8 AS ms`,

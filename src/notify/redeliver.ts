@@ -8,8 +8,8 @@ export type RedeliveryResult =
 
 /**
  * The row lock makes the check and the change one step against a dispatcher claiming the row.
- * Refused: a delivery with no target (`skipped`: the upload had no callback), and one a dispatcher is
- * sending right now (its outcome is seconds away; ask again then).
+ * Refused: a delivery with no target (`skipped`: the upload had no callback; or its endpoint was
+ * deleted), and one a dispatcher is sending right now (its outcome is seconds away; ask again then).
  */
 export async function requestRedelivery(pool: pg.Pool, tenantId: string, id: string): Promise<RedeliveryResult> {
   const client = await pool.connect();
@@ -18,7 +18,9 @@ export async function requestRedelivery(pool: pg.Pool, tenantId: string, id: str
     const row = await lockDelivery(client, tenantId, id);
     let result: RedeliveryResult;
     if (!row) result = { outcome: 'not_found' };
-    else if (row.target === null || row.channel === 'none') result = { outcome: 'no_target' };
+    else if (row.target === null || row.channel === 'none' || (row.target_key !== 'callback' && row.endpoint_id === null)) {
+      result = { outcome: 'no_target' }; // no callbackUrl, or its endpoint was deleted
+    }
     else if (row.in_flight) result = { outcome: 'in_flight' };
     else result = { outcome: 'queued', delivery: await markForRedelivery(client, id) };
     await client.query('COMMIT');

@@ -1,4 +1,5 @@
-// Tenants' webhook signing secrets: read, and rotate with an overlap during which both sign.
+// Webhook signing secrets — a tenant's (its uploads' callbackUrl) and each endpoint's: read, and
+// rotate with an overlap during which both sign.
 import { sql, type Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
 import { generateSecret } from './sign.ts';
@@ -43,15 +44,48 @@ export async function rotateWebhookSecret(db: Kysely<DB>, tenant: TenantSelector
   return row && present(row);
 }
 
+export interface EndpointSecret {
+  secret: string;
+  /** when the previous secret stops signing; null when no rotation overlap is running */
+  previousSecretExpiresAt: Date | null;
+}
+
+/** An endpoint's signing secret; undefined when the tenant has no such endpoint. */
+export async function findEndpointSecret(db: Kysely<DB>, tenantId: string, endpointId: string): Promise<EndpointSecret | undefined> {
+  const row = await db
+    .selectFrom('endpoints')
+    .select(['secret', 'previous_secret_expires_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', endpointId)
+    .executeTakeFirst();
+  return row && { secret: row.secret, previousSecretExpiresAt: stillRunning(row.previous_secret_expires_at) };
+}
+
+/** rotateWebhookSecret's scheme for one endpoint of the tenant: the same overlap, at most two sign. */
+export async function rotateEndpointSecret(db: Kysely<DB>, tenantId: string, endpointId: string): Promise<EndpointSecret | undefined> {
+  const row = await db
+    .updateTable('endpoints')
+    .set({
+      previous_secret: sql`secret`,
+      previous_secret_expires_at: sql`now() + make_interval(hours => ${ROTATION_OVERLAP_HOURS})`,
+      secret: generateSecret(),
+      updated_at: sql`now()`,
+    })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', endpointId)
+    .returning(['secret', 'previous_secret_expires_at'])
+    .executeTakeFirst();
+  return row && { secret: row.secret, previousSecretExpiresAt: stillRunning(row.previous_secret_expires_at) };
+}
+
 function keyOf(tenant: TenantSelector): ['id' | 'name', '=', string] {
   return 'id' in tenant ? ['id', '=', tenant.id] : ['name', '=', tenant.name];
 }
 
 function present(row: { name: string; webhook_secret: string; previous_secret_expires_at: Date | null }): TenantSecret {
-  const expires = row.previous_secret_expires_at;
-  return {
-    name: row.name,
-    webhookSecret: row.webhook_secret,
-    previousSecretExpiresAt: expires !== null && expires.getTime() > Date.now() ? expires : null,
-  };
+  return { name: row.name, webhookSecret: row.webhook_secret, previousSecretExpiresAt: stillRunning(row.previous_secret_expires_at) };
+}
+
+function stillRunning(expires: Date | null): Date | null {
+  return expires !== null && expires.getTime() > Date.now() ? expires : null;
 }

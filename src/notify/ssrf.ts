@@ -19,6 +19,16 @@ export type UrlCheck = { ok: true; url: URL } | { ok: false; reason: UrlRejectio
 
 export const MAX_URL_LENGTH = 2048;
 
+/** Why a URL was refused, as the end of a sentence that begins with the field's name. */
+export const URL_REJECTION_TEXT: Readonly<Record<UrlRejection, string>> = {
+  invalid_url: 'is not a valid absolute URL',
+  too_long: `is longer than ${MAX_URL_LENGTH} characters`,
+  unsupported_scheme: 'must use http or https',
+  credentials: 'must not contain a user name or password',
+  missing_host: 'has no host',
+  forbidden_address: 'points at a private, loopback or link-local address',
+};
+
 /** IPv4 ranges that are not globally reachable (IANA special-purpose registry, the risky parts). */
 const FORBIDDEN_V4: readonly (readonly [string, number])[] = [
   ['0.0.0.0', 8], // "this network"; 0.0.0.0 reaches localhost on Linux

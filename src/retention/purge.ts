@@ -8,6 +8,7 @@ import type { ObjectStore } from '../storage/object-store.ts';
 import {
   deleteExpiredAttempts,
   deleteExpiredDeliveries,
+  deleteExpiredEvents,
   deleteExpiredUploads,
   markExpiredUploads,
 } from './retention.repository.ts';
@@ -28,6 +29,8 @@ export interface PurgeSummary {
   objects: number;
   deliveries: number;
   attempts: number;
+  /** expanded outbox events whose deliveries are all gone */
+  events: number;
   /** stored objects that could not be deleted (their rows went; the orphan sweep removes them later) */
   objectFailures: number;
 }
@@ -55,7 +58,7 @@ const OBJECT_DELETE_CONCURRENCY = 8;
 
 /**
  * Deletes what has expired: settled uploads (rows, rejected rows, stored objects), then settled
- * deliveries and old attempts, in batches of `batchSize` (default 500). A failed object delete is
+ * deliveries and old attempts, then old expanded events left with no delivery, in batches of `batchSize` (default 500). A failed object delete is
  * logged and counted (`objectFailures`); its row goes anyway and the object, which no row references
  * any more, is left to the orphan sweep (orphans.ts). Throws only when the database fails.
  *
@@ -75,7 +78,7 @@ const OBJECT_DELETE_CONCURRENCY = 8;
 export async function purgeExpired(deps: PurgeDeps): Promise<PurgeSummary> {
   const days = deps.retentionDays;
   const batchSize = deps.batchSize ?? 500;
-  const summary: PurgeSummary = { uploads: 0, objects: 0, deliveries: 0, attempts: 0, objectFailures: 0 };
+  const summary: PurgeSummary = { uploads: 0, objects: 0, deliveries: 0, attempts: 0, events: 0, objectFailures: 0 };
 
   for (;;) {
     const batch = await markExpiredUploads(deps.pool, days, batchSize);
@@ -106,6 +109,10 @@ export async function purgeExpired(deps: PurgeDeps): Promise<PurgeSummary> {
   for (let n = batchSize; n === batchSize; ) {
     n = await deleteExpiredAttempts(deps.pool, days, batchSize);
     summary.attempts += n;
+  }
+  for (let n = batchSize; n === batchSize; ) {
+    n = await deleteExpiredEvents(deps.pool, days, batchSize);
+    summary.events += n;
   }
   return summary;
 }

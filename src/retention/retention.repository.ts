@@ -54,13 +54,18 @@ export async function deleteExpiredUploads(db: Queryable, ids: readonly string[]
 
 /**
  * Of these stored keys, the ones no upload references (no row with that object_key whose object
- * is not marked deleted). One query for a whole listed page.
+ * is not marked deleted) and no pending direct upload holds (its object exists from the moment the
+ * store completes it until the transaction that records the upload commits — and S3 dates it from
+ * when its multipart upload began, hours before). One query for a whole listed page, one snapshot:
+ * a completion swaps the pending row for the upload row in one transaction, so a key is seen held
+ * by one or the other.
  */
 export async function unreferencedKeys(db: Queryable, keys: readonly string[]): Promise<string[]> {
   if (keys.length === 0) return [];
   const { rows } = await db.query<{ key: string }>(
     `SELECT k.key FROM unnest($1::text[]) AS k(key)
-      WHERE NOT EXISTS (SELECT 1 FROM uploads u WHERE u.object_key = k.key AND u.object_deleted_at IS NULL)`,
+      WHERE NOT EXISTS (SELECT 1 FROM uploads u WHERE u.object_key = k.key AND u.object_deleted_at IS NULL)
+        AND NOT EXISTS (SELECT 1 FROM direct_uploads d WHERE d.object_key = k.key)`,
     [keys],
   );
   return rows.map((r) => r.key);
@@ -88,6 +93,22 @@ export async function deleteExpiredAttempts(db: Queryable, days: number, limit: 
         WHERE a.started_at < now() - make_interval(days => $1) AND d.delivery_status <> 'pending'
           AND NOT EXISTS (SELECT 1 FROM uploads u
                            WHERE u.id = d.upload_id AND u.status IN ('uploaded', 'processing'))
+        LIMIT $2)`,
+    [days, limit],
+  );
+  return rowCount ?? 0;
+}
+
+/**
+ * Outbox events older than `days`, already expanded, none of whose deliveries is left (the purge of
+ * deliveries went first); at most `limit` per call. An unexpanded event is never purged.
+ */
+export async function deleteExpiredEvents(db: Queryable, days: number, limit: number): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM outbox_events WHERE id IN (
+       SELECT e.id FROM outbox_events e
+        WHERE e.created_at < now() - make_interval(days => $1) AND e.expanded_at IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
         LIMIT $2)`,
     [days, limit],
   );

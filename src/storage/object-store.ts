@@ -1,7 +1,10 @@
 // The one module that talks to S3-compatible object storage.
 import { pipeline, type Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -9,8 +12,11 @@ import {
   ListObjectsCommand,
   S3Client,
   S3ServiceException,
+  UploadPartCommand,
+  type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Config } from '../config.ts';
 import { PartBudget, PartGate } from './part-budget.ts';
 
@@ -29,40 +35,72 @@ export interface StoredObject {
   sizeBytes: number;
 }
 
+/** A part of a multipart upload as the client reports it: its number (1–10,000) and the ETag the store answered its PUT with. */
+export interface CompletedPart {
+  partNumber: number;
+  etag: string;
+}
+
+/**
+ * Why the store refused to complete a multipart upload: `invalid_part` (a part not uploaded, an ETag
+ * that is not the part's, parts out of order, a part but the last under 5 MiB — S3's InvalidPart,
+ * InvalidPartOrder, EntityTooSmall) or `no_such_upload` (aborted, expired, or already completed).
+ */
+export type CompleteRefusal = { reason: 'invalid_part' | 'no_such_upload'; message: string };
+
+const COMPLETE_REFUSALS: Record<string, CompleteRefusal['reason']> = {
+  InvalidPart: 'invalid_part',
+  InvalidPartOrder: 'invalid_part',
+  EntityTooSmall: 'invalid_part',
+  NoSuchUpload: 'no_such_upload',
+};
+
 /** How putStream cuts a stream into parts (the `uploads` settings of the config). */
 export type UploadTuning = Config['uploads'];
 
 /** S3's smallest part, one at a time: what a store gets when its user sets nothing. */
 const SERIAL: UploadTuning = { partSizeBytes: 5 * 1024 * 1024, partsInFlight: 1, bufferBytes: 0 };
 
+/**
+ * The AWS SDK client settings for `opts` (shared with other S3 clients of the store, e.g. tus's),
+ * addressed at `endpoint` (default: the store's own; the public endpoint for presigned URLs).
+ */
+export function s3ClientConfig(opts: ObjectStoreOptions, endpoint: string | null = opts.endpoint): S3ClientConfig {
+  return {
+    ...(endpoint ? { endpoint } : {}),
+    region: opts.region,
+    forcePathStyle: opts.forcePathStyle,
+    ...(opts.accessKeyId ? { credentials: { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } } : {}),
+    // With the default (WHEN_SUPPORTED) the SDK sends streamed bodies with aws-chunked framing,
+    // which S3-compatible servers such as s3rver store verbatim — corrupting the object; and it
+    // signs a CRC32 of the empty body into presigned part URLs, so S3 refuses every part sent to them.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  };
+}
+
 export class ObjectStore {
   readonly bucket: string;
   private readonly client: S3Client;
+  /** signs URLs for clients: the same store, named by the address they reach it at */
+  private readonly publicClient: S3Client;
 
   private readonly tuning: UploadTuning;
   /** Memory for the parts of this store's uploads beyond each one's first (see PartBudget). */
   readonly partBudget: PartBudget;
 
   /**
-   * `tuning`: how putStream cuts streams into parts and how many it sends at once; by default one
-   * 5 MiB part at a time. Give a process one store, so its uploads share one budget.
+   * `options` are kept so that other clients of the same store can be made alike. `tuning`: how
+   * putStream cuts streams into parts and how many it sends at once; by default one 5 MiB part at a
+   * time. Give a process one store, so its uploads share one budget.
    */
-  constructor(opts: ObjectStoreOptions, tuning: UploadTuning = SERIAL) {
-    this.bucket = opts.bucket;
+  constructor(readonly options: ObjectStoreOptions, tuning: UploadTuning = SERIAL) {
+    this.bucket = options.bucket;
     this.tuning = tuning;
     this.partBudget = new PartBudget(tuning.bufferBytes);
-    this.client = new S3Client({
-      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-      region: opts.region,
-      forcePathStyle: opts.forcePathStyle,
-      ...(opts.accessKeyId
-        ? { credentials: { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } }
-        : {}),
-      // With the default (WHEN_SUPPORTED) the SDK sends streamed bodies with aws-chunked framing,
-      // which S3-compatible servers such as s3rver store verbatim — corrupting the object.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    this.client = new S3Client(s3ClientConfig(options));
+    const publicEndpoint = options.publicEndpoint ?? options.endpoint;
+    this.publicClient = publicEndpoint === options.endpoint ? this.client : new S3Client(s3ClientConfig(options, publicEndpoint));
   }
 
   /**
@@ -100,9 +138,67 @@ export class ObjectStore {
     return { key };
   }
 
+  /** Starts a multipart upload of `key`; returns its UploadId (the store's, to be kept server-side). */
+  async startMultipart(key: string, contentType = 'text/csv'): Promise<string> {
+    const res = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }));
+    if (!res.UploadId) throw new Error('the store started a multipart upload without an UploadId');
+    return res.UploadId;
+  }
+
+  /**
+   * A presigned URL (SigV4 query string, RFC 3986-encoded) that lets whoever holds it PUT part
+   * `partNumber` (1–10,000) of the multipart upload `uploadId` of `key` for `expiresInSeconds`
+   * (at most 604,800: SigV4's week). Signed for the public endpoint (S3_PUBLIC_ENDPOINT), with no
+   * checksum parameters (WHEN_REQUIRED), so any body may be sent; the store answers the PUT with the
+   * part's ETag. Computed locally: no request to the store.
+   */
+  presignPart(key: string, uploadId: string, partNumber: number, expiresInSeconds: number): Promise<string> {
+    const command = new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber });
+    return getSignedUrl(this.publicClient, command, { expiresIn: expiresInSeconds });
+  }
+
+  /**
+   * Completes the multipart upload from `parts` (ascending part numbers). Returns null when the
+   * object exists, or why the store refused (see CompleteRefusal); any other failure is thrown.
+   */
+  async completeMultipart(key: string, uploadId: string, parts: readonly CompletedPart[]): Promise<CompleteRefusal | null> {
+    try {
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+        }),
+      );
+      return null;
+    } catch (err) {
+      if (!(err instanceof S3ServiceException)) throw err;
+      const reason = COMPLETE_REFUSALS[err.name];
+      if (!reason) throw err;
+      return { reason, message: err.message };
+    }
+  }
+
+  /** Aborts the multipart upload and frees its parts; one already gone (NoSuchUpload) counts as aborted. */
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }));
+    } catch (err) {
+      if (err instanceof S3ServiceException && (err.name === 'NoSuchUpload' || err.$metadata.httpStatusCode === 404)) return;
+      throw err;
+    }
+  }
+
   async getStream(key: string): Promise<{ body: Readable; size: number }> {
     const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
     return { body: res.Body as Readable, size: Number(res.ContentLength ?? 0) };
+  }
+
+  /** The object's first `bytes` bytes (fewer when it is shorter): one ranged GET, RFC 9110 `Range`. */
+  async readHead(key: string, bytes: number): Promise<Buffer> {
+    const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=0-${bytes - 1}` }));
+    return Buffer.from(await res.Body!.transformToByteArray());
   }
 
   /** Size of the object, or null when it does not exist. */
@@ -162,6 +258,7 @@ export class ObjectStore {
 
   destroy(): void {
     this.client.destroy();
+    if (this.publicClient !== this.client) this.publicClient.destroy();
   }
 }
 

@@ -14,6 +14,11 @@ declare module 's3rver' {
   /** The slice of Koa's context the embedded wrapper's middleware uses. */
   export interface S3rverContext {
     method: string;
+    /** the request's Host header (name and port) */
+    host: string;
+    /** request headers, names in lower case */
+    headers: Record<string, string | string[] | undefined>;
+    /** the path as sent (percent-encoded) */
     path: string;
     query: Record<string, string | string[] | undefined>;
     status: number;
@@ -31,6 +36,10 @@ declare module 's3rver' {
     store: {
       /** `<root>/<bucket>/<key dirs>/<last>._S3rver_<resource>`; multipart parts live under resource `uploads` */
       getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+      /** UploadPart: stores `content` as `<uploads>/<uploadId>/<partNumber>` (+ `.md5`, its hex MD5, the ETag) */
+      putPart(bucket: string, uploadId: string, partNumber: string | number, content: import('node:stream').Readable): Promise<{ size: number; md5: string }>;
+      /** CompleteMultipartUpload: concatenates the parts (ETags unquoted), sorted by number, into the object */
+      putObjectMultipart(bucket: string, uploadId: string, parts: { number: number; etag: string }[]): Promise<{ md5: string; size: number }>;
     };
     /** creates the `configureBuckets` buckets */
     configureBuckets(): Promise<void>;

@@ -1,10 +1,13 @@
 // A pass-through Transform that hashes and counts the bytes of an upload on their way to storage and
-// refuses content that is plainly not CSV text before any of it is stored.
+// refuses content that is plainly not CSV text before any of it is stored. gzip passes: the worker
+// decompresses it while loading (src/ingest/decompress.ts), whatever the file is named.
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { AppError } from '../errors.ts';
+import { isGzip } from '../ingest/decompress.ts';
 
-const SNIFF_BYTES = 1024;
+/** How much of a file is judged by sniffNonCsv before any of it is accepted. */
+export const SNIFF_BYTES = 1024;
 
 const BINARY_SIGNATURES: readonly (readonly number[])[] = [
   [0x89, 0x50, 0x4e, 0x47], // PNG
@@ -12,12 +15,13 @@ const BINARY_SIGNATURES: readonly (readonly number[])[] = [
   [0x47, 0x49, 0x46, 0x38], // GIF
   [0x25, 0x50, 0x44, 0x46], // PDF
   [0x50, 0x4b, 0x03, 0x04], // ZIP / XLSX
-  [0x1f, 0x8b], // gzip
   [0xd0, 0xcf, 0x11, 0xe0], // legacy Office (XLS)
 ];
 
-/** Why the first bytes of a file are not CSV text, or null if they may be. */
+/** Why the first bytes of a file are not CSV text (or gzip, which may hold CSV), or null if they may be. */
 export function sniffNonCsv(head: Buffer): string | null {
+  // Compressed bytes are binary (NULs included); what they hold is judged as it is decompressed.
+  if (isGzip(head)) return null;
   for (const sig of BINARY_SIGNATURES) {
     if (head.length >= sig.length && sig.every((byte, i) => head[i] === byte)) {
       return 'file looks like a binary format, not CSV text';

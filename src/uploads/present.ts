@@ -9,9 +9,12 @@ export function presentUpload(row: UploadRow) {
     filename: row.filename,
     sizeBytes: row.size_bytes,
     sha256: row.sha256,
+    compression: row.compression,
     rowsProcessed: row.rows_processed,
     rowsFailed: row.rows_failed,
     bytesProcessed: row.bytes_processed,
+    // NULL on uploads loaded before the column existed: all uncompressed, so the stored bytes are the CSV's
+    uncompressedBytesProcessed: row.uncompressed_bytes_processed ?? row.bytes_processed,
     progress: progressOf(row),
     attempt: row.attempt,
     error: row.error === null ? null : { code: row.error_code, message: row.error },
@@ -24,6 +27,7 @@ export function presentUpload(row: UploadRow) {
   };
 }
 
+/** Stored bytes read / stored size: for a gzip file, by compressed bytes (its uncompressed size is unknown until the end). */
 function progressOf(row: UploadRow): number {
   if (row.status === 'completed') return 1;
   if (row.size_bytes <= 0) return 0;

@@ -46,6 +46,9 @@ interface UploadOptions {
 
 class KeyTaken extends Error {}
 
+/** An Idempotency-Key: 1–255 printable ASCII characters. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
 const OPTION_FIELDS = ['dataset', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio'] as const;
 
 /**
@@ -57,9 +60,7 @@ const OPTION_FIELDS = ['dataset', 'callbackUrl', 'callbackChannel', 'maxErrors',
  * `storage_unavailable` when the store fails; whatever it throws, nothing stays stored.
  */
 export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Promise<{ replayed: boolean; body: UploadAccepted }> {
-  if (req.idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(req.idempotencyKey)) {
-    throw new AppError('invalid_idempotency_key');
-  }
+  checkIdempotencyKey(req.idempotencyKey);
   const raw: Record<string, string> = {};
   for (const name of OPTION_FIELDS) {
     // the route's schema has typed (and checked) the query; form fields arrive as text, so both go on as text
@@ -145,7 +146,8 @@ async function storeFile(store: ObjectStore, key: string, body: Readable): Promi
   }
 }
 
-function replay(previous: StoredResponse, requestHash: string): { replayed: boolean; body: UploadAccepted } {
+/** The first answer to an Idempotency-Key, or 422 idempotency_key_reused when this request differs from it. */
+export function replay(previous: StoredResponse, requestHash: string): { replayed: boolean; body: UploadAccepted } {
   if (previous.requestHash !== requestHash) throw new AppError('idempotency_key_reused');
   return { replayed: true, body: previous.response as UploadAccepted };
 }
@@ -214,16 +216,26 @@ export function parseOptions(raw: Record<string, string>, allowedCidrs?: Address
   return { dataset, callbackUrl, callbackChannel, maxErrors, maxErrorRatio };
 }
 
-function hashRequest(file: { filename: string; sha256: string; bytes: number }, options: UploadOptions): string {
+/** What makes two keyed uploads "the same request": the file's hash, size and name, and the options. */
+export function hashRequest(file: { filename: string; sha256: string; bytes: number }, options: UploadOptions): string {
   return createHash('sha256')
     .update(JSON.stringify([file.sha256, file.bytes, file.filename, options]))
     .digest('hex');
 }
 
 function safeFilename(part: MultipartFile): string {
-  // Display only (never a path): strip control characters and cap the length.
-  const name = (part.filename || 'upload.csv').replace(/[\x00-\x1f\x7f]/g, '').slice(0, 255);
+  return displayFilename(part.filename);
+}
+
+/** A file name for display only (never a path): control characters stripped, at most 255 characters. */
+export function displayFilename(raw: string | null | undefined): string {
+  const name = (raw || 'upload.csv').replace(/[\x00-\x1f\x7f]/g, '').slice(0, 255);
   return name || 'upload.csv';
+}
+
+/** An Idempotency-Key is 1–255 printable ASCII characters; else 400 invalid_idempotency_key. */
+export function checkIdempotencyKey(key: string | undefined): void {
+  if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new AppError('invalid_idempotency_key');
 }
 
 function drain(stream: Readable): Promise<void> {

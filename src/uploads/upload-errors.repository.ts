@@ -47,7 +47,7 @@ export async function resetForRetry(
   if (row.object_deleted_at !== null || !(await objectExists(row.object_key))) return 'object_gone';
   await sql`
     UPDATE uploads
-       SET status = 'uploaded', rows_processed = 0, rows_failed = 0, bytes_processed = 0,
+       SET status = 'uploaded', rows_processed = 0, rows_failed = 0, bytes_processed = 0, uncompressed_bytes_processed = NULL,
            error_code = NULL, error = NULL, started_at = NULL, completed_at = NULL, updated_at = now()
      WHERE id = ${uploadId}`.execute(trx);
   await sql`DELETE FROM upload_errors WHERE upload_id = ${uploadId}`.execute(trx);

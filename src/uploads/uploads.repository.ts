@@ -10,7 +10,8 @@ export interface NewUpload {
   dataset: string;
   filename: string;
   sizeBytes: number;
-  sha256: string;
+  /** null when the bytes never passed through the API (a direct upload) */
+  sha256: string | null;
   objectKey: string;
   callbackUrl: string | null;
   callbackChannel: 'webhook' | 'slack';

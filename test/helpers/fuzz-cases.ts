@@ -12,6 +12,10 @@ export interface Operation {
 /** The routes that receive a multipart file: the fuzzer sends them multipart bodies more often. */
 export const UPLOAD_PATHS = ['/upload', '/uploads'];
 
+/** Routes that take a JSON body of a known shape: the fuzzer sends them near-valid bodies half the time. */
+export const DIRECT_START_PATH = '/uploads/direct';
+export const DIRECT_COMPLETE_PATH = '/uploads/{id}/complete';
+
 export interface FuzzCase {
   /** one line saying what was sent (for a failure report) */
   what: string;
@@ -87,7 +91,8 @@ export class FuzzCases {
       headers.push(['Connection', 'close']);
     }
 
-    const { contentType, body, kind } = this.body(rng, isUpload, method);
+    const shaped = method === 'POST' && rng.chance(0.5) ? this.shapedJson(rng, op.path) : null;
+    const { contentType, body, kind } = shaped ?? this.body(rng, isUpload, method);
     if (contentType !== undefined) headers.push(['Content-Type', contentType]);
 
     // Transport: mostly well-formed HTTP; sometimes cut, stalled, lying about its length, smuggling, or not HTTP.
@@ -188,6 +193,32 @@ export class FuzzCases {
       case 'multipart':
         return this.multipart(rng);
     }
+  }
+
+  /**
+   * A JSON body for the direct-upload routes: valid, or wrong in one field (type, bound, odd string),
+   * so the checks behind the schema (sizes, options, part lists, the store) are reached too.
+   */
+  private shapedJson(rng: Rng, path: string): { contentType: string; body: Buffer; kind: string } | null {
+    const odd = () => rng.pick<unknown>([...ODD_STRINGS.slice(0, 19), -1, 0, 1.5, 2 ** 64, null, [], {}]);
+    const field = <T>(valid: T) => (rng.chance(0.8) ? valid : odd());
+    let value: Record<string, unknown>;
+    if (path === DIRECT_START_PATH) {
+      value = {
+        filename: field(rng.pick(['a.csv', 'ü.csv', LONG(300)])),
+        size: field(rng.pick([1, 100, 5 * 1024 * 1024 + 1, 2 ** 40, Number.MAX_SAFE_INTEGER])),
+      };
+      for (const [name, valid] of [['dataset', 'webhook_events'], ['callbackUrl', 'https://example.com/h'], ['callbackChannel', 'slack'], ['maxErrors', 5], ['maxErrorRatio', 0.5]] as const) {
+        if (rng.chance(0.3)) value[name] = field(valid);
+      }
+    } else if (path === DIRECT_COMPLETE_PATH) {
+      const count = rng.pick([0, 1, 3, 10_001]);
+      const parts = Array.from({ length: count }, (_, i) => ({ partNumber: field(i + 1), etag: field(`"${'0'.repeat(32)}"`) }));
+      value = { parts: rng.chance(0.9) ? parts : odd() };
+    } else {
+      return null;
+    }
+    return { contentType: 'application/json', body: Buffer.from(JSON.stringify(value)), kind: `json:${path}` };
   }
 
   /** A multipart body: well-formed, or broken in one of the ways a parser has to survive. */

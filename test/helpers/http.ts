@@ -122,6 +122,32 @@ export async function request(
   });
 }
 
+/** A request with a JSON body (`content-type: application/json`). */
+export async function sendJson(
+  baseUrl: string,
+  key: string | null,
+  method: string,
+  pathname: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<HttpResult> {
+  const payload = Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(pathname, baseUrl), {
+      method,
+      headers: {
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
+        'content-type': 'application/json',
+        'content-length': String(payload.length),
+        ...headers,
+      },
+    });
+    req.on('response', (res) => collect(res).then(resolve, reject));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
 async function collect(res: http.IncomingMessage): Promise<HttpResult> {
   const chunks: Buffer[] = [];
   for await (const chunk of res) chunks.push(chunk as Buffer);

@@ -39,13 +39,20 @@ afterAll(async () => {
   await t?.close();
 });
 
-/** A dispatcher with its own pool (as a separate process would have) and a log we can count. */
-async function dispatcher(opts: DispatcherOptions = {}): Promise<DispatcherHandle & { attempts: () => number }> {
+/**
+ * A dispatcher with its own pool (as a separate process would have) and a log we can count.
+ * `timeoutMs` overrides WEBHOOK_TIMEOUT_MS (and with it the claim lease) for this one instance.
+ */
+async function dispatcher(
+  opts: DispatcherOptions = {},
+  timeoutMs = t.config.webhook.timeoutMs,
+): Promise<DispatcherHandle & { attempts: () => number }> {
   const pool = createPool(t.databaseUrl, 'stream-api:test-dispatcher', 10);
   const lines: string[] = [];
   const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
   const logger = pino({ level: 'info' }, sink);
-  const handle = await startDispatcher({ pool, config: t.config, logger, databaseUrl: t.databaseUrl }, opts);
+  const config = { ...t.config, webhook: { ...t.config.webhook, timeoutMs } };
+  const handle = await startDispatcher({ pool, config, logger, databaseUrl: t.databaseUrl }, opts);
   cleanups.push(async () => {
     await handle.stop();
     await pool.end();
@@ -57,8 +64,10 @@ const webhookIds = (requests: Receiver['requests']) => requests.map((r) => Strin
 
 describe('several dispatchers on one database', () => {
   it('two dispatchers, 500 deliveries → every webhook-id reaches the receiver exactly once', async () => {
-    const a = await dispatcher();
-    const b = await dispatcher();
+    // A generous timeout: on a starved machine a receiver in this process can take over 2 s to answer,
+    // and a timed-out 200 is sent again by design (at least once). This test is about claims.
+    const a = await dispatcher({}, 30_000);
+    const b = await dispatcher({}, 30_000);
     const ids = await insertPendingDeliveries(t.pool, tenantId, receiver.url, 500);
     await receiver.waitForRequests(500, 30_000);
     for (const id of ids) await waitForDelivery(t.pool, id);

@@ -1,15 +1,22 @@
 // The embedded S3 server (s3rver behind our wrapper) aborts multipart uploads as S3 does: an upload
-// the client gives up on — or one aborted through the AWS SDK — leaves no part on disk.
+// the client gives up on — or one aborted through the AWS SDK — leaves no part on disk. And it
+// refuses the multipart requests S3 refuses (ETags, order, part sizes, unknown uploads).
+import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
   S3Client,
   S3ServiceException,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedS3, type EmbeddedS3Handle } from '../../src/storage/embedded-s3.ts';
 import { createTestEnv, startApi } from '../helpers/env.ts';
@@ -46,12 +53,20 @@ async function partFiles(root: string): Promise<string[]> {
   return all.filter((e) => e.isFile() && path.join(e.parentPath, e.name).includes('._S3rver_uploads')).map((e) => path.join(e.parentPath, e.name));
 }
 
-async function startUpload(key: string, parts: number): Promise<string> {
+async function startUpload(key: string, parts: number, body: (n: number) => Buffer = () => PART): Promise<string> {
   const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
   for (let n = 1; n <= parts; n++) {
-    await client.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: n, Body: PART }));
+    await client.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: n, Body: body(n) }));
   }
   return UploadId!;
+}
+
+/** The S3 error name a sent command fails with (or 'ok'). */
+async function outcome(sent: Promise<unknown>): Promise<string> {
+  return sent.then(
+    () => 'ok',
+    (err: unknown) => (err instanceof S3ServiceException ? err.name : String(err)),
+  );
 }
 
 describe('embedded S3: AbortMultipartUpload', () => {
@@ -125,5 +140,87 @@ describe('embedded S3: AbortMultipartUpload', () => {
     expect(left.some((f) => f.includes(stale))).toBe(false);
     expect(left.some((f) => f.includes(fresh))).toBe(true);
     await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'uploads/t/in-progress.csv', UploadId: fresh }));
+  });
+});
+
+describe('embedded S3: what S3 refuses in a multipart upload, refused alike', () => {
+  const md5 = (b: Buffer) => `"${createHash('md5').update(b).digest('hex')}"`;
+  const complete = (key: string, uploadId: string, parts: { PartNumber: number; ETag: string }[]) =>
+    client.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+  const LAST = Buffer.from('the last part may be short\n');
+
+  it('CompleteMultipartUpload: a wrong ETag or a part never uploaded → InvalidPart; out of order → InvalidPartOrder; the upload survives them', async () => {
+    const key = 'uploads/t/complete-checked.csv';
+    const uploadId = await startUpload(key, 2, (n) => (n === 1 ? PART : LAST));
+    const good = [{ PartNumber: 1, ETag: md5(PART) }, { PartNumber: 2, ETag: md5(LAST) }];
+    expect(await outcome(complete(key, uploadId, [good[0]!, { PartNumber: 2, ETag: md5(PART) }]))).toBe('InvalidPart');
+    expect(await outcome(complete(key, uploadId, [...good, { PartNumber: 3, ETag: md5(LAST) }]))).toBe('InvalidPart');
+    expect(await outcome(complete(key, uploadId, [good[1]!, good[0]!]))).toBe('InvalidPartOrder');
+    expect(await outcome(complete(key, uploadId, good))).toBe('ok');
+    const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+    expect(head.ContentLength).toBe(PART.length + LAST.length);
+    // Completed: the upload is gone, as in S3.
+    expect(await outcome(complete(key, uploadId, good))).toBe('NoSuchUpload');
+  });
+
+  it('CompleteMultipartUpload: a part but the last under 5 MiB → EntityTooSmall; an unknown upload → NoSuchUpload', async () => {
+    const key = 'uploads/t/too-small.csv';
+    const uploadId = await startUpload(key, 2, () => LAST);
+    expect(await outcome(complete(key, uploadId, [{ PartNumber: 1, ETag: md5(LAST) }, { PartNumber: 2, ETag: md5(LAST) }]))).toBe('EntityTooSmall');
+    expect(await outcome(complete(key, 'f'.repeat(32), [{ PartNumber: 1, ETag: md5(LAST) }]))).toBe('NoSuchUpload');
+    await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId }));
+  });
+
+  it('UploadPart to an upload that does not exist (aborted, or made up) → NoSuchUpload, and nothing is written', async () => {
+    const key = 'uploads/t/aborted-then-put.csv';
+    const uploadId = await startUpload(key, 1, () => LAST);
+    await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId }));
+    for (const id of [uploadId, 'f'.repeat(32), '../../escape']) {
+      expect(await outcome(client.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: id, PartNumber: 1, Body: LAST })))).toBe('NoSuchUpload');
+    }
+    expect(await partFiles(s3.directory)).toEqual([]);
+  });
+});
+
+describe('embedded S3: presigned URLs are verified (s3rver checks no SigV4 signature)', () => {
+  const BODY = Buffer.from('a,b\n1,2\n');
+  const put = (url: string) => fetch(url, { method: 'PUT', body: new Uint8Array(BODY) });
+
+  it('a presigned part URL works as signed; any change to it → 403 SignatureDoesNotMatch and nothing stored', async () => {
+    const key = 'uploads/t/presigned a+b ü.csv'; // characters the path encoding must agree on
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+    const other = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'uploads/t/other.csv' }));
+    const url = await getSignedUrl(client, new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1 }), { expiresIn: 600 });
+    const edit = (change: (u: URL) => void) => {
+      const u = new URL(url);
+      change(u);
+      return u.toString();
+    };
+    const tampered = [
+      edit((u) => u.searchParams.set('partNumber', '2')),
+      edit((u) => u.searchParams.set('uploadId', other.UploadId!)),
+      edit((u) => (u.pathname = `/${BUCKET}/uploads/t/other.csv`)),
+      edit((u) => u.searchParams.set('X-Amz-Expires', '604800')),
+      edit((u) => u.searchParams.set('X-Amz-Signature', '0'.repeat(64))),
+    ];
+    for (const bad of tampered) {
+      const res = await put(bad);
+      expect([res.status, await res.text()], bad).toEqual([403, expect.stringContaining('SignatureDoesNotMatch')]);
+    }
+    expect((await partFiles(s3.directory)).filter((f) => /\/\d+$/.test(f))).toEqual([]);
+
+    const res = await put(url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('etag')).toBe(`"${createHash('md5').update(BODY).digest('hex')}"`);
+    await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId }));
+    await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'uploads/t/other.csv', UploadId: other.UploadId }));
+  });
+
+  it('a presigned GET is served as signed too', async () => {
+    const key = 'uploads/t/readable.csv';
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: BODY }));
+    const url = await getSignedUrl(client, new GetObjectCommand({ Bucket: BUCKET, Key: key }), { expiresIn: 60 });
+    expect(await (await fetch(url)).text()).toBe(BODY.toString());
+    expect((await fetch(url.replace('readable', 'unreadable'))).status).toBe(403);
   });
 });

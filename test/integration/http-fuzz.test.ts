@@ -10,11 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorTable } from '../../src/errors.ts';
+import { expireDirectUploads } from '../../src/uploads/direct-expiry.ts';
 import { startEmbeddedS3, type EmbeddedS3Handle } from '../../src/storage/embedded-s3.ts';
 import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
-import { type Operation, FuzzCases, UPLOAD_PATHS } from '../helpers/fuzz-cases.ts';
+import { type Operation, DIRECT_COMPLETE_PATH, DIRECT_START_PATH, FuzzCases, UPLOAD_PATHS } from '../helpers/fuzz-cases.ts';
 import { rawExchange, type RawResponse } from '../helpers/fuzz.ts';
-import { request, upload } from '../helpers/http.ts';
+import { request, sendJson, upload } from '../helpers/http.ts';
 import { captureLogs, LEVEL } from '../helpers/logs.ts';
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : randomInt(2 ** 31);
@@ -83,14 +84,16 @@ describe('HTTP fuzz', () => {
     const spec = (await request(api.url, null, 'GET', '/openapi.json')).body as { paths: Record<string, Record<string, Operation>> };
     const operations = Object.entries(spec.paths).flatMap(([p, ops]) => Object.entries(ops).map(([method, op]) => ({ ...op, path: p, method: method.toUpperCase() })));
     expect(operations.length).toBeGreaterThan(20);
-    for (const p of UPLOAD_PATHS) expect(operations.some((op) => op.path === p && op.method === 'POST')).toBe(true);
+    for (const p of [...UPLOAD_PATHS, DIRECT_START_PATH, DIRECT_COMPLETE_PATH]) expect(operations.some((op) => op.path === p && op.method === 'POST')).toBe(true);
 
-    // Real things for the ids to name: uploads of two tenants, a token.
+    // Real things for the ids to name: uploads of four tenants, a token.
     const tenants = await Promise.all([0, 1, 2, 3].map(() => t.newTenantKey()));
     const uploadIds: string[][] = [];
     for (const tenant of tenants) {
       const ids = [];
       for (let i = 0; i < 2; i++) ids.push((await upload(api.url, tenant.key, { file: { content: CSV } })).body.uploadId as string);
+      // and a pending direct upload, so completions reach the part checks and the store
+      ids.push((await sendJson(api.url, tenant.key, 'POST', '/uploads/direct', { filename: 'd.csv', size: 6 * 1024 * 1024 })).body.uploadId as string);
       uploadIds.push(ids);
     }
     const token = (await request(api.url, tenants[0]!.key, 'POST', '/auth/token')).body.token as string;
@@ -131,7 +134,7 @@ describe('HTTP fuzz', () => {
     );
     const durationMs = Date.now() - startedAt;
     console.log(
-      `http fuzz: seed ${SEED}: ${REQUESTS} requests (${answered} answered) in ${(durationMs / 1000).toFixed(1)} s; statuses ` +
+      `http fuzz: seed ${SEED}: direct uploads started ${(await t.pool.query('SELECT count(*)::int AS n FROM direct_uploads')).rows[0].n}; ${REQUESTS} requests (${answered} answered) in ${(durationMs / 1000).toFixed(1)} s; statuses ` +
         [...statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ') +
         `; codes ${[...codes].sort(([, a], [, b]) => b - a).map(([c, n]) => `${c}×${n}`).join(' ')}`,
     );
@@ -158,6 +161,10 @@ describe('HTTP fuzz', () => {
     const rowKeys = new Set(rows.map((r) => r.object_key));
     const objects = await t.store.list('uploads/').next();
     expect((objects.value ?? []).map((o: { key: string }) => o.key).filter((k: string) => !rowKeys.has(k))).toEqual([]);
+    // Direct uploads the fuzzer started hold multipart uploads open until they expire: expire them all
+    // now and sweep, which must leave none.
+    const started = (await t.pool.query(`UPDATE direct_uploads SET expires_at = now() - interval '1 second'`)).rowCount ?? 0;
+    expect(await expireDirectUploads({ db: t.db, store: t.store, logger: t.logger })).toEqual({ expired: started, failures: 0 });
     expect(await openMultipartParts()).toBe(0);
 
     // Still serving: a normal upload of a fresh tenant completes, health answers.

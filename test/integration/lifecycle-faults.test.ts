@@ -85,7 +85,7 @@ describe('lifecycle under injected faults', () => {
     await t.pool.query(`SELECT graphile_worker.reschedule_jobs(array_agg(id), max_attempts => 1) FROM graphile_worker.jobs WHERE key = $1`, [
       `upload:${id}`,
     ]);
-    // The outbox insert of this upload's failure write throws (only the worker's own, not the sweep's).
+    // The outbox event of this upload's failure write throws (only the worker's own, not the sweep's).
     await t.pool.query(`
       CREATE FUNCTION fail_outbox_write() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
@@ -94,19 +94,22 @@ describe('lifecycle under injected faults', () => {
         END IF;
         RETURN NEW;
       END $$;
-      CREATE TRIGGER fail_outbox_write BEFORE INSERT ON deliveries FOR EACH ROW
-        WHEN (NEW.upload_id = '${id}'::uuid) EXECUTE FUNCTION fail_outbox_write();`);
+      CREATE TRIGGER fail_outbox_write BEFORE INSERT ON outbox_events FOR EACH ROW
+        WHEN (NEW.upload_id = '${id}'::uuid AND NEW.event_type = 'upload.failed') EXECUTE FUNCTION fail_outbox_write();`);
     const worker = await startTestWorker(t);
     try {
       const state = await waitForStatus(t, id, ['completed', 'failed'], 60_000);
       expect(state).toMatchObject({ status: 'failed', error_code: 'worker_lost' });
       expect(state.error).toContain('injected: the outbox write failed');
-      const { rows } = await t.pool.query('SELECT event FROM deliveries WHERE upload_id = $1', [id]);
-      expect(rows).toEqual([{ event: 'upload.failed' }]);
+      const { rows } = await t.pool.query(
+        `SELECT event_type FROM outbox_events WHERE upload_id = $1 AND event_type <> 'upload.processing'`,
+        [id],
+      );
+      expect(rows).toEqual([{ event_type: 'upload.failed' }]);
       expect(await t.jobsFor(id)).toEqual([]); // the exhausted job is gone: a retry starts clean
     } finally {
       await worker.stop();
-      await t.pool.query('DROP TRIGGER fail_outbox_write ON deliveries; DROP FUNCTION fail_outbox_write()');
+      await t.pool.query('DROP TRIGGER fail_outbox_write ON outbox_events; DROP FUNCTION fail_outbox_write()');
     }
   }, 90_000);
 
@@ -160,11 +163,11 @@ describe('lifecycle under injected faults', () => {
     try {
       expect(await waitForStatus(t, id, ['completed', 'failed'], 60_000)).toMatchObject({ status: 'completed' });
       const { rows } = await t.pool.query<{ payload: { timestamp: string }; created_at: Date }>(
-        'SELECT payload, created_at FROM deliveries WHERE upload_id = $1',
+        `SELECT payload, created_at FROM outbox_events WHERE upload_id = $1 AND event_type = 'upload.completed'`,
         [id],
       );
       const stampedAt = Date.parse(rows[0]!.payload.timestamp);
-      // The outbox row's own times are the commit's too (what the delivery API shows as createdAt).
+      // The event's own time is the commit's too (what the delivery API shows as its deliveries' createdAt).
       expect(Math.abs(rows[0]!.created_at.getTime() - stampedAt)).toBeLessThan(2);
       const copyFinishedAt = slow.finishedAt()!;
       console.log(`webhook timestamp ${stampedAt - copyFinishedAt} ms after COPY finished`);

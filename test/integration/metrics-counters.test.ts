@@ -62,8 +62,11 @@ async function insertUploads(db: pg.ClientBase | pg.Pool, tenant: string, n: num
 
 async function insertDelivery(db: pg.ClientBase | pg.Pool, tenant: string, uploadId: string, status = 'pending'): Promise<string> {
   const { rows } = await db.query<{ id: string }>(
-    `INSERT INTO deliveries (tenant_id, upload_id, upload_attempt, event, channel, payload, delivery_status)
-     VALUES ($1, $2, 1, 'upload.completed', 'none', '{}', $3) RETURNING id`,
+    `WITH e AS (
+       INSERT INTO outbox_events (tenant_id, event_type, upload_id, upload_attempt, payload, expanded_at)
+       VALUES ($1, 'upload.completed', $2, 1, '{}', now()) RETURNING id)
+     INSERT INTO deliveries (event_id, target_key, tenant_id, upload_id, upload_attempt, event, channel, payload, delivery_status)
+     SELECT e.id, 'callback', $1, $2, 1, 'upload.completed', 'none', '{}', $3 FROM e RETURNING id`,
     [tenant, uploadId, status],
   );
   return rows[0]!.id;

@@ -16,6 +16,7 @@ import { sample, scrape } from '../helpers/metrics.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { spawnService, startTestWorker, waitForStatus } from '../helpers/worker.ts';
 import { waitForDelivery } from '../helpers/outbox.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/webhook_events.csv', import.meta.url));
 
@@ -173,8 +174,13 @@ describe('/metrics lives on the ops listener only', () => {
     const dispatcher = await startDispatcher({ pool: t.pool, config: t.config, logger: t.logger, databaseUrl: t.databaseUrl });
     try {
       await waitForStatus(t, id, ['completed', 'failed'], 30_000);
-      const { rows } = await t.pool.query('SELECT id FROM deliveries WHERE upload_id = $1', [id]);
-      await waitForDelivery(t.pool, rows[0].id);
+      // The dispatcher expands the upload's event into its delivery, then sends it.
+      let deliveryId: string | undefined;
+      await waitFor(async () => {
+        ({ id: deliveryId } = (await t.pool.query('SELECT id FROM deliveries WHERE upload_id = $1', [id])).rows[0] ?? {});
+        return deliveryId !== undefined;
+      }, 30_000, 'the delivery to be written');
+      await waitForDelivery(t.pool, deliveryId!);
     } finally {
       await dispatcher.stop();
       await worker.stop();

@@ -23,7 +23,7 @@ beforeAll(async () => {
   ({ tenantId } = await t.newTenantKey());
 });
 beforeEach(async () => {
-  await t.pool.query('DELETE FROM deliveries');
+  await t.pool.query('DELETE FROM outbox_events'); // and, by cascade, their deliveries
   await t.pool.query('DELETE FROM uploads');
   for (const key of await t.listObjects('')) await t.store.delete(key);
 });
@@ -49,13 +49,18 @@ async function uploadAged(status: Status, ageDays: number, opts: { objectDeleted
   return { id, key };
 }
 
-/** A delivery of `uploadId` last changed `ageDays` ago, with one attempt that started then. */
+/** A delivery of `uploadId` (and its event) last changed `ageDays` ago, with one attempt that started then. */
 async function deliveryAged(uploadId: string | null, status: 'pending' | 'sent' | 'failed', ageDays: number): Promise<string> {
   const { rows } = await t.pool.query(
-    `INSERT INTO deliveries (tenant_id, upload_id, upload_attempt, event, channel, target, payload, delivery_status,
-                             attempts, created_at, updated_at)
-     VALUES ($1, $2, 1, 'upload.completed', 'webhook', 'https://example.com/hook', '{}', $3, 1,
-             now() - make_interval(days => $4), now() - make_interval(days => $4))
+    `WITH e AS (
+       INSERT INTO outbox_events (tenant_id, event_type, upload_id, upload_attempt, payload, created_at, expanded_at)
+       VALUES ($1, 'upload.completed', $2, 1, '{}', now() - make_interval(days => $4), now() - make_interval(days => $4))
+       RETURNING id)
+     INSERT INTO deliveries (event_id, target_key, tenant_id, upload_id, upload_attempt, event, channel, target, payload,
+                             delivery_status, attempts, created_at, updated_at)
+     SELECT e.id, 'callback', $1, $2, 1, 'upload.completed', 'webhook', 'https://example.com/hook', '{}', $3, 1,
+            now() - make_interval(days => $4), now() - make_interval(days => $4)
+       FROM e
      RETURNING id`,
     [tenantId, uploadId, status, ageDays],
   );
@@ -91,7 +96,7 @@ describe('retention', () => {
     );
 
     const summary = await purgeExpired({ pool: t.pool, store: t.store, logger: t.logger, retentionDays: 7 });
-    expect(summary).toEqual({ uploads: 2, objects: 1, deliveries: 2, attempts: 1, objectFailures: 0 });
+    expect(summary).toEqual({ uploads: 2, objects: 1, deliveries: 2, attempts: 1, events: 2, objectFailures: 0 });
 
     for (const gone of [oldCompleted, oldFailed]) {
       expect(await exists('uploads', 'id', gone.id)).toBe(false);
@@ -109,13 +114,14 @@ describe('retention', () => {
       expect(await exists('deliveries', 'id', gone)).toBe(false);
       expect(await exists('delivery_attempts', 'delivery_id', gone)).toBe(false);
     }
+    // (An event is purged only with no delivery left: a kept delivery still has its event.)
     for (const kept of [oldPending, ofProcessing, recentDelivery, redelivered]) expect(await exists('deliveries', 'id', kept)).toBe(true);
     const { rows } = await t.pool.query('SELECT attempt FROM delivery_attempts WHERE delivery_id = $1', [redelivered]);
     expect(rows).toEqual([{ attempt: 1 }]);
 
     // A second run finds nothing more.
     expect(await purgeExpired({ pool: t.pool, store: t.store, logger: t.logger, retentionDays: 7 })).toEqual({
-      uploads: 0, objects: 0, deliveries: 0, attempts: 0, objectFailures: 0,
+      uploads: 0, objects: 0, deliveries: 0, attempts: 0, events: 0, objectFailures: 0,
     });
   });
 

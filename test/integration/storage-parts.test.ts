@@ -34,7 +34,7 @@ afterAll(async () => {
 
 function storeWith(partsInFlight: number, bufferMiB: number): ObjectStore {
   return new ObjectStore(
-    { endpoint: s3.endpoint, bucket: BUCKET, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true },
+    { endpoint: s3.endpoint, publicEndpoint: null, bucket: BUCKET, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true },
     { partSizeBytes: 5 * MiB, partsInFlight, bufferBytes: bufferMiB * MiB },
   );
 }

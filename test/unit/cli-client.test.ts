@@ -5,7 +5,7 @@ import { apiErrorFrom, UsageError } from '../../src/cli/client/errors.ts';
 import type { UploadBody } from '../../src/cli/client/events.ts';
 import { multipartFrame } from '../../src/cli/client/multipart.ts';
 import { fields, table } from '../../src/cli/client/output.ts';
-import { describeSummary, summarize } from '../../src/cli/client/summary.ts';
+import { describeBytes, describeFile, describeSummary, summarize } from '../../src/cli/client/summary.ts';
 
 describe('loadClientConfig', () => {
   it('flags win over the environment; the default URL is localhost:3002', () => {
@@ -78,6 +78,28 @@ describe('summarize', () => {
     const text = describeSummary(summarize(failed, { uploadMs: null, elapsedMs: 1, observedProcessingMs: 1, waitedMs: 1 }));
     expect(text).toContain('error     missing_columns: missing required column(s): event_id');
     expect(text).toContain('stream-api errors u1');
+  });
+});
+
+describe('the bytes of an upload', () => {
+  const base: UploadBody = {
+    uploadId: 'u1', status: 'processing', dataset: 'webhook_events', filename: 'a.csv.gz', sizeBytes: 2 * 1024 ** 2,
+    rowsProcessed: 0, rowsFailed: 0, bytesProcessed: 1024 ** 2, progress: 0.5, attempt: 1, error: null,
+    createdAt: null, startedAt: null, completedAt: null,
+  };
+
+  it('a gzip file: stored bytes read of the stored size, and the uncompressed bytes they held', () => {
+    const gz = { ...base, compression: 'gzip' as const, uncompressedBytesProcessed: 9 * 1024 ** 2 };
+    expect(describeFile(gz)).toBe('a.csv.gz (2.00 MiB gzip)');
+    expect(describeBytes(gz)).toBe('1.00 MiB of 2.00 MiB read (compressed), 9.00 MiB uncompressed');
+    const text = describeSummary(summarize(gz, { uploadMs: null, elapsedMs: 1, observedProcessingMs: 1, waitedMs: 1 }));
+    expect(text).toContain('bytes     1.00 MiB of 2.00 MiB read (compressed), 9.00 MiB uncompressed');
+  });
+
+  it('a plain file (or a service that predates compression): no compression shown', () => {
+    expect(describeFile(base)).toBe('a.csv.gz (2.00 MiB)');
+    expect(describeBytes({ ...base, compression: 'none', uncompressedBytesProcessed: 1024 ** 2 })).toBe('1.00 MiB of 2.00 MiB read');
+    expect(describeSummary(summarize(base, { uploadMs: null, elapsedMs: 1, observedProcessingMs: 1, waitedMs: 1 }))).not.toContain('bytes');
   });
 });
 

@@ -74,4 +74,16 @@ describe('parsed values', () => {
     expect(loadConfig({ S3_REGION: 'eu-central-1' }).s3.region).toBe('eu-central-1');
     for (const region of ['us east', 'us.east', '-us', 'us-', 'a'.repeat(64)]) expect(problemsOf({ S3_REGION: region })).toContain('S3_REGION');
   });
+
+  it('direct uploads: expiry within SigV4\'s week, parts within S3\'s 5 MiB–5 GiB, a public endpoint for the part URLs', () => {
+    expect(loadConfig({})).toMatchObject({ directUploads: { expiryHours: 24, partSizeBytes: 16 * 1024 * 1024 }, s3: { publicEndpoint: null } });
+    expect(loadConfig({ DIRECT_UPLOAD_EXPIRY_HOURS: '168', DIRECT_UPLOAD_PART_MIB: '5', S3_PUBLIC_ENDPOINT: 'https://s3.example.com' })).toMatchObject({
+      directUploads: { expiryHours: 168, partSizeBytes: 5 * 1024 * 1024 },
+      s3: { publicEndpoint: 'https://s3.example.com' },
+    });
+    expect(problemsOf({ DIRECT_UPLOAD_EXPIRY_HOURS: '169' })).toContain('DIRECT_UPLOAD_EXPIRY_HOURS');
+    expect(problemsOf({ DIRECT_UPLOAD_PART_MIB: '4' })).toContain('DIRECT_UPLOAD_PART_MIB');
+    expect(problemsOf({ DIRECT_UPLOAD_PART_MIB: '5121' })).toContain('DIRECT_UPLOAD_PART_MIB');
+    expect(problemsOf({ S3_PUBLIC_ENDPOINT: 'ftp://x' })).toContain('S3_PUBLIC_ENDPOINT');
+  });
 });

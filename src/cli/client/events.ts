@@ -14,6 +14,9 @@ export interface UploadBody {
   rowsProcessed: number;
   rowsFailed: number;
   bytesProcessed: number;
+  /** absent from services older than compressed uploads */
+  compression?: 'gzip' | 'none' | null;
+  uncompressedBytesProcessed?: number;
   progress: number;
   attempt: number;
   error: { code: string | null; message: string } | null;

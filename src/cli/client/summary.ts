@@ -52,12 +52,25 @@ export function summarize(final: UploadBody, timing: SummaryTiming): UploadSumma
   };
 }
 
+/** `name.csv.gz (2.1 MiB gzip)`: the stored file, and how it is compressed. */
+export function describeFile(u: UploadBody): string {
+  return `${u.filename} (${formatBytes(u.sizeBytes)}${u.compression === 'gzip' ? ' gzip' : ''})`;
+}
+
+/** Stored bytes read of the stored size (what progress is measured by) and, for a compressed file, the CSV bytes they held. */
+export function describeBytes(u: UploadBody): string {
+  const read = `${formatBytes(u.bytesProcessed)} of ${formatBytes(u.sizeBytes)} read`;
+  if (u.compression !== 'gzip') return read;
+  return `${read} (compressed), ${formatBytes(u.uncompressedBytesProcessed ?? 0)} uncompressed`;
+}
+
 export function describeSummary(s: UploadSummary): string {
   const sent = s.uploadMs === null ? '' : `, upload ${formatDuration(s.uploadMs)}`;
   return fields([
     ['upload', s.uploadId],
     ['status', s.status],
-    ['file', `${s.upload.filename} (${formatBytes(s.upload.sizeBytes)})`],
+    ['file', describeFile(s.upload)],
+    ['bytes', s.upload.compression === 'gzip' ? describeBytes(s.upload) : null],
     ['loaded', `${formatCount(s.rowsLoaded)} rows`],
     ['rejected', `${formatCount(s.rowsRejected)} rows${s.rowsRejected > 0 ? `  (see: stream-api errors ${s.uploadId})` : ''}`],
     ['duration', `${formatDuration(s.durationMs)} processing (${formatDuration(s.elapsedMs)} in all${sent})`],

@@ -3,6 +3,7 @@ import type { UploadBody } from '../client/events.ts';
 import { UsageError } from '../client/errors.ts';
 import { fields, table } from '../client/output.ts';
 import { formatBytes, formatCount, formatPercent } from '../client/progress.ts';
+import { describeBytes, describeFile } from '../client/summary.ts';
 import { intFlag, runCommand } from './common.ts';
 
 interface DeliverySummary {
@@ -51,7 +52,7 @@ export function listCommand(argv: string[]): Promise<number> {
             ['ID', 'STATUS', 'DATASET', 'ROWS', 'REJECTED', 'SIZE', 'CREATED', 'FILE'],
             items.map((u) => [
               u.uploadId, u.status, u.dataset, formatCount(u.rowsProcessed), formatCount(u.rowsFailed),
-              formatBytes(u.sizeBytes), u.createdAt ?? '', u.filename,
+              `${formatBytes(u.sizeBytes)}${u.compression === 'gzip' ? ' gzip' : ''}`, u.createdAt ?? '', u.filename,
             ]),
           ),
     );
@@ -66,7 +67,8 @@ export function describeUpload(u: UploadBody): string {
     ['upload', u.uploadId],
     ['status', u.status],
     ['dataset', u.dataset],
-    ['file', `${u.filename} (${formatBytes(u.sizeBytes)})`],
+    ['file', describeFile(u)],
+    ['bytes', describeBytes(u)],
     ['rows', `${formatCount(u.rowsProcessed)} loaded, ${formatCount(u.rowsFailed)} rejected`],
     ['progress', formatPercent(u.progress)],
     ['attempt', String(u.attempt)],

@@ -39,9 +39,11 @@ const Timestamp = Type.String({ format: 'date-time' });
 
 const DeliveryBody = Type.Object({
   deliveryId: Type.String({ format: 'uuid', description: 'also the webhook-id header, stable across retries' }),
+  eventId: Type.String({ format: 'uuid', description: 'the event it delivers (one event: one delivery per target)' }),
+  endpointId: nullable(Type.String({ format: 'uuid', description: "the endpoint it goes to; null: the upload's callbackUrl (or a deleted endpoint)" })),
   uploadId: nullable(Type.String({ format: 'uuid' })),
   uploadAttempt: Type.Integer({ description: 'the processing attempt that produced this notification' }),
-  event: Type.String({ description: 'upload.completed | upload.failed' }),
+  event: Type.String({ description: 'upload.processing | upload.completed | upload.failed (GET /event-types)' }),
   channel: Type.String({ description: 'webhook | slack | none' }),
   target: nullable(Type.String()),
   status: Type.String({ description: 'pending | sent | failed | skipped' }),
@@ -145,7 +147,7 @@ export async function deliveryRoutes(app: FastifyInstance, deps: AppDeps): Promi
       case 'not_found':
         throw new AppError('not_found', 'delivery not found');
       case 'no_target':
-        throw new AppError('invalid_state', 'delivery has no target: the upload was sent without a callback');
+        throw new AppError('invalid_state', 'delivery has no target: the upload was sent without a callback, or its endpoint was deleted');
       case 'in_flight':
         throw new AppError('invalid_state', 'delivery is being attempted right now; try again in a few seconds');
       case 'queued':
@@ -157,6 +159,8 @@ export async function deliveryRoutes(app: FastifyInstance, deps: AppDeps): Promi
 export function presentDelivery(row: DeliveryRow) {
   return {
     deliveryId: row.id,
+    eventId: row.event_id,
+    endpointId: row.endpoint_id,
     uploadId: row.upload_id,
     uploadAttempt: row.upload_attempt,
     event: row.event,

@@ -18,6 +18,7 @@ import { acquireOrRefuse } from '../limits.ts';
 import { keysetPage, PageCursor, PageLimit, pageRequest } from '../pagination.ts';
 import { Type, type Static } from '@sinclair/typebox';
 import { errors, UploadIdParams, UploadStatusBody } from '../schemas.ts';
+import { directUploadRoutes } from './direct-uploads.ts';
 import { uploadProcessingRoutes } from './upload-processing.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -171,4 +172,5 @@ export async function uploadRoutes(app: FastifyInstance, deps: RouteDeps): Promi
   );
 
   await uploadProcessingRoutes(app, deps);
+  await directUploadRoutes(app, deps);
 }

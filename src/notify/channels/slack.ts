@@ -1,13 +1,22 @@
-// A Slack-compatible incoming webhook: `{ text }` describing the outcome.
+// A Slack-compatible incoming webhook: `{ text }` describing the event.
 import type { Channel } from './types.ts';
 
 export const slackChannel: Channel = {
   build(delivery) {
-    const p = delivery.payload as { uploadId?: string; status?: string; rowsProcessed?: number; rowsFailed?: number; error?: string };
-    const icon = p.status === 'completed' ? ':white_check_mark:' : ':x:';
+    const p = delivery.payload as {
+      uploadId?: string;
+      status?: string;
+      attempt?: number;
+      rowsProcessed?: number;
+      rowsFailed?: number;
+      error?: string;
+    };
     const text =
-      `${icon} upload ${p.uploadId} ${p.status}: ${p.rowsProcessed ?? 0} rows loaded, ${p.rowsFailed ?? 0} rejected` +
-      (p.error ? ` — ${p.error}` : '');
+      p.status === 'processing'
+        ? `:hourglass_flowing_sand: upload ${p.uploadId} processing (attempt ${p.attempt ?? 1})`
+        : `${p.status === 'completed' ? ':white_check_mark:' : ':x:'} upload ${p.uploadId} ${p.status}: ` +
+          `${p.rowsProcessed ?? 0} rows loaded, ${p.rowsFailed ?? 0} rejected` +
+          (p.error ? ` — ${p.error}` : '');
     return { url: delivery.target, body: JSON.stringify({ text }), headers: { 'content-type': 'application/json' } };
   },
 };

@@ -1,0 +1,81 @@
+// The event types a tenant can subscribe to, each with the JSON Schema (TypeBox) of its payload —
+// the exact body a webhook receiver gets. GET /event-types serves this table; tests check the
+// payloads the worker writes against these schemas.
+import { Type, type TSchema } from '@sinclair/typebox';
+
+const Timestamp = Type.String({ format: 'date-time', description: 'when it happened (UTC, milliseconds)' });
+const UploadId = Type.String({ format: 'uuid' });
+
+export const UploadProcessingPayload = Type.Object(
+  {
+    type: Type.Literal('upload.processing'),
+    uploadId: UploadId,
+    status: Type.Literal('processing'),
+    attempt: Type.Integer({ minimum: 1, description: 'the processing attempt that started (a retry is a new one)' }),
+    timestamp: Timestamp,
+  },
+  { additionalProperties: false },
+);
+
+export const UploadCompletedPayload = Type.Object(
+  {
+    type: Type.Literal('upload.completed'),
+    uploadId: UploadId,
+    status: Type.Literal('completed'),
+    rowsProcessed: Type.Integer({ minimum: 0, description: 'rows loaded' }),
+    rowsFailed: Type.Integer({ minimum: 0, description: 'rows rejected (see GET /uploads/:id/errors)' }),
+    timestamp: Timestamp,
+  },
+  { additionalProperties: false },
+);
+
+export const UploadFailedPayload = Type.Object(
+  {
+    type: Type.Literal('upload.failed'),
+    uploadId: UploadId,
+    status: Type.Literal('failed'),
+    rowsProcessed: Type.Integer({ minimum: 0, description: 'always 0: a failed load commits no row' }),
+    rowsFailed: Type.Integer({ minimum: 0 }),
+    error: Type.String({ description: 'what went wrong, for people' }),
+    errorCode: Type.String({ description: 'what went wrong, stable (e.g. too_many_errors, worker_lost)' }),
+    timestamp: Timestamp,
+  },
+  { additionalProperties: false },
+);
+
+export type EventType = 'upload.processing' | 'upload.completed' | 'upload.failed';
+
+export interface EventTypeInfo {
+  name: EventType;
+  description: string;
+  /** also sent to the upload's own callbackUrl (the others go to subscribed endpoints only) */
+  toCallbackUrl: boolean;
+  schema: TSchema;
+}
+
+/** Every event type, in the order of an upload's life. */
+export const EVENT_TYPES: readonly EventTypeInfo[] = [
+  {
+    name: 'upload.processing',
+    description: 'a processing attempt of an upload started (once per attempt; a retry starts a new one)',
+    toCallbackUrl: false,
+    schema: UploadProcessingPayload,
+  },
+  {
+    name: 'upload.completed',
+    description: 'an upload was loaded: its rows are committed',
+    toCallbackUrl: true,
+    schema: UploadCompletedPayload,
+  },
+  {
+    name: 'upload.failed',
+    description: 'an upload failed: nothing of it is committed; POST /uploads/:id/retry may try again',
+    toCallbackUrl: true,
+    schema: UploadFailedPayload,
+  },
+];
+
+export const EVENT_TYPE_NAMES: readonly EventType[] = EVENT_TYPES.map((t) => t.name);
+
+/** The types an upload's callbackUrl receives (its traffic as before endpoints existed). */
+export const CALLBACK_EVENT_TYPES: readonly EventType[] = EVENT_TYPES.filter((t) => t.toCallbackUrl).map((t) => t.name);

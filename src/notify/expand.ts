@@ -1,0 +1,73 @@
+// Events → deliveries. The producer wrote one event; here each becomes one delivery per target: the
+// upload's own callbackUrl (for the outcome events, as before endpoints existed) and every enabled
+// endpoint of the tenant that subscribes to its type and existed when it happened.
+import type pg from 'pg';
+import { CALLBACK_EVENT_TYPES } from './event-types.ts';
+
+type Queryable = Pick<pg.Pool, 'query'>;
+
+export interface ExpansionResult {
+  /** events expanded by this call */
+  events: number;
+  /** deliveries it wrote (pending, or `skipped` for an outcome whose upload had no callbackUrl) */
+  deliveries: number;
+}
+
+/**
+ * Expands up to `limit` unexpanded events, oldest first, in one statement (one transaction): their
+ * deliveries are inserted and the events marked expanded together, so a crash leaves an event either
+ * untouched (expanded again later) or with all its deliveries (already due, sent by any dispatcher).
+ * Idempotent: events are taken FOR UPDATE SKIP LOCKED (concurrent callers take disjoint events) and a
+ * delivery is unique per (event, target), so a second expansion of one event writes nothing.
+ *
+ * Targets: `callback` — the upload's callbackUrl, for upload.completed / upload.failed only (no
+ * callbackUrl: a `none` row settled `skipped`, so the upload's audit is complete as before);
+ * `endpoint:<id>` — each endpoint of the tenant that is enabled now, was created no later than the
+ * event (a new endpoint does not receive old events), and lists the type or lists none (= all).
+ */
+export async function expandEvents(db: Queryable, limit = 100): Promise<ExpansionResult> {
+  const { rows } = await db.query<{ events: number; deliveries: number }>(
+    `WITH ev AS (
+       SELECT id, tenant_id, event_type, upload_id, upload_attempt, payload, created_at FROM outbox_events
+        WHERE expanded_at IS NULL ORDER BY seq LIMIT $1
+        FOR UPDATE SKIP LOCKED),
+     targets AS (
+       SELECT ev.id AS event_id, 'callback' AS target_key, NULL::uuid AS endpoint_id,
+              CASE WHEN u.callback_url IS NULL THEN 'none' ELSE u.callback_channel END AS channel,
+              u.callback_url AS target,
+              CASE WHEN u.callback_url IS NULL THEN 'skipped' ELSE 'pending' END AS delivery_status
+         FROM ev LEFT JOIN uploads u ON u.id = ev.upload_id
+        WHERE ev.event_type = ANY($2::text[])
+       UNION ALL
+       SELECT ev.id, 'endpoint:' || e.id, e.id, e.channel, e.url, 'pending'
+         FROM ev JOIN endpoints e
+           ON e.tenant_id = ev.tenant_id AND e.enabled AND e.created_at <= ev.created_at
+          AND (cardinality(e.event_types) = 0 OR ev.event_type = ANY(e.event_types))),
+     inserted AS (
+       INSERT INTO deliveries (event_id, target_key, endpoint_id, tenant_id, upload_id, upload_attempt, event, channel,
+                               target, payload, delivery_status, created_at, updated_at, next_attempt_at)
+       SELECT ev.id, t.target_key, t.endpoint_id, ev.tenant_id, ev.upload_id, ev.upload_attempt, ev.event_type,
+              t.channel, t.target, ev.payload, t.delivery_status,
+              -- created: when its event happened (what the delivery API shows); due: now
+              ev.created_at, now(), now()
+         FROM targets t JOIN ev ON ev.id = t.event_id
+       ON CONFLICT ON CONSTRAINT deliveries_once DO NOTHING
+       RETURNING 1),
+     marked AS (
+       UPDATE outbox_events o SET expanded_at = now() FROM ev WHERE o.id = ev.id RETURNING 1)
+     SELECT (SELECT count(*) FROM marked)::int AS events, (SELECT count(*) FROM inserted)::int AS deliveries`,
+    [limit, CALLBACK_EVENT_TYPES],
+  );
+  return rows[0] ?? { events: 0, deliveries: 0 };
+}
+
+/** Expands until no unexpanded event is left (each call takes `batch` events); returns the totals. */
+export async function expandAll(db: Queryable, batch = 100): Promise<ExpansionResult> {
+  const total: ExpansionResult = { events: 0, deliveries: 0 };
+  for (;;) {
+    const done = await expandEvents(db, batch);
+    total.events += done.events;
+    total.deliveries += done.deliveries;
+    if (done.events < batch) return total;
+  }
+}
