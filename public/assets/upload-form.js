@@ -70,8 +70,10 @@ export function bindUploadForm(form, { onAccepted }) {
   });
   uppy.on('complete', ({ failed }) => {
     setBusy(false);
-    // Done: the picker is ready for the next file (a failed one stays, for Uppy's retry button).
-    if (failed.length === 0) setTimeout(() => uppy.clear());
+    // Done: the form is ready for the next file (a failed one stays, for Uppy's retry button).
+    if (failed.length > 0) return;
+    form.reset();
+    setTimeout(() => uppy.clear());
   });
   uppy.on('cancel-all', () => {
     if (busy) showResult('info', 'Upload cancelled.');
