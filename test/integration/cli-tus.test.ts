@@ -155,6 +155,7 @@ describe('stream-api upload over tus', () => {
     expect(second.code, second.stderr).toBe(0);
     const sentAgain = link.bytesUp - bytesBefore;
     expect(second.stderr).toMatch(/^resuming at .+: the service already holds that much$/m);
+    expect(second.stderr).toMatch(/^uploaded .+ \(resumed at .+\): upload [0-9a-f-]{36}$/m);
     // Only the rest crossed the wire (plus a few KB of HTTP headers).
     expect(sentAgain).toBeLessThan(file.data.length - held + 64 * 1024);
     expect(sentAgain).toBeLessThan(file.data.length);

@@ -89,6 +89,7 @@ export async function tusUpload(config: ClientConfig, file: TusFile, options: Tu
   let uploadId = '';
   let statusUrl = '';
   let resumedFrom = 0;
+  let patched = false;
   let sentAll = false;
   return new Promise((resolve, reject) => {
     // A ReadStream with a path: tus-js-client reads each PATCH body from the file at its offset.
@@ -109,10 +110,14 @@ export async function tusUpload(config: ClientConfig, file: TusFile, options: Tu
         events.onRetry?.(status ? `HTTP ${status}` : (cause?.code ?? cause?.message ?? 'connection failed'), opts.retryDelays?.[attempt] ?? 0);
         return true;
       },
+      onBeforeRequest: (req) => {
+        if (req.getMethod() === 'PATCH') patched = true;
+      },
       onAfterResponse: (req, res) => {
         if (req.getMethod() === 'HEAD' && res.getStatus() === 200) {
-          resumedFrom = Number(res.getHeader('Upload-Offset') ?? 0);
-          events.onResume?.(resumedFrom);
+          const offset = Number(res.getHeader('Upload-Offset') ?? 0);
+          if (!patched) resumedFrom = offset; // held before this run sent anything
+          events.onResume?.(offset);
         }
         uploadId ||= res.getHeader('Upload-Id') ?? '';
         statusUrl ||= res.getHeader('Upload-Status-Url') ?? '';
