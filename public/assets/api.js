@@ -1,5 +1,5 @@
 // Talking to the API: the key (this tab only), JSON calls that turn error bodies into readable
-// errors, the multipart upload with byte progress, and authenticated file downloads.
+// errors, and authenticated file downloads. (Uploads go through Uppy's tus client: upload-form.js.)
 
 const STORAGE_KEY = 'stream-api.apiKey';
 
@@ -31,12 +31,16 @@ export const apiKey = {
   },
 };
 
-function authHeaders(key = apiKey.get()) {
+/** The Authorization header of `key` (default: this tab's key), as every request sends it. */
+export function authHeaders(key = apiKey.get()) {
   return key ? { authorization: `Bearer ${key}` } : {};
 }
 
-/** @param {boolean} [storedKey] whether the request carried the stored key (a 401 then means it is no longer good) */
-function errorFrom(status, body, fallbackText, storedKey = true) {
+/**
+ * An error answer → ApiError with the API's message (`body`: the parsed JSON, or null).
+ * @param {boolean} [storedKey] whether the request carried the stored key (a 401 then means it is no longer good)
+ */
+export function errorFrom(status, body, fallbackText, storedKey = true) {
   const err = body && typeof body === 'object' ? body.error : undefined;
   const message =
     typeof err?.message === 'string' && err.message
@@ -49,7 +53,8 @@ function errorFrom(status, body, fallbackText, storedKey = true) {
   return error;
 }
 
-function parseJson(text) {
+/** The JSON of an answer's text, or null when it is not JSON. */
+export function parseJson(text) {
   if (!text) return null;
   try {
     return JSON.parse(text);
@@ -102,36 +107,6 @@ export async function fetchSettled(fetchOnce, tracker, maxTries = 5) {
     const result = await fetchOnce();
     if (!tracker.dirty || attempt >= maxTries) return result;
   }
-}
-
-/**
- * POST /uploads as multipart/form-data through XMLHttpRequest, the one browser API that reports
- * request-body progress. Option fields go before the file so the server checks them before the bytes.
- * @param {File} file
- * @param {Record<string, string>} fields
- * @param {(loaded: number, total: number) => void} onProgress
- */
-export function uploadFile(file, fields, onProgress) {
-  const xhr = new XMLHttpRequest();
-  const promise = new Promise((resolve, reject) => {
-    const form = new FormData();
-    for (const [name, value] of Object.entries(fields)) if (value) form.append(name, value);
-    form.append('file', file, file.name);
-    xhr.open('POST', '/uploads');
-    xhr.responseType = 'text';
-    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
-    xhr.setRequestHeader('accept', 'application/json');
-    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
-    xhr.onload = () => {
-      const body = parseJson(xhr.responseText);
-      if (xhr.status >= 200 && xhr.status < 300) resolve(body);
-      else reject(errorFrom(xhr.status, body, xhr.responseText));
-    };
-    xhr.onerror = () => reject(networkError());
-    xhr.onabort = () => reject(new ApiError(0, 'aborted', 'Upload cancelled.'));
-    xhr.send(form);
-  });
-  return { promise, abort: () => xhr.abort() };
 }
 
 /**

@@ -1,55 +1,91 @@
-// The upload form: a real file picker, an optional callback URL, and a byte progress bar while the
-// browser sends the file (XMLHttpRequest upload progress).
-import { uploadFile } from './api.js';
-import { el, formatBytes, setChildren } from './dom.js';
+// The upload form: Uppy's Dashboard (file picker, drop area, byte progress with pause / resume / cancel)
+// and its Tus plugin, which sends the file resumably to /files/ (tus 1.0): a pause, a dropped connection
+// or a reload of the page continues from the bytes the server already holds. The callback URL travels in
+// the tus metadata, as a form field does for POST /uploads. Uppy is served from the server itself
+// (/assets/vendor/uppy/, its prebuilt bundle): no CDN.
+import { Dashboard, Tus, Uppy } from '/assets/vendor/uppy/uppy.min.mjs';
+import { authHeaders, errorFrom, parseJson } from './api.js';
+import { el, setChildren } from './dom.js';
+
+/** After a failed request tus-js-client asks HEAD for the offset and sends the rest; these are its waits. */
+const RETRY_DELAYS_MS = [0, 1000, 3000, 5000, 10000, 20000];
 
 /**
  * @param {HTMLFormElement} form
  * @param {{ onAccepted: (uploadId: string) => void }} hooks
  */
 export function bindUploadForm(form, { onAccepted }) {
-  const fileInput = form.querySelector('#upload-file');
   const callbackInput = form.querySelector('#upload-callback');
   const submit = form.querySelector('#upload-submit');
-  const cancel = form.querySelector('#upload-cancel');
-  const progressBox = form.querySelector('#upload-progress');
-  const bar = form.querySelector('#upload-bar');
-  const progressText = form.querySelector('#upload-progress-text');
   const result = form.querySelector('#upload-result');
-  let inFlight = null;
+  let busy = false;
+
+  const uppy = new Uppy({ id: 'upload', autoProceed: false, restrictions: { maxNumberOfFiles: 1 } })
+    .use(Dashboard, {
+      target: form.querySelector('#upload-dashboard'),
+      inline: true,
+      width: '100%',
+      height: 240,
+      theme: 'auto',
+      // The form's own Upload button starts it (after the callback URL is checked).
+      hideUploadButton: true,
+      proudlyDisplayPoweredByUppy: false,
+      showProgressDetails: true,
+      note: 'One CSV file. Pause and resume at any time; a dropped connection resumes by itself.',
+    })
+    .use(Tus, {
+      endpoint: '/files/',
+      // The key of this tab, as every API call sends it (read when each upload starts).
+      headers: () => authHeaders(),
+      retryDelays: RETRY_DELAYS_MS,
+      removeFingerprintOnSuccess: true,
+      // name (the server's filename) and callbackUrl when one is given: see the submit handler.
+      allowedMetaFields: true,
+    });
 
   function showResult(kind, ...content) {
     result.dataset.kind = kind;
     setChildren(result, ...content);
   }
 
-  function setBusy(busy) {
-    submit.disabled = busy;
-    fileInput.disabled = busy;
-    callbackInput.disabled = busy;
-    cancel.hidden = !busy;
-    form.setAttribute('aria-busy', String(busy));
+  function setBusy(value) {
+    busy = value;
+    submit.disabled = value;
+    callbackInput.disabled = value;
+    form.setAttribute('aria-busy', String(value));
   }
 
-  function showProgress(loaded, total) {
-    const percent = total > 0 ? Math.min(100, Math.floor((loaded / total) * 100)) : 0;
-    bar.value = percent;
-    bar.setAttribute('aria-valuetext', `${percent}%`);
-    progressText.textContent =
-      loaded >= total && total > 0
-        ? `${formatBytes(total)} sent (100%) — waiting for the server…`
-        : `${formatBytes(loaded)} of ${formatBytes(total)} sent (${percent}%)`;
-  }
+  uppy.on('upload-success', (file, response) => {
+    // The request that completed the upload answers its id (else it is the id in the tus URL).
+    const xhr = response?.body?.xhr;
+    const uploadId = xhr?.getResponseHeader?.('Upload-Id') || new URL(response.uploadURL, location.href).pathname.split('/').pop();
+    const link = el('a', { href: `#/uploads/${encodeURIComponent(uploadId)}`, text: 'view it' });
+    showResult('ok', `Uploaded ${file.name}: queued for processing — `, link, '.');
+    onAccepted(uploadId);
+  });
+  uppy.on('upload-error', (file, error) => {
+    const res = error?.originalResponse;
+    const apiError = res ? errorFrom(res.getStatus(), parseJson(res.getBody()), res.getBody()) : null;
+    showResult('error', `Upload of ${file?.name ?? 'the file'} failed: ${apiError?.message ?? 'the server could not be reached. Try again.'}`);
+  });
+  uppy.on('complete', ({ failed }) => {
+    setBusy(false);
+    // Done: the form is ready for the next file (a failed one stays, for Uppy's retry button).
+    if (failed.length > 0) return;
+    form.reset();
+    setTimeout(() => uppy.clear());
+  });
+  uppy.on('cancel-all', () => {
+    if (busy) showResult('info', 'Upload cancelled.');
+    setBusy(false);
+  });
 
-  cancel.addEventListener('click', () => inFlight?.abort());
-
-  form.addEventListener('submit', async (event) => {
+  form.addEventListener('submit', (event) => {
     event.preventDefault();
-    if (inFlight) return;
-    const file = fileInput.files?.[0];
-    if (!file) {
+    if (busy) return;
+    const files = uppy.getFiles();
+    if (files.length === 0) {
       showResult('error', 'Choose a CSV file first.');
-      fileInput.focus();
       return;
     }
     const callbackUrl = callbackInput.value.trim();
@@ -58,27 +94,17 @@ export function bindUploadForm(form, { onAccepted }) {
       callbackInput.focus();
       return;
     }
-
-    showResult('info');
-    progressBox.hidden = false;
-    showProgress(0, file.size);
-    setBusy(true);
-    inFlight = uploadFile(file, { callbackUrl }, showProgress);
-    try {
-      const accepted = await inFlight.promise;
-      bar.value = 100;
-      progressText.textContent = `${formatBytes(file.size)} sent (100%)`;
-      const link = el('a', { href: `#/uploads/${encodeURIComponent(accepted.uploadId)}`, text: 'view it' });
-      showResult('ok', `Uploaded ${file.name}: queued for processing — `, link, '.');
-      form.reset();
-      onAccepted(accepted.uploadId);
-    } catch (err) {
-      showResult('error', `Upload failed: ${err.message}`);
-      progressBox.hidden = err.code === 'aborted';
-    } finally {
-      inFlight = null;
-      setBusy(false);
+    // Upload-Metadata carries every meta field: callbackUrl only when there is one.
+    for (const file of files) {
+      const { callbackUrl: _previous, ...meta } = file.meta;
+      uppy.setFileState(file.id, { meta: callbackUrl ? { ...meta, callbackUrl } : meta });
     }
+    showResult('info');
+    setBusy(true);
+    uppy.upload().catch((err) => {
+      setBusy(false);
+      showResult('error', `Upload failed: ${err.message}`);
+    });
   });
 }
 

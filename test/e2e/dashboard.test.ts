@@ -78,6 +78,9 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard in Chromium (${CHROMIUM})`, { timeout:
   });
 
   const text = (selector: string) => page.locator(selector).first().innerText();
+  /** Adds a file through Uppy's file input (what its "browse files" opens). */
+  const chooseFile = (payload: { name: string; mimeType: string; buffer: Buffer }) =>
+    page.locator('#upload-dashboard .uppy-Dashboard-input').first().setInputFiles(payload);
   const shot = (name: string, fullPage = true) => page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage, animations: 'disabled' });
 
   it('asks for a key, explains a bad one, then shows an empty, live dashboard', async () => {
@@ -104,40 +107,34 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard in Chromium (${CHROMIUM})`, { timeout:
     await expect.poll(() => text('#live'), { timeout: UI_TIMEOUT }).toBe('Live');
   });
 
-  it('uploads through the file picker with a byte progress bar; the row turns completed live', async () => {
+  it('uploads through the file picker (Uppy, tus) with a byte progress bar; the row turns completed live', async () => {
     // Mark this document: if the page reloaded, the mark would be gone.
     await page.evaluate(() => Object.assign(window, { __sameDocument: true }));
-    // Record every value of the progress bar, and slow the upload down so there is a middle to see.
+    // Record every value of Uppy's progress bar, and slow the upload down so there is a middle to see.
     await page.evaluate(() => {
-      const bar = document.querySelector<HTMLProgressElement>('#upload-bar')!;
       const seen: number[] = [];
       Object.assign(window, { __progress: seen });
-      const original = Object.getOwnPropertyDescriptor(HTMLProgressElement.prototype, 'value')!;
-      Object.defineProperty(bar, 'value', {
-        get: () => original.get!.call(bar),
-        set: (v: number) => {
-          original.set!.call(bar, v);
-          seen.push(v);
-        },
-      });
+      const box = document.querySelector('#upload-dashboard')!;
+      new MutationObserver(() => {
+        const value = box.querySelector('.uppy-StatusBar [role="progressbar"]')?.getAttribute('aria-valuenow');
+        if (value != null && seen.at(-1) !== Number(value)) seen.push(Number(value));
+      }).observe(box, { subtree: true, childList: true, attributes: true, attributeFilter: ['aria-valuenow'] });
     });
     const cdp = await page.context().newCDPSession(page);
     await cdp.send('Network.enable');
     await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 512 * 1024 });
 
-    await page.getByLabel('CSV file').setInputFiles({ name: 'events.csv', mimeType: 'text/csv', buffer: file.csv });
+    await chooseFile({ name: 'events.csv', mimeType: 'text/csv', buffer: file.csv });
     await page.getByLabel(/Callback URL/).fill(receiver.url);
     await page.getByRole('button', { name: 'Upload', exact: true }).click();
-    await page.locator('#upload-progress').waitFor();
     await expect.poll(() => page.evaluate(() => (window as unknown as { __progress: number[] }).__progress.some((v) => v > 0 && v < 100)), { timeout: UI_TIMEOUT }).toBe(true);
     await shot('dashboard-uploading');
 
     await expect.poll(() => text('#upload-result'), { timeout: UI_TIMEOUT }).toContain('Uploaded events.csv');
     await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
     const progress = await page.evaluate(() => (window as unknown as { __progress: number[] }).__progress);
-    expect(progress.at(-1)).toBe(100);
     expect(progress.filter((v) => v > 0 && v < 100).length).toBeGreaterThan(0);
-    expect(await text('#upload-progress-text')).toContain('(100%)');
+    expect(progress).toEqual([...progress].sort((a, b) => a - b)); // it only moves forward
 
     const href = await page.locator('#upload-result a').getAttribute('href');
     uploadId = decodeURIComponent(/^#\/uploads\/(.+)$/.exec(href ?? '')![1]!);
@@ -256,7 +253,7 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard in Chromium (${CHROMIUM})`, { timeout:
     expect((await t.pool.query('SELECT 1 FROM uploads WHERE id = $1', [uploadId])).rowCount).toBe(0);
 
     const hostile = '<img src=x onerror=window.__pwned=1>.csv';
-    await page.getByLabel('CSV file').setInputFiles({ name: hostile, mimeType: 'text/csv', buffer: Buffer.from(`${file.header}\n`) });
+    await chooseFile({ name: hostile, mimeType: 'text/csv', buffer: Buffer.from(`${file.header}\n`) });
     await page.getByRole('button', { name: 'Upload', exact: true }).click();
     await expect.poll(() => page.locator('#uploads tbody tr .cell-file a').first().innerText(), { timeout: UI_TIMEOUT }).toBe(hostile);
     expect(await page.locator('#uploads img').count()).toBe(0);
@@ -264,7 +261,7 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard in Chromium (${CHROMIUM})`, { timeout:
   });
 
   it('shows a failed upload with its error; retry runs it again', async () => {
-    await page.getByLabel('CSV file').setInputFiles({ name: 'wrong-header.csv', mimeType: 'text/csv', buffer: Buffer.from('foo,bar\n1,2\n') });
+    await chooseFile({ name: 'wrong-header.csv', mimeType: 'text/csv', buffer: Buffer.from('foo,bar\n1,2\n') });
     await page.getByRole('button', { name: 'Upload', exact: true }).click();
     await expect.poll(() => text('#upload-result'), { timeout: UI_TIMEOUT }).toContain('Uploaded wrong-header.csv');
     await page.locator('#upload-result a').click();

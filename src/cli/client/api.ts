@@ -43,7 +43,7 @@ const HEAD_PAUSE_MS = 200;
 const FIRST_PIECE_BYTES = 16 * 1024;
 
 export class ApiClient {
-  constructor(private readonly config: ClientConfig) {}
+  constructor(readonly config: ClientConfig) {}
 
   get baseUrl(): string {
     return this.config.url;
@@ -73,14 +73,14 @@ export class ApiClient {
    * Streams `file` as multipart/form-data with a Content-Length: the file is read in chunks as the socket
    * takes them (backpressure through pipeline), so its size does not matter. `onProgress` sees bytes of
    * the file handed to the socket; `onSent` fires once the whole body is out and the service's answer
-   * is awaited (it still finishes its object-store write).
+   * is awaited (it still finishes its object-store write). `headers`: extra ones, e.g. Idempotency-Key.
    */
-  upload(file: UploadFile, fields: Record<string, string>, events: UploadEvents = {}): Promise<UploadAccepted> {
+  upload(file: UploadFile, fields: Record<string, string>, events: UploadEvents = {}, headers: Record<string, string> = {}): Promise<UploadAccepted> {
     const { onProgress, onSent } = events;
     const frame = multipartFrame(fields, file.filename, file.size);
     return new Promise((resolve, reject) => {
       const req = this.request('POST', '/uploads', {
-        headers: { 'content-type': frame.contentType, 'content-length': String(frame.contentLength), accept: 'application/json' },
+        headers: { ...headers, 'content-type': frame.contentType, 'content-length': String(frame.contentLength), accept: 'application/json' },
         idleTimeoutMs: UPLOAD_IDLE_MS,
       });
       let answered = false;

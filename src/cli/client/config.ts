@@ -1,5 +1,8 @@
-// Where the client commands find the service: flags first, then STREAM_API_URL / STREAM_API_KEY.
+// Where the client commands find the service: flags first, then STREAM_API_URL / STREAM_API_KEY; and
+// the upload settings (tus threshold, the folder of the resume state).
 // (The service's own settings live in src/config.ts; this is the client's only reader of the env.)
+import os from 'node:os';
+import path from 'node:path';
 import { UsageError } from './errors.ts';
 
 export interface ClientConfig {
@@ -30,4 +33,32 @@ export function loadClientConfig(flags: { url?: string | undefined; key?: string
     );
   }
   return { url: url.href.replace(/\/+$/, ''), key };
+}
+
+export interface UploadSettings {
+  /** files of at least this many bytes go through tus (resumable); smaller ones as one multipart POST */
+  tusThresholdBytes: number;
+  /** the CLI's own folder: the tus resume state lives in it */
+  stateDir: string;
+}
+
+export const DEFAULT_TUS_THRESHOLD_BYTES = 64 * 1024 * 1024;
+
+/**
+ * STREAM_API_TUS_THRESHOLD (bytes, default 64 MiB) and the CLI's state folder: STREAM_API_CONFIG_DIR,
+ * else `$XDG_CONFIG_HOME/stream-api`, else `~/.config/stream-api` (XDG Base Directory). Throws UsageError
+ * for a threshold that is not a whole number of bytes.
+ */
+export function loadUploadSettings(env: Env = process.env, home: string = os.homedir()): UploadSettings {
+  const rawThreshold = env.STREAM_API_TUS_THRESHOLD?.trim();
+  let tusThresholdBytes = DEFAULT_TUS_THRESHOLD_BYTES;
+  if (rawThreshold) {
+    tusThresholdBytes = Number(rawThreshold);
+    if (!/^\d+$/.test(rawThreshold) || !Number.isSafeInteger(tusThresholdBytes)) {
+      throw new UsageError(`STREAM_API_TUS_THRESHOLD must be a whole number of bytes, not "${rawThreshold}"`);
+    }
+  }
+  const configHome = env.XDG_CONFIG_HOME?.trim() || path.join(home, '.config');
+  const stateDir = env.STREAM_API_CONFIG_DIR?.trim() || path.join(configHome, 'stream-api');
+  return { tusThresholdBytes, stateDir: path.resolve(stateDir) };
 }
