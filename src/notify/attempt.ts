@@ -33,8 +33,11 @@ export async function attemptDelivery(deps: AttemptDeps, delivery: ClaimedDelive
   const result = await send(deps, delivery);
   // The budget counts from the start of the current run, so a manual redelivery gets a full schedule.
   const numberInRun = Math.max(1, number - delivery.run_first_attempt + 1);
-  const outcome = decideOutcome(result, numberInRun, deps.retry, deps.now(), deps.random);
-  const recorded = await finishAttempt(deps.pool, delivery, { number, finishedAt: new Date(deps.now()), result, outcome });
+  // One reading of the clock: the next attempt is scheduled from the moment this one is recorded as
+  // finished (two readings could straddle a GC pause and record a backoff shorter than decided).
+  const finishedAt = deps.now();
+  const outcome = decideOutcome(result, numberInRun, deps.retry, finishedAt, deps.random);
+  const recorded = await finishAttempt(deps.pool, delivery, { number, finishedAt: new Date(finishedAt), result, outcome });
   return { number, result, outcome, recorded };
 }
 
