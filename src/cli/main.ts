@@ -1,4 +1,4 @@
-// The stream-api command: serve, migrate, keys, tenants, and the HTTP client commands.
+// The stream-api command: serve, migrate, keys, tenants, datasets, and the HTTP client commands.
 // Service modules (pg, the AWS SDK, graphile-worker, embedded servers) are imported only by the
 // commands that need them, so client commands start in a fraction of the time.
 import { parseArgs } from 'node:util';
@@ -9,6 +9,7 @@ import { MigrationHistoryError } from '../db/migration-plan.ts';
 import { StartupError } from '../startup-error.ts';
 import { revokeKeyCommand } from './keys.ts';
 import { TENANTS_USAGE, tenantsCommand } from './tenants.ts';
+import { DATASETS_USAGE, datasetsCommand } from './datasets.ts';
 import { CLIENT_COMMANDS, CLIENT_USAGE } from './commands/index.ts';
 import { generateCommand, GENERATE_USAGE } from './commands/generate.ts';
 
@@ -18,7 +19,7 @@ const USAGE = `usage: stream-api <command>
   migrate                                    apply database migrations and exit
   keys create --tenant NAME                  create an API key (and the tenant if needed); prints only the key
   keys revoke KEY                            revoke an API key, its tokens and the live streams they opened
-${TENANTS_USAGE}${GENERATE_USAGE}${CLIENT_USAGE}`;
+${TENANTS_USAGE}${DATASETS_USAGE}${GENERATE_USAGE}${CLIENT_USAGE}`;
 
 const ROLES: readonly Role[] = ['all', 'api', 'worker', 'dispatcher'];
 
@@ -37,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
       return keysCommand(rest);
     case 'tenants':
       return tenantsCommand(rest, withRuntime);
+    case 'datasets':
+      return datasetsCommand(rest, withRuntime);
     case 'generate':
       return generateCommand(rest);
     case 'upload':

@@ -50,6 +50,8 @@ export interface UploadsTable {
   attempt: Generated<number>;
   csv_header: string | null;
   callback_channel: Generated<'webhook' | 'slack'>;
+  /** the tenant dataset's definition version (migrations/014_datasets.sql); null for a built-in dataset */
+  dataset_version: number | null;
   created_at: DefaultTimestamp;
   started_at: Timestamp | null;
   completed_at: Timestamp | null;
@@ -103,7 +105,30 @@ export interface EndpointsTable {
   updated_at: DefaultTimestamp;
 }
 
+/** A tenant's dataset definition, current version (migrations/014_datasets.sql). */
+export interface DatasetsTable {
+  tenant_id: string;
+  name: string;
+  version: number;
+  /** DatasetSpec (src/datasets/definition.ts) */
+  definition: unknown;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
+/** Every version a dataset definition has had, with the DDL it applied. */
+export interface DatasetVersionsTable {
+  tenant_id: string;
+  name: string;
+  version: number;
+  definition: unknown;
+  applied_sql: string[];
+  created_at: DefaultTimestamp;
+}
+
 export interface DB {
+  datasets: DatasetsTable;
+  dataset_versions: DatasetVersionsTable;
   endpoints: EndpointsTable;
   tenants: TenantsTable;
   api_keys: ApiKeysTable;

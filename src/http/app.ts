@@ -22,6 +22,7 @@ import { authTokenRoutes } from './routes/auth-token.ts';
 import { liveRoutes } from './routes/live.ts';
 import { ErrorResponse, UploadStatusBody } from './schemas.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
+import { datasetRoutes } from './routes/datasets.ts';
 import { deliveryRoutes } from './routes/deliveries.ts';
 import { endpointRoutes } from './routes/endpoints.ts';
 import { eventTypeRoutes } from './routes/event-types.ts';
@@ -137,6 +138,7 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
     requireApiKey(api, deps.db);
     const routeDeps = { ...deps, limits };
     await api.register(uploadRoutes, routeDeps);
+    await api.register(datasetRoutes, routeDeps);
     await api.register(deliveryRoutes, routeDeps);
     await api.register(endpointRoutes, routeDeps);
     await api.register(eventTypeRoutes);

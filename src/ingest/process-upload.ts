@@ -7,9 +7,11 @@ import type pg from 'pg';
 import type { Logger } from '../logger.ts';
 import { observeLoad } from '../metrics/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import { copyStatement, createCopyTransform, type HeaderInfo } from './csv/index.ts';
+import { copyStatement, createCopyTransform, type CopyTransform, type HeaderInfo } from './csv/index.ts';
 import { CopySink } from './copy-sink.ts';
-import { getDataset } from './datasets/index.ts';
+import { lockDatasetForLoad } from '../datasets/datasets.repository.ts';
+import { compileDefinition } from '../datasets/definition.ts';
+import { getDataset, type DatasetDef } from './datasets/index.ts';
 import { asGzipFailure, decodingFor, GZIP_MAGIC, peekHead, type Decoding, type DecompressionLimits } from './decompress.ts';
 import { asPermanent, PermanentFailure, StaleRun } from './failures.ts';
 import { RejectRecorder } from './rejects.ts';
@@ -104,14 +106,15 @@ export function createProcessUploadTask(deps: ProcessDeps): Task {
 type Progress = Counts & { csvHeader: string | null };
 
 async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Progress, log: Logger) {
-  const dataset = getDataset(upload.dataset);
-  if (!dataset) throw new PermanentFailure('unknown_dataset', `dataset "${upload.dataset}" is not defined`);
-
+  // A built-in dataset is known here; a tenant's own is read (and share-locked) inside the load transaction.
+  let dataset: DatasetDef | undefined = getDataset(upload.dataset);
   const rejects = new RejectRecorder(deps.pool, upload.id, deps.rejectCap ?? 10_000);
   await rejects.reset();
 
   let header: HeaderInfo | null = null;
-  const transform = createCopyTransform(dataset, {
+  // Made once the dataset is known (in the load transaction for a tenant's own).
+  let transform!: CopyTransform;
+  const makeTransform = (def: DatasetDef) => createCopyTransform(def, {
     onHeader: (h) => {
       header = h;
       progress.csvHeader = h.text; // errors.csv starts with the header as the loader read it
@@ -138,13 +141,16 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Progress
     await client.query('BEGIN');
     // The dataset table's upload_id DEFAULT reads this, so it is not sent with every row.
     await client.query(`SELECT set_config('app.upload_id', $1, true)`, [upload.id]);
+    dataset ??= await tenantDataset(client, upload);
+    transform = makeTransform(dataset);
     ({ body } = await deps.store.getStream(upload.object_key));
     const source = deps.wrapSource ? deps.wrapSource(body) : body;
     // The first bytes say whether the object is gzip; they stay in the stream for the pipeline.
     const decoding = decodingFor(await peekHead(source, GZIP_MAGIC.length, deps.abortSignal), deps.gzip);
     progress.compression = decoding.compression;
     if (decoding.compression !== 'none') log.info({ compression: decoding.compression }, 'decompressing while loading');
-    const sink = new CopySink(client, () => copyStatement(dataset, header!));
+    const target = dataset;
+    const sink = new CopySink(client, () => copyStatement(target, header!));
     const destination = deps.wrapSink ? deps.wrapSink(sink) : sink;
     timer = setInterval(() => {
       Object.assign(progress, countsOf(transform, decoding));
@@ -191,6 +197,17 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Progress
     .then(() => markObjectDeleted(deps.pool, upload.id))
     .catch((err) => log.warn({ err }, 'could not delete the processed object'));
   return { rows: transform.stats.rowsAccepted, rejected: transform.stats.rowsRejected, bytes: transform.stats.bytesIn };
+}
+
+/**
+ * The tenant's dataset the upload names, at its current version, which the upload records in the load
+ * transaction; the share lock holds off a change or delete of the definition until the load ends.
+ */
+async function tenantDataset(client: pg.PoolClient, upload: ClaimedUpload): Promise<DatasetDef> {
+  const found = await lockDatasetForLoad(client, upload.tenant_id, upload.dataset);
+  if (!found) throw new PermanentFailure('unknown_dataset', `dataset "${upload.dataset}" is not defined`);
+  await client.query('UPDATE uploads SET dataset_version = $2 WHERE id = $1', [upload.id, found.version]);
+  return compileDefinition(found.spec, upload.tenant_id, found.version);
 }
 
 /** node-postgres honours a per-query `query_timeout` (its types do not list it). */

@@ -6,6 +6,8 @@ import type { Multipart, MultipartFile } from '@fastify/multipart';
 import type { Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
+import { findDataset } from '../datasets/datasets.repository.ts';
+import { identifierProblem } from '../datasets/identifiers.ts';
 import { getDataset } from '../ingest/datasets/index.ts';
 import { checkUrl, type AddressList, type UrlRejection } from '../notify/ssrf.ts';
 import { objectKeyFor, type ObjectStore } from '../storage/object-store.ts';
@@ -90,7 +92,8 @@ export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Pro
         part.file.resume(); // not ours: drain it so the parser moves on
         continue;
       }
-      parseOptions(raw, deps.allowedCidrs); // options sent before the file are checked before storing anything
+      // options sent before the file are checked before storing anything
+      await assertDatasetDefined(deps.db, req.tenantId, parseOptions(raw, deps.allowedCidrs).dataset);
       const inspect = new InspectStream(() => part.file.truncated);
       const body = pipeline(part.file, inspect, () => {});
       if (previous) {
@@ -131,6 +134,12 @@ export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Pro
     if (stored) await deps.store.delete(objectKey).catch(() => {});
     throw asMultipartError(err); // a malformed or cut body is the client's: 400 with its code
   }
+}
+
+/** A tenant's own dataset must be defined (a built-in one always is): unknown_dataset before any byte is stored. */
+async function assertDatasetDefined(db: Kysely<DB>, tenantId: string, dataset: string): Promise<void> {
+  if (getDataset(dataset) || (await findDataset(db, tenantId, dataset))) return;
+  throw new AppError('unknown_dataset', `unknown dataset "${dataset}": define it with POST /datasets`);
 }
 
 /** Stores the stream; a failure of the store itself (not of the client's stream) is a 503. */
@@ -185,7 +194,8 @@ const CALLBACK_PROBLEMS: Record<UrlRejection, string> = {
 
 export function parseOptions(raw: Record<string, string>, allowedCidrs?: AddressList): UploadOptions {
   const dataset = raw.dataset?.trim() || 'webhook_events';
-  if (!getDataset(dataset)) throw new AppError('unknown_dataset', `unknown dataset "${dataset}"`);
+  // A built-in dataset, or the name of one of the tenant's own (checked when the upload is recorded).
+  if (!getDataset(dataset) && identifierProblem(dataset)) throw new AppError('unknown_dataset', `unknown dataset "${dataset}"`);
 
   let callbackUrl: string | null = null;
   if (raw.callbackUrl !== undefined && raw.callbackUrl.trim() !== '') {

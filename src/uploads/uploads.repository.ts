@@ -1,6 +1,9 @@
 // SQL for uploads. Every read and write takes the caller's tenant id: another tenant's row is invisible.
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { DB, UploadStatus, UploadsTable } from '../db/schema.ts';
+import { shareDatasetVersion } from '../datasets/datasets.repository.ts';
+import { AppError } from '../errors.ts';
+import { getDataset } from '../ingest/datasets/index.ts';
 
 export type UploadRow = Selectable<UploadsTable>;
 
@@ -26,6 +29,12 @@ export const PROCESS_UPLOAD_TASK = 'process-upload';
  * never an upload without its job, or a job without its upload.
  */
 export async function insertUploadWithJob(trx: Transaction<DB>, upload: NewUpload, maxAttempts: number): Promise<void> {
+  // A tenant's own dataset must exist now; its share lock keeps it from being deleted before this commits.
+  let datasetVersion: number | null = null;
+  if (!getDataset(upload.dataset)) {
+    datasetVersion = (await shareDatasetVersion(trx, upload.tenantId, upload.dataset)) ?? null;
+    if (datasetVersion === null) throw new AppError('unknown_dataset', `unknown dataset "${upload.dataset}": define it with POST /datasets`);
+  }
   await trx
     .insertInto('uploads')
     .values({
@@ -40,6 +49,7 @@ export async function insertUploadWithJob(trx: Transaction<DB>, upload: NewUploa
       callback_channel: upload.callbackChannel,
       max_errors: upload.maxErrors,
       max_error_ratio: upload.maxErrorRatio,
+      dataset_version: datasetVersion,
     })
     .execute();
   await enqueueProcessing(trx, upload.id, maxAttempts);

@@ -11,6 +11,7 @@ import {
   isBoolean,
   isDate,
   isNumeric,
+  numericFits,
   isTimestamp,
   isUuid,
 } from '../../src/ingest/csv/validate.ts';
@@ -152,5 +153,18 @@ describe('jsonb', () => {
     }
     expect(accepted).toBeGreaterThan(1000); // both outcomes well represented
     expect(accepted).toBeLessThan(19000);
+  });
+});
+
+describe('numeric(p,s) range after PostgreSQL rounding', () => {
+  const fits = (p: number, s: number) => onBytes((b, st, e) => numericFits(b, st, e, p, s));
+  it.each([
+    ['99.99', 4, 2, true], ['99.994', 4, 2, true], ['99.995', 4, 2, false], ['-99.995', 4, 2, false], ['100', 4, 2, false],
+    ['0.995', 2, 2, false], ['0.994', 2, 2, true], ['.5', 1, 0, true], ['9.5', 1, 0, false], ['0.000001', 1, 1, true],
+    ['1e3', 4, 0, true], ['1e4', 4, 0, false], ['12345e-3', 3, 1, true], ['99950e-3', 3, 1, false], ['0', 1, 1, true],
+    ['000123.4500', 5, 2, true], ['-0.0', 1, 0, true], ['999999.995', 8, 2, false], ['999999.994', 8, 2, true],
+  ])('%s in numeric(%i,%i) fits: %s', (v, p, s, expected) => {
+    expect(numeric(v)).toBe(true);
+    expect(fits(p, s)(v)).toBe(expected);
   });
 });

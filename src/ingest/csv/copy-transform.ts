@@ -224,13 +224,15 @@ export class CopyTransform extends Transform {
       return this.reject(buf, start, -1, 'field_count', `expected ${n} fields, found ${sc.fieldCount}`);
     }
     const f = sc.fields;
+    let fill = false; // an empty field takes its column's default: the record must be rebuilt
     for (let j = 0; j < n; j++) {
       const col = columns[j];
       if (col == null) continue;
       const s = f[3 * j]!;
       const e = f[3 * j + 1]!;
       if (s === e) {
-        if (col.def.required) return this.reject(buf, start, j, 'required', '');
+        if (col.defaultCsv !== null) fill = true;
+        else if (col.def.required) return this.reject(buf, start, j, 'required', '');
         continue;
       }
       if (col.free) continue;
@@ -238,9 +240,9 @@ export class CopyTransform extends Transform {
       if (code !== null) return this.reject(buf, start, j, code, '');
     }
     const out = this.out;
-    out.reserve(end - start + LINE_OVERHEAD);
+    out.reserve(end - start + LINE_OVERHEAD + (fill ? plan.defaultBytes : 0));
     out.writeInt(this.line);
-    if (!sc.rebuild && !plan.hasUnknown) {
+    if (!sc.rebuild && !plan.hasUnknown && !fill) {
       out.byte(COMMA);
       out.copy(buf, start, end);
     } else {
@@ -251,8 +253,8 @@ export class CopyTransform extends Transform {
     this.book(ACCEPTED, lines);
   }
 
-  // Same fields, trimmed, blanks as NULL (nothing), unknown columns dropped. Quoted values stay
-  // quoted with their doubled quotes as they were, so no value needs re-escaping.
+  // Same fields, trimmed, blanks as NULL (nothing) or the column's default, unknown columns dropped.
+  // Quoted values stay quoted with their doubled quotes as they were, so no value needs re-escaping.
   private writeRebuilt(buf: Buffer, plan: HeaderPlan): void {
     const out = this.out;
     const f = this.scanner.fields;
@@ -261,7 +263,11 @@ export class CopyTransform extends Transform {
       out.byte(COMMA);
       const s = f[3 * j]!;
       const e = f[3 * j + 1]!;
-      if (s === e) continue;
+      if (s === e) {
+        const fill = plan.columns[j]!.defaultCsv;
+        if (fill !== null) out.copy(fill, 0, fill.length);
+        continue;
+      }
       if (f[3 * j + 2]! & F_QUOTED) {
         out.byte(QUOTE);
         out.copy(buf, s, e);

@@ -14,6 +14,7 @@ import {
   isBoolean,
   isDate,
   isNumeric,
+  numericFits,
   isTimestamp,
   isUuid,
 } from './validate.ts';
@@ -23,11 +24,14 @@ export interface CompiledColumn {
   /** Needs nothing beyond the record-level UTF-8 / NUL checks (plain text). */
   free: boolean;
   values: ReadonlySet<string> | null;
+  /** The default as a quoted CSV field, sent for an empty value; null without a default. */
+  defaultCsv: Buffer | null;
 }
 
 export function compileColumn(def: ColumnDef): CompiledColumn {
   const plainText = def.type === 'text' && def.maxLength === undefined && def.pattern === undefined;
-  return { def, free: plainText, values: def.values ? new Set(def.values) : null };
+  const defaultCsv = def.default === undefined ? null : Buffer.from(`"${def.default.replaceAll('"', '""')}"`);
+  return { def, free: plainText, values: def.values ? new Set(def.values) : null, defaultCsv };
 }
 
 /** The value as PostgreSQL will see it: decoded, doubled quotes unescaped. */
@@ -68,7 +72,8 @@ export function checkField(b: Buffer, s: number, e: number, flags: number, col: 
       return r === INT_OUT_OF_RANGE ? 'out_of_range' : 'invalid_integer';
     }
     case 'numeric':
-      return isNumeric(b, s, e) ? null : 'invalid_numeric';
+      if (!isNumeric(b, s, e)) return 'invalid_numeric';
+      return def.precision === undefined || numericFits(b, s, e, def.precision, def.scale ?? 0) ? null : 'out_of_range';
     case 'boolean':
       return isBoolean(b, s, e) ? null : 'invalid_boolean';
     case 'date':
@@ -109,7 +114,7 @@ export function describeReject(code: RejectCode, def: ColumnDef, value: string):
     case 'invalid_enum':
       return `${def.name}: ${shown} is not one of ${(def.values ?? []).join(', ')}`;
     case 'out_of_range':
-      return `${def.name}: ${shown} is out of range for ${def.type}`;
+      return `${def.name}: ${shown} is out of range for ${def.precision === undefined ? def.type : `numeric(${def.precision},${def.scale ?? 0})`}`;
     default:
       return `${def.name}: ${shown} is not a valid ${def.type}`;
   }

@@ -12,6 +12,8 @@ export interface HeaderPlan {
   /** Per CSV position: the header name as written (trimmed). */
   names: string[];
   hasUnknown: boolean;
+  /** Bytes of every default together: the most an empty-field fill can add to a record. */
+  defaultBytes: number;
 }
 
 /**
@@ -22,8 +24,9 @@ export function planHeader(dataset: DatasetDef, buf: Buffer, start: number, scan
   if (scanner.malformed !== MALFORMED_NONE) {
     throw new CsvFileError('bad_header', `header (line ${line}) is not valid CSV: misplaced quote or bare carriage return`);
   }
-  const byName = new Map(dataset.columns.map((c) => [c.name.toLowerCase(), c]));
+  const byName = headerNames(dataset);
   const seen = new Set<string>();
+  const fed = new Map<string, string>(); // dataset column → the header name that feeds it
   const columns: (CompiledColumn | null)[] = [];
   const names: string[] = [];
   const info: HeaderInfo = { columns: [], unknownColumns: [], line, text: buf.toString('utf8', start, scanner.contentEnd) };
@@ -38,6 +41,9 @@ export function planHeader(dataset: DatasetDef, buf: Buffer, start: number, scan
     }
     const def = byName.get(key);
     if (def) {
+      const earlier = fed.get(def.name);
+      if (earlier !== undefined) throw new CsvFileError('bad_header', `columns "${earlier}" and "${name}" both name dataset column ${def.name}`);
+      fed.set(def.name, name);
       columns.push(compileColumn(def));
       info.columns.push(def.name);
     } else {
@@ -45,9 +51,21 @@ export function planHeader(dataset: DatasetDef, buf: Buffer, start: number, scan
       info.unknownColumns.push(name);
     }
   }
-  const missing = dataset.columns.filter((c) => c.required && !seen.has(c.name.toLowerCase())).map((c) => c.name);
+  // A required column with a default may be absent: the table's DEFAULT fills it.
+  const missing = dataset.columns.filter((c) => c.required && c.default === undefined && !fed.has(c.name)).map((c) => c.name);
   if (missing.length > 0) {
     throw new CsvFileError('missing_columns', `missing required column(s): ${missing.join(', ')}`, missing);
   }
-  return { info, columns, names, hasUnknown: info.unknownColumns.length > 0 };
+  const defaultBytes = columns.reduce((n, c) => n + (c?.defaultCsv?.length ?? 0), 0);
+  return { info, columns, names, hasUnknown: info.unknownColumns.length > 0, defaultBytes };
+}
+
+/** Lower-cased header name (the column's name or an alias) → the column it feeds. */
+function headerNames(dataset: DatasetDef): Map<string, DatasetDef['columns'][number]> {
+  const byName = new Map<string, DatasetDef['columns'][number]>();
+  for (const c of dataset.columns) {
+    byName.set(c.name.toLowerCase(), c);
+    for (const alias of c.aliases ?? []) byName.set(alias.trim().toLowerCase(), c);
+  }
+  return byName;
 }

@@ -184,3 +184,60 @@ export function isTimestamp(b: Uint8Array, s: number, e: number): boolean {
   const om = digitsAt(b, q, 2);
   return om >= 0 && om <= 59;
 }
+
+/**
+ * numeric(precision, scale): does a value that passed isNumeric fit? PostgreSQL rounds it to `scale`
+ * digits after the point (half away from zero) and refuses it when the rounded absolute value is
+ * ≥ 10^(precision − scale). Decided on the digits, without floating point.
+ */
+export function numericFits(b: Uint8Array, s: number, e: number, precision: number, scale: number): boolean {
+  let i = s;
+  if (b[i] === MINUS || b[i] === PLUS) i++;
+  // Digits without leading zeros: d = b[first…] skipping the point; `point` = digits before the point.
+  let point = 0;
+  let seenPoint = false;
+  let first = -1;
+  let digitsEnd = i;
+  for (; i < e; i++) {
+    const c = b[i]!;
+    if (c === DOT) {
+      seenPoint = true;
+      continue;
+    }
+    if (!isDigit(c)) break;
+    digitsEnd = i + 1;
+    if (first < 0) {
+      if (c === D0) {
+        if (seenPoint) point--;
+        continue;
+      }
+      first = i;
+    }
+    if (!seenPoint) point++;
+  }
+  if (first < 0) return true; // zero
+  if (i < e) {
+    // exponent (isNumeric checked its form and bound)
+    i++;
+    let negative = false;
+    if (b[i] === MINUS || b[i] === PLUS) negative = b[i++] === MINUS;
+    let exponent = 0;
+    for (; i < e; i++) exponent = exponent * 10 + (b[i]! - D0);
+    point += negative ? -exponent : exponent;
+  }
+  // Digit k (0-based) of the significant digits, skipping the point.
+  const digits: number[] = [];
+  for (let j = first; j < digitsEnd; j++) if (b[j] !== DOT) digits.push(b[j]! - D0);
+  const keep = point + scale; // significant digits left after rounding to `scale`
+  let intDigits = Math.max(point, 0);
+  if (keep < 0) return true; // rounds to zero
+  if (keep < digits.length && digits[keep]! >= 5) {
+    // Rounding up carries into a new leading digit only when every kept digit is 9.
+    let allNines = true;
+    for (let k = 0; k < keep; k++) if (digits[k] !== 9) allNines = false;
+    if (allNines) intDigits = Math.max(point + 1, 0);
+  } else if (keep === 0) {
+    return true; // rounds to zero
+  }
+  return intDigits <= precision - scale;
+}

@@ -26,10 +26,23 @@ export interface ColumnDef {
   pattern?: RegExp;
   /** enum: the allowed values, compared exactly (case-sensitive) after trimming. */
   values?: readonly string[];
+  /** numeric(p,s): total significant digits p and digits after the point s (PostgreSQL rounds to s
+   * and refuses a value whose rounded integer part has more than p − s digits). */
+  precision?: number;
+  scale?: number;
+  /** Other header names that feed this column, matched like the name (trimmed, case-insensitively). */
+  aliases?: readonly string[];
+  /** Loaded for an empty field (and by the table's DEFAULT when the header lacks the column); it
+   * passes this column's checks. A required column with a default never rejects an empty field. */
+  default?: string;
 }
 
 export interface DatasetDef {
   name: string;
+  /** PostgreSQL schema of the table; none: the search_path (the built-in webhook_events). */
+  schema?: string;
   table: string;
+  /** Definition version of a tenant's dataset (src/datasets/); none for a built-in one. */
+  version?: number;
   columns: readonly ColumnDef[];
 }

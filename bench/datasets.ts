@@ -1,0 +1,126 @@
+// Throughput of a tenant's dataset (defined as data, src/datasets/) against the built-in webhook_events,
+// in one run (the machine's speed drifts between runs): parse + validate + COPY bytes out, into a sink.
+//   built-in   webhook_events' TypeScript definition over a generated events file
+//   generic    the same columns and rules written as a dataset definition (JSON), compiled at run time
+//   wide       a 12-column definition of mixed types (numeric(p,s), enum, boolean, date, a default …)
+// Usage: npm run bench:datasets -- [--rows 1000000] [--runs 3]
+import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { compileDefinition, normaliseDefinition, type DatasetInput } from '../src/datasets/definition.ts';
+import { webhookEventsStream } from '../src/datagen/webhook-events.ts';
+import { createCopyTransform } from '../src/ingest/csv/index.ts';
+import { webhookEvents, type DatasetDef } from '../src/ingest/datasets/index.ts';
+
+const READ_CHUNK = 64 * 1024;
+const TENANT = '00000000-0000-4000-8000-000000000000';
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+/** webhook_events' own rules, as a tenant would write them. */
+const eventsAsData: DatasetInput = {
+  name: 'events_copy',
+  columns: [
+    { name: 'event_id', type: 'uuid', required: true },
+    { name: 'event_type', type: 'text', required: true, maxLength: 100 },
+    { name: 'source', type: 'text' },
+    { name: 'customer_id', type: 'text' },
+    { name: 'amount_cents', type: 'bigint' },
+    { name: 'currency', type: 'text', pattern: '^[A-Z]{3}$' },
+    { name: 'occurred_at', type: 'timestamptz', required: true },
+    { name: 'payload', type: 'jsonb' },
+  ],
+};
+
+const wide: DatasetInput = {
+  name: 'orders',
+  columns: [
+    { name: 'order_id', type: 'uuid', required: true },
+    { name: 'customer', type: 'text', maxLength: 40 },
+    { name: 'qty', type: 'integer', required: true },
+    { name: 'units', type: 'bigint' },
+    { name: 'price', type: 'numeric(12,2)' },
+    { name: 'rate', type: 'numeric' },
+    { name: 'paid', type: 'boolean', default: 'false' },
+    { name: 'status', type: 'enum', values: ['open', 'paid', 'shipped', 'returned'] },
+    { name: 'ordered_on', type: 'date' },
+    { name: 'updated_at', type: 'timestamptz' },
+    { name: 'country', type: 'text', pattern: '^[A-Z]{2}$' },
+    { name: 'meta', type: 'jsonb' },
+  ],
+};
+
+function* wideRows(rows: number): Generator<string> {
+  yield wide.columns.map((c) => c.name).join(',') + '\n';
+  const statuses = ['open', 'paid', 'shipped', 'returned'];
+  let lines = '';
+  for (let i = 1; i <= rows; i++) {
+    const hex = i.toString(16).padStart(12, '0');
+    const day = String(1 + (i % 28)).padStart(2, '0');
+    lines +=
+      `0b7f2c4e-1111-4a2b-a333-${hex},customer ${i % 997},${i % 50},${i * 7},${(i % 100000) / 100},0.${i % 9999},` +
+      `${i % 3 === 0 ? '' : i % 2 === 0 ? 'true' : 'f'},${statuses[i % 4]},2025-03-${day},2025-03-${day}T10:${String(i % 60).padStart(2, '0')}:00Z,` +
+      `${i % 5 === 0 ? 'DE' : 'FR'},"{""n"": ${i % 100}}"\n`;
+    if (i % 1000 === 0) {
+      yield lines;
+      lines = '';
+    }
+  }
+  if (lines) yield lines;
+}
+
+function sink(): Writable {
+  return new Writable({ write: (_chunk, _enc, cb) => cb() });
+}
+
+async function run(def: DatasetDef, file: string): Promise<{ rows: number; seconds: number; rejected: number }> {
+  const transform = createCopyTransform(def, { onHeader: () => {}, onReject: () => {} });
+  const t0 = process.hrtime.bigint();
+  await pipeline(createReadStream(file, { highWaterMark: READ_CHUNK }), transform, sink());
+  return { rows: transform.stats.records, seconds: Number(process.hrtime.bigint() - t0) / 1e9, rejected: transform.stats.rowsRejected };
+}
+
+async function main(): Promise<void> {
+  const rows = arg('rows', 1_000_000);
+  const runs = arg('runs', 3);
+  const dir = mkdtempSync(path.join(tmpdir(), 'bench-datasets-'));
+  const events = path.join(dir, 'events.csv');
+  const orders = path.join(dir, 'orders.csv');
+  try {
+    await pipeline(webhookEventsStream({ rows }), createWriteStream(events));
+    await pipeline(Readable.from(wideRows(rows)), createWriteStream(orders));
+    const generic = compileDefinition(normaliseDefinition(eventsAsData), TENANT, 1);
+    const wideDef = compileDefinition(normaliseDefinition(wide), TENANT, 1);
+    const cases: [string, DatasetDef, string][] = [
+      ['built-in webhook_events', webhookEvents, events],
+      ['generic, same rules as data', generic, events],
+      ['generic, 12 mixed columns', wideDef, orders],
+    ];
+    const best = new Map<string, { rows: number; seconds: number; rejected: number; mb: number }>();
+    for (let i = 0; i < runs; i++) {
+      for (const [name, def, file] of cases) {
+        const r = await run(def, file);
+        const prev = best.get(name);
+        if (!prev || r.seconds < prev.seconds) best.set(name, { ...r, mb: statSync(file).size / 1e6 });
+      }
+    }
+    console.log(`${rows} rows per file, best of ${runs} interleaved runs (parse + validate + COPY bytes, into a sink)\n`);
+    for (const [name, r] of best) {
+      console.log(`${name.padEnd(30)} ${Math.round(r.rows / r.seconds).toLocaleString('en').padStart(11)} rows/s  ${(r.mb / r.seconds).toFixed(0).padStart(4)} MB/s  (${r.rejected} rejected)`);
+    }
+    const builtIn = best.get(cases[0]![0])!;
+    const same = best.get(cases[1]![0])!;
+    const mixed = best.get(cases[2]![0])!;
+    console.log(`\nratio generic / built-in, same file and rules: ${(builtIn.seconds / same.seconds).toFixed(2)}×`);
+    console.log(`ratio 12 mixed columns / built-in (rows/s):     ${(mixed.rows / mixed.seconds / (builtIn.rows / builtIn.seconds)).toFixed(2)}×`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,103 @@
+// The SQL that makes a tenant's table match its definition: CREATE TABLE for a new dataset, and for a
+// changed one either the ALTER TABLE statements of an additive change or the reason it is refused.
+// Pure: builds text only. Every identifier is quoted and every value is a quoted literal.
+import { createHash } from 'node:crypto';
+import type { ColumnSpec, DatasetSpec } from './definition.ts';
+import { quoteIdentifier as id, quoteLiteral as literal } from './identifiers.ts';
+
+/** `"t_…"."name"` */
+export function qualifiedTable(schema: string, name: string): string {
+  return `${id(schema)}.${id(name)}`;
+}
+
+/** The column's PostgreSQL type: text with a maxLength is varchar(n) (both count characters); enum is text + CHECK. */
+export function sqlType(col: ColumnSpec): string {
+  if (col.type === 'text') return col.maxLength === undefined ? 'text' : `varchar(${col.maxLength})`;
+  if (col.type === 'enum') return 'text';
+  return col.type; // integer, bigint, numeric[(p,s)], boolean, uuid, date, timestamptz, jsonb: already canonical
+}
+
+/** Name of an enum column's CHECK constraint: a hash, since `<column>_…` could pass 63 characters. */
+export function enumConstraint(col: ColumnSpec): string {
+  return `values_${createHash('sha256').update(col.name).digest('hex').slice(0, 16)}`;
+}
+
+function enumCheck(col: ColumnSpec): string {
+  return `CONSTRAINT ${id(enumConstraint(col))} CHECK (${id(col.name)} IN (${col.values!.map(literal).join(', ')}))`;
+}
+
+function defaultClause(col: ColumnSpec): string {
+  return `DEFAULT ${literal(col.default!)}::${sqlType(col)}`;
+}
+
+function columnSql(col: ColumnSpec): string {
+  const parts = [id(col.name), sqlType(col)];
+  if (col.required) parts.push('NOT NULL');
+  if (col.default !== undefined) parts.push(defaultClause(col));
+  if (col.type === 'enum') parts.push(enumCheck(col));
+  return parts.join(' ');
+}
+
+/**
+ * The statements that create the tenant's schema (if needed) and the dataset's table. Like
+ * webhook_events: upload_id from the load's `app.upload_id` setting, line_number from the file, and a
+ * unique (upload_id, line_number) so a file's row can be loaded only once, whatever the bug.
+ */
+export function createTableSql(schema: string, spec: DatasetSpec): string[] {
+  const columns = [
+    `upload_id uuid NOT NULL DEFAULT current_setting('app.upload_id')::uuid`,
+    'line_number bigint NOT NULL',
+    ...spec.columns.map(columnSql),
+    'UNIQUE (upload_id, line_number)',
+  ];
+  return [`CREATE SCHEMA IF NOT EXISTS ${id(schema)}`, `CREATE TABLE ${qualifiedTable(schema, spec.name)} (\n  ${columns.join(',\n  ')}\n)`];
+}
+
+export type ChangePlan = { ok: true; statements: string[] } | { ok: false; reason: string };
+
+const sameList = (a?: readonly string[], b?: readonly string[]) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+
+/**
+ * What changing `from` into `to` takes. Additive changes are planned (new optional column, a column no
+ * longer required, a longer or no maxLength, more enum values, a pattern removed, a default set or
+ * dropped, aliases); anything that could drop, retype or invalidate data already loaded is refused
+ * with the reason: a column removed or retyped, a new required column, a constraint added or tightened,
+ * a changed key.
+ */
+export function planChange(schema: string, from: DatasetSpec, to: DatasetSpec): ChangePlan {
+  const table = qualifiedTable(schema, to.name);
+  const refuse = (reason: string): ChangePlan => ({ ok: false, reason });
+  if (!sameList(from.key, to.key)) return refuse(`the key cannot change (from ${JSON.stringify(from.key ?? [])} to ${JSON.stringify(to.key ?? [])})`);
+  const next = new Map(to.columns.map((c) => [c.name, c]));
+  const actions: string[] = [];
+  for (const old of from.columns) {
+    const col = next.get(old.name);
+    if (!col) return refuse(`column "${old.name}" would be dropped; a column cannot be removed`);
+    const column = id(col.name);
+    if (col.type !== old.type) return refuse(`column "${col.name}" would change type from ${old.type} to ${col.type}; a column cannot be retyped`);
+    if (col.required && !old.required) return refuse(`column "${col.name}" would become required; rows already loaded may lack it`);
+    if (old.required && !col.required) actions.push(`ALTER COLUMN ${column} DROP NOT NULL`);
+    if (old.maxLength !== col.maxLength) {
+      if (col.maxLength !== undefined && (old.maxLength === undefined || col.maxLength < old.maxLength)) {
+        return refuse(`column "${col.name}" would get a shorter maxLength; rows already loaded may be longer`);
+      }
+      actions.push(`ALTER COLUMN ${column} TYPE ${sqlType(col)}`); // longer varchar or text: no rewrite
+    }
+    if (old.pattern !== col.pattern && col.pattern !== undefined) {
+      return refuse(`column "${col.name}" would get a new pattern; rows already loaded may not match it (only removing a pattern is allowed)`);
+    }
+    if (!sameList(old.values, col.values)) {
+      const missing = (old.values ?? []).filter((v) => !col.values!.includes(v));
+      if (missing.length > 0) return refuse(`column "${col.name}" would lose enum value(s) ${missing.map((v) => JSON.stringify(v)).join(', ')}; rows already loaded may hold them`);
+      actions.push(`DROP CONSTRAINT ${id(enumConstraint(col))}`, `ADD ${enumCheck(col)}`);
+    }
+    if (old.default !== col.default) actions.push(`ALTER COLUMN ${column} ${col.default === undefined ? 'DROP DEFAULT' : `SET ${defaultClause(col)}`}`);
+  }
+  const known = new Set(from.columns.map((c) => c.name));
+  for (const col of to.columns) {
+    if (known.has(col.name)) continue;
+    if (col.required) return refuse(`new column "${col.name}" cannot be required: rows already loaded have no value for it`);
+    actions.push(`ADD COLUMN ${columnSql(col)}`);
+  }
+  return { ok: true, statements: actions.length === 0 ? [] : [`ALTER TABLE ${table}\n  ${actions.join(',\n  ')}`] };
+}
