@@ -146,9 +146,9 @@ export async function updateEndpoint(
       .executeTakeFirst();
     if (!row) return undefined;
     if (patch.enabled === true) {
-      // Held by the breaker or the disabling, often past due: they go now, in order of seq.
+      // Held while it was disabled (or open), some with a backoff still running: they all go now, in order of seq.
       await sql`UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
-                 WHERE endpoint_id = ${row.id} AND delivery_status = 'pending' AND next_attempt_at < now()`.execute(trx);
+                 WHERE endpoint_id = ${row.id} AND delivery_status = 'pending'`.execute(trx);
     }
     if (patch.url !== undefined || patch.channel !== undefined) {
       await sql`UPDATE deliveries SET target = ${row.url}, channel = ${row.channel}, updated_at = now()
