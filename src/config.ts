@@ -45,6 +45,17 @@ export interface Config {
     /** networks callbacks may reach despite the SSRF rules (parsed here, so a typo stops the start) */
     allowedCidrs: readonly CidrEntry[];
   };
+  /** endpoint health (src/notify/breaker.ts): circuit breaker and auto-disable, per endpoint across dispatchers */
+  endpoints: {
+    /** consecutive failed attempts that open an endpoint's breaker (its deliveries then wait) */
+    breakerThreshold: number;
+    /** wait before the first probe of an open breaker; each failed probe doubles it */
+    probeBaseMs: number;
+    /** the longest wait between two probes */
+    probeMaxMs: number;
+    /** an endpoint failing without a success for this long is disabled (its pending deliveries are kept) */
+    disableAfterHours: number;
+  };
   /** timeouts of the API's HTTP server */
   http: {
     /** a request body (an upload above all) without a byte for this long is cancelled: 408 body_idle_timeout */
@@ -165,6 +176,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       timeoutMs: read.int('WEBHOOK_TIMEOUT_MS', 10_000, 100, 600_000),
       allowedCidrs: read.parsed('WEBHOOK_ALLOWED_CIDRS', [], parseCidrList),
     },
+    endpoints: {
+      breakerThreshold: read.int('ENDPOINT_BREAKER_THRESHOLD', 5, 1, 10_000),
+      probeBaseMs: read.int('ENDPOINT_PROBE_BASE_MS', 30_000, 10, 86_400_000),
+      probeMaxMs: read.int('ENDPOINT_PROBE_MAX_MS', 3_600_000, 10, 7 * 86_400_000),
+      // Svix's figure: five days of failing before an endpoint is disabled.
+      disableAfterHours: read.int('ENDPOINT_DISABLE_AFTER_HOURS', 120, 1, 24 * 365),
+    },
     http: {
       bodyIdleTimeoutMs: read.int('BODY_IDLE_TIMEOUT_MS', 60_000, 100, 3_600_000),
       headersTimeoutMs: read.int('HEADERS_TIMEOUT_MS', 30_000, 100, 600_000),
@@ -215,6 +233,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   if (config.webhook.backoffMaxMs < config.webhook.backoffBaseMs) {
     problems.push('WEBHOOK_BACKOFF_MAX_MS must be ≥ WEBHOOK_BACKOFF_BASE_MS');
+  }
+  if (config.endpoints.probeMaxMs < config.endpoints.probeBaseMs) {
+    problems.push('ENDPOINT_PROBE_MAX_MS must be ≥ ENDPOINT_PROBE_BASE_MS');
   }
   // The orphan sweep would otherwise delete the `.info` object of a resumable upload still in progress.
   if (config.tus.expirySeconds > config.orphanGraceHours * 3600) {

@@ -103,6 +103,18 @@ export interface EndpointsTable {
   previous_secret_expires_at: Timestamp | null;
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;
+  // Health (migration 013): written by the dispatcher (notify/health.repository.ts), read by the API.
+  breaker_state: ColumnType<'closed' | 'open', 'closed' | 'open' | undefined, 'closed' | 'open'>;
+  consecutive_failures: Generated<number>;
+  last_success_at: Timestamp | null;
+  failing_since: Timestamp | null;
+  probes_failed: Generated<number>;
+  next_probe_at: Timestamp | null;
+  probe_delivery_id: string | null;
+  probe_lease_token: string | null;
+  probe_until: Timestamp | null;
+  disabled_reason: string | null;
+  disabled_at: Timestamp | null;
 }
 
 /** A tenant's dataset definition, current version (migrations/014_datasets.sql). */

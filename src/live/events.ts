@@ -163,3 +163,25 @@ export function createEventIds(nowMs: number = Date.now()): () => string {
 export function sseFrame(event: string, id: string, data: unknown): string {
   return `id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
+
+/** A tenant's operational notice on the upload events channel (`kind` names its feed event). */
+export interface TenantNotice {
+  kind: 'endpoint.disabled';
+  tenantId: string;
+  data: Record<string, unknown>;
+}
+
+/** Narrows a NOTIFY payload to a tenant notice; null for anything else (an upload event above all). */
+export function parseTenantNotice(payload: string | undefined): TenantNotice | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload ?? '');
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null) return null;
+  const v = value as Record<string, unknown>;
+  if (v.kind !== 'endpoint.disabled' || typeof v.tenantId !== 'string') return null;
+  if (typeof v.data !== 'object' || v.data === null || Array.isArray(v.data)) return null;
+  return { kind: v.kind, tenantId: v.tenantId, data: v.data as Record<string, unknown> };
+}

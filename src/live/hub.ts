@@ -1,6 +1,7 @@
 // The live hub: ONE `LISTEN upload_events` connection per API process, fanned out in memory to the
 // subscribers of an upload (by tenant and upload: a topic is only ever created for a tenant that can
-// see the upload) and of a tenant's feed (by tenantId). A client costs a map entry, never a database
+// see the upload) and of a tenant's feed (by tenantId; it also gets the tenant's operational notices,
+// such as endpoint.disabled from a dispatcher). A client costs a map entry, never a database
 // connection; it is removed when the client goes away.
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
@@ -9,8 +10,10 @@ import type { Logger } from '../logger.ts';
 import { UPLOAD_EVENTS_CHANNEL } from '../uploads/channels.ts';
 import {
   createEventIds,
+  parseTenantNotice,
   parseUploadEvent,
   ProgressTracker,
+  type TenantNotice,
   toFeedData,
   toProgressData,
   type UploadEvent,
@@ -208,6 +211,8 @@ export class LiveHub {
   }
 
   private onNotification(payload: string | undefined): void {
+    const notice = parseTenantNotice(payload);
+    if (notice) return this.publishNotice(notice);
     const event = parseUploadEvent(payload);
     if (!event) {
       this.log.warn({ payload: payload?.slice(0, 200) }, 'ignored a malformed upload event');
@@ -227,6 +232,13 @@ export class LiveHub {
     if (!set) return;
     const data = toFeedData(event, rowsPerSecond);
     for (const s of [...set]) s.feed(data);
+  }
+
+  /** An operational event (endpoint.disabled) goes to the tenant's feed as an event of its own name. */
+  private publishNotice(notice: TenantNotice): void {
+    const set = this.feeds.get(notice.tenantId);
+    if (!set) return;
+    for (const s of [...set]) s.notice?.(notice.kind, notice.data);
   }
 
   /** Reads the status body once for all of the upload's subscribers. */

@@ -32,6 +32,8 @@ export interface UploadSubscriber extends Revocable {
 
 export interface FeedSubscriber extends Revocable {
   feed(data: FeedData): void;
+  /** an operational event of the tenant (e.g. `endpoint.disabled`), sent as an event of that name */
+  notice?(event: string, data: unknown): void;
   heartbeat(): void;
   shutdown(): void;
 }
@@ -161,19 +163,23 @@ export class UploadSession extends Session implements UploadSubscriber {
 
 /** GET /events: every upload event of one tenant, as it comes; never ends by itself. */
 export class FeedSession extends Session implements FeedSubscriber {
-  private waiting: FeedData[] | null = [];
+  private waiting: { event: string; data: unknown }[] | null = [];
 
   start(sink: LiveSink): void {
     this.sink = sink;
     if (this.ended) return this.endedBeforeStart(sink);
     const waiting = this.waiting ?? [];
     this.waiting = null;
-    for (const data of waiting) this.feed(data);
+    for (const frame of waiting) this.notice(frame.event, frame.data);
   }
 
   feed(data: FeedData): void {
+    this.notice('upload', data);
+  }
+
+  notice(event: string, data: unknown): void {
     if (this.ended) return;
-    if (this.waiting) this.waiting.push(data);
-    else this.sink!.send('upload', this.nextId(), data);
+    if (this.waiting) this.waiting.push({ event, data });
+    else this.sink!.send(event, this.nextId(), data);
   }
 }

@@ -1,17 +1,21 @@
 // One delivery attempt for a claimed outbox row (the claim recorded it as started): build the request
 // with the row's channel, send it, decide what happens next, record the outcome and the new state.
 import type pg from 'pg';
+import type { BreakerOptions, HealthTransition } from './breaker-policy.ts';
 import type { Channel } from './channels/index.ts';
 import type { Deliverer } from './deliver.ts';
+import { recordEndpointAttempt, verdictOf } from './health.repository.ts';
 import { finishAttempt, type ClaimedDelivery } from './outbox.repository.ts';
 import { decideOutcome, type Outcome, type RetryOptions } from './retry-policy.ts';
 import type { AttemptResult } from './types.ts';
 
 export interface AttemptDeps {
-  pool: Pick<pg.Pool, 'query'>;
+  pool: pg.Pool;
   deliverer: Deliverer;
   channels: Readonly<Record<string, Channel>>;
   retry: RetryOptions;
+  /** the endpoints' circuit breaker and auto-disable */
+  breaker: BreakerOptions;
   now: () => number;
   random?: () => number;
 }
@@ -22,6 +26,10 @@ export interface AttemptReport {
   outcome: Outcome;
   /** false: the lease was lost while sending, so another claim owns the row and nothing was written */
   recorded: boolean;
+  /** what the attempt did to its endpoint's health (endpoint deliveries that were recorded) */
+  health?: HealthTransition | null;
+  /** the attempt is recorded but its endpoint's health could not be updated */
+  healthError?: unknown;
 }
 
 /**
@@ -32,13 +40,23 @@ export async function attemptDelivery(deps: AttemptDeps, delivery: ClaimedDelive
   const number = delivery.attempt;
   const result = await send(deps, delivery);
   // The budget counts from the start of the current run, so a manual redelivery gets a full schedule.
-  const numberInRun = Math.max(1, number - delivery.run_first_attempt + 1);
+  // A probe is charged to no budget (finishAttempt opens a new run after it), so it counts as a first attempt.
+  const numberInRun = delivery.probe ? 1 : Math.max(1, number - delivery.run_first_attempt + 1);
   // One reading of the clock: the next attempt is scheduled from the moment this one is recorded as
   // finished (two readings could straddle a GC pause and record a backoff shorter than decided).
   const finishedAt = deps.now();
   const outcome = decideOutcome(result, numberInRun, deps.retry, finishedAt, deps.random);
   const recorded = await finishAttempt(deps.pool, delivery, { number, finishedAt: new Date(finishedAt), result, outcome });
-  return { number, result, outcome, recorded };
+  const report: AttemptReport = { number, result, outcome, recorded };
+  if (recorded && delivery.endpoint_id !== null) {
+    try {
+      const attempt = { endpointId: delivery.endpoint_id, leaseToken: delivery.lease_token, verdict: verdictOf(result), nowMs: finishedAt };
+      report.health = await recordEndpointAttempt(deps.pool, attempt, deps.breaker);
+    } catch (err) {
+      report.healthError = err;
+    }
+  }
+  return report;
 }
 
 async function send(deps: AttemptDeps, delivery: ClaimedDelivery): Promise<AttemptResult> {

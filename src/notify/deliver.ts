@@ -26,6 +26,9 @@ export interface Deliverer {
 }
 
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024;
+/** Svix's response header (and value) by which a receiver stops the retries of one message. */
+export const ABORT_HEADER = 'webhook-delivery';
+export const ABORT_VALUE = 'abort-message';
 export const EXCERPT_BYTES = 2 * 1024;
 
 /** Raised from inside the connector, so undici hands it back to us as the request's failure. */
@@ -196,10 +199,14 @@ export function createDeliverer(opts: DeliverOptions): Deliverer {
         if (readBytes >= maxResponseBytes) break;
       }
       const excerpt = toExcerpt(Buffer.concat(kept));
-      const errorCode = statusErrorCode(res.statusCode);
+      let errorCode = statusErrorCode(res.statusCode);
       const retryAfter = firstHeader(res.headers['retry-after']);
       let errorMessage: string | null = null;
-      if (errorCode === 'http_3xx') {
+      // Honoured on a failure only: a 2xx delivered the message, whatever else it says.
+      if (errorCode !== null && firstHeader(res.headers[ABORT_HEADER])?.trim().toLowerCase() === ABORT_VALUE) {
+        errorCode = 'aborted';
+        errorMessage = `HTTP ${res.statusCode} with ${ABORT_HEADER}: ${ABORT_VALUE}: the receiver stopped the retries of this message`;
+      } else if (errorCode === 'http_3xx') {
         const location = firstHeader(res.headers['location']) ?? '(none)';
         errorMessage = `HTTP ${res.statusCode}: redirect to ${location.slice(0, 300)} not followed`;
       } else if (errorCode !== null) {

@@ -16,7 +16,8 @@ export interface DeliveryRow {
   /** the endpoint it goes to; null for a callbackUrl delivery, and once its endpoint was deleted */
   endpoint_id: string | null;
   upload_id: string | null;
-  upload_attempt: number;
+  /** null for an operational event (endpoint.disabled) */
+  upload_attempt: number | null;
   event: string;
   channel: string;
   target: string | null;
@@ -39,7 +40,7 @@ export interface DeliveryRow {
 export interface AttemptRow {
   delivery_id: string;
   attempt: number;
-  trigger: 'scheduled' | 'manual';
+  trigger: 'scheduled' | 'manual' | 'probe';
   started_at: Date;
   finished_at: Date | null;
   duration_ms: number | null;

@@ -11,7 +11,7 @@ import { channels } from './channels/index.ts';
 import { createDeliverer } from './deliver.ts';
 import { expandAll } from './expand.ts';
 import { listen, type Listener } from './listener.ts';
-import { claimDue, DUE_CHANNEL, msUntilNextDue, type ClaimedDelivery } from './outbox.repository.ts';
+import { claimDue, claimProbes, DUE_CHANNEL, msUntilNextDue, type ClaimedDelivery } from './outbox.repository.ts';
 import { allowListOf } from './ssrf.ts';
 
 export interface DispatcherHandle {
@@ -28,6 +28,7 @@ export interface DispatcherOptions {
   sweepIntervalMs?: number;
   /** how long a claim owns a row; defaults to the attempt timeout plus a margin */
   leaseMs?: number;
+  /** the clock of attempts, probes and endpoint health (ms); tests inject one to move time on */
   now?: () => number;
   random?: () => number;
 }
@@ -64,6 +65,12 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
     deliverer,
     channels,
     retry: { maxRetries: cfg.maxRetries, baseMs: cfg.backoffBaseMs, maxMs: cfg.backoffMaxMs },
+    breaker: {
+      threshold: rt.config.endpoints.breakerThreshold,
+      probeBaseMs: rt.config.endpoints.probeBaseMs,
+      probeMaxMs: rt.config.endpoints.probeMaxMs,
+      disableAfterMs: rt.config.endpoints.disableAfterHours * 3_600_000,
+    },
     now: opts.now ?? Date.now,
     ...(opts.random ? { random: opts.random } : {}),
   };
@@ -93,6 +100,11 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
         // Events first: their deliveries are then due with the rest (expansion is idempotent, so
         // dispatchers racing on it, or one dying right after it, lose and duplicate nothing).
         if (!stopping) await expandAll(rt.pool, batchSize * 4);
+        // Open breakers first: one probe each, when due (claimProbes keeps it to one across dispatchers).
+        const probeRoom = Math.min(batchSize, concurrency - inFlight.size);
+        if (!stopping && probeRoom > 0) {
+          for (const delivery of await claimProbes(rt.pool, probeRoom, leaseMs, cfg.maxRetries, new Date(deps.now()))) track(delivery);
+        }
         for (;;) {
           const room = Math.min(batchSize, concurrency - inFlight.size);
           if (stopping || room <= 0) return; // a finishing attempt wakes us again
@@ -147,7 +159,12 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
         error: report.result.errorCode,
         durationMs: report.result.durationMs,
         outcome: report.outcome.status,
+        ...(delivery.probe && { probe: true }),
       };
+      if (report.healthError) log.error({ err: report.healthError, endpointId: delivery.endpoint_id }, 'endpoint health could not be updated');
+      if (report.health?.opened) log.warn({ endpointId: delivery.endpoint_id }, 'endpoint circuit breaker opened: its deliveries wait for a successful probe');
+      if (report.health?.closed) log.info({ endpointId: delivery.endpoint_id }, 'endpoint circuit breaker closed: its deliveries flow again');
+      if (report.health?.disable) log.warn({ endpointId: delivery.endpoint_id }, 'endpoint disabled after failing for ENDPOINT_DISABLE_AFTER_HOURS');
       if (report.recorded) log.info(fields, 'delivery attempt');
       else log.warn(fields, 'lease lost while sending (taken over or redelivered); the next claim closes this attempt as interrupted');
     } catch (err) {

@@ -6,7 +6,11 @@ import type { EventType } from './event-types.ts';
 import { DUE_CHANNEL } from './outbox.repository.ts';
 import { generateSecret } from './sign.ts';
 
-export type EndpointRow = Omit<Selectable<EndpointsTable>, 'secret' | 'previous_secret' | 'previous_secret_expires_at'>;
+export type EndpointRow = Pick<Selectable<EndpointsTable>, (typeof COLUMNS)[number]> & {
+  /** attempts finished in the last hour (minute counters), and the share of them that failed (null: none) */
+  attempts_last_hour: number;
+  failure_rate_last_hour: number | null;
+};
 
 export type EndpointChannel = 'webhook' | 'slack';
 
@@ -34,7 +38,33 @@ const COLUMNS = [
   'rate_limit_per_second',
   'created_at',
   'updated_at',
+  'breaker_state',
+  'consecutive_failures',
+  'last_success_at',
+  'failing_since',
+  'next_probe_at',
+  'disabled_reason',
+  'disabled_at',
 ] as const;
+
+/**
+ * The last hour from the per-minute counters the dispatcher keeps (at most 61 rows per endpoint):
+ * cheap whatever the traffic. By the database clock.
+ */
+const lastHour = sql<{ attempts: number; failures: number }>`(
+  SELECT jsonb_build_object('attempts', COALESCE(sum(m.attempts), 0), 'failures', COALESCE(sum(m.failures), 0))
+    FROM endpoint_attempt_minutes m
+   WHERE m.endpoint_id = endpoints.id AND m.minute >= date_trunc('minute', now() - interval '1 hour'))`;
+
+function withHealth<R extends { last_hour: { attempts: number; failures: number } }>(row: R): Omit<R, 'last_hour'> & {
+  attempts_last_hour: number;
+  failure_rate_last_hour: number | null;
+} {
+  const { last_hour, ...rest } = row;
+  const attempts = Number(last_hour.attempts);
+  const rate = attempts > 0 ? Math.round((Number(last_hour.failures) / attempts) * 1e4) / 1e4 : null;
+  return { ...rest, attempts_last_hour: attempts, failure_rate_last_hour: rate };
+}
 
 /** A new endpoint with a fresh `whsec_` secret (returned once here, and by GET …/secret). */
 export async function createEndpoint(db: Kysely<DB>, tenantId: string, input: EndpointInput): Promise<EndpointRow & { secret: string }> {
@@ -51,24 +81,32 @@ export async function createEndpoint(db: Kysely<DB>, tenantId: string, input: En
       secret: generateSecret(),
     })
     .returning([...COLUMNS, 'secret'])
-    .executeTakeFirstOrThrow();
+    .executeTakeFirstOrThrow()
+    .then((row) => ({ ...row, attempts_last_hour: 0, failure_rate_last_hour: null }));
 }
 
 export async function findEndpoint(db: Kysely<DB>, tenantId: string, id: string): Promise<EndpointRow | undefined> {
-  return db.selectFrom('endpoints').select(COLUMNS).where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+  const row = await db
+    .selectFrom('endpoints')
+    .select([...COLUMNS, lastHour.as('last_hour')])
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return row && withHealth(row);
 }
 
 /** Keyset page, newest first: endpoints with seq below `beforeSeq`. */
 export async function listEndpoints(db: Kysely<DB>, tenantId: string, page: { beforeSeq?: number; limit: number }): Promise<EndpointRow[]> {
-  let query = db.selectFrom('endpoints').select(COLUMNS).where('tenant_id', '=', tenantId);
+  let query = db.selectFrom('endpoints').select([...COLUMNS, lastHour.as('last_hour')]).where('tenant_id', '=', tenantId);
   if (page.beforeSeq !== undefined) query = query.where('seq', '<', page.beforeSeq);
-  return query.orderBy('seq', 'desc').limit(page.limit).execute();
+  return (await query.orderBy('seq', 'desc').limit(page.limit).execute()).map(withHealth);
 }
 
 /**
  * Changes the given fields. Its pending deliveries follow a new url or channel (they have not gone
- * out yet; an attempt in flight keeps the old one). Enabling wakes the dispatchers: the deliveries it
- * held while disabled are due. One transaction; undefined when the tenant has no such endpoint.
+ * out yet; an attempt in flight keeps the old one). Enabling closes the circuit breaker, clears the
+ * failure streak and wakes the dispatchers: the deliveries it held while disabled are due (in order of
+ * seq). One transaction; undefined when the tenant has no such endpoint.
  */
 export async function updateEndpoint(
   db: Kysely<DB>,
@@ -85,6 +123,20 @@ export async function updateEndpoint(
         ...(patch.eventTypes !== undefined && { event_types: patch.eventTypes }),
         ...(patch.channel !== undefined && { channel: patch.channel }),
         ...(patch.enabled !== undefined && { enabled: patch.enabled }),
+        // Enabling starts afresh: breaker closed, no streak, no probe; the held deliveries are due.
+        ...(patch.enabled === true && {
+          breaker_state: 'closed' as const,
+          consecutive_failures: 0,
+          failing_since: null,
+          probes_failed: 0,
+          next_probe_at: null,
+          probe_delivery_id: null,
+          probe_lease_token: null,
+          probe_until: null,
+          disabled_reason: null,
+          disabled_at: null,
+        }),
+        ...(patch.enabled === false && { disabled_reason: 'disabled by the tenant', disabled_at: sql<Date>`now()` }),
         ...(patch.rateLimitPerSecond !== undefined && { rate_limit_per_second: patch.rateLimitPerSecond }),
         updated_at: sql`now()`,
       })
@@ -93,12 +145,17 @@ export async function updateEndpoint(
       .returning(COLUMNS)
       .executeTakeFirst();
     if (!row) return undefined;
+    if (patch.enabled === true) {
+      // Held while it was disabled (or open), some with a backoff still running: they all go now, in order of seq.
+      await sql`UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
+                 WHERE endpoint_id = ${row.id} AND delivery_status = 'pending'`.execute(trx);
+    }
     if (patch.url !== undefined || patch.channel !== undefined) {
       await sql`UPDATE deliveries SET target = ${row.url}, channel = ${row.channel}, updated_at = now()
                  WHERE endpoint_id = ${row.id} AND delivery_status = 'pending'`.execute(trx);
     }
     if (patch.enabled === true) await sql`SELECT pg_notify(${DUE_CHANNEL}, ${row.id})`.execute(trx);
-    return row;
+    return findEndpoint(trx, tenantId, row.id);
   });
 }
 

@@ -43,7 +43,20 @@ export const UploadFailedPayload = Type.Object(
   { additionalProperties: false },
 );
 
-export type EventType = 'upload.processing' | 'upload.completed' | 'upload.failed';
+export const EndpointDisabledPayload = Type.Object(
+  {
+    type: Type.Literal('endpoint.disabled'),
+    endpointId: Type.String({ format: 'uuid', description: 'the endpoint that was disabled (not this receiver)' }),
+    url: Type.String({ description: 'where that endpoint pointed' }),
+    reason: Type.String({ description: 'why, for people' }),
+    failingSince: Timestamp,
+    consecutiveFailures: Type.Integer({ minimum: 1 }),
+    timestamp: Timestamp,
+  },
+  { additionalProperties: false },
+);
+
+export type EventType = 'upload.processing' | 'upload.completed' | 'upload.failed' | 'endpoint.disabled';
 
 export interface EventTypeInfo {
   name: EventType;
@@ -53,7 +66,7 @@ export interface EventTypeInfo {
   schema: TSchema;
 }
 
-/** Every event type, in the order of an upload's life. */
+/** Every event type: an upload's, in the order of its life, then the operational ones. */
 export const EVENT_TYPES: readonly EventTypeInfo[] = [
   {
     name: 'upload.processing',
@@ -73,9 +86,19 @@ export const EVENT_TYPES: readonly EventTypeInfo[] = [
     toCallbackUrl: true,
     schema: UploadFailedPayload,
   },
+  {
+    name: 'endpoint.disabled',
+    description:
+      'operational: an endpoint of the tenant failed without a success for ENDPOINT_DISABLE_AFTER_HOURS and was disabled; its pending deliveries are kept until it is enabled again',
+    toCallbackUrl: false,
+    schema: EndpointDisabledPayload,
+  },
 ];
 
 export const EVENT_TYPE_NAMES: readonly EventType[] = EVENT_TYPES.map((t) => t.name);
 
 /** The types an upload's callbackUrl receives (its traffic as before endpoints existed). */
 export const CALLBACK_EVENT_TYPES: readonly EventType[] = EVENT_TYPES.filter((t) => t.toCallbackUrl).map((t) => t.name);
+
+/** Outcomes of an upload: a newer one supersedes older pending notices of the upload to the same target. */
+export const OUTCOME_EVENT_TYPES: readonly EventType[] = ['upload.completed', 'upload.failed'];

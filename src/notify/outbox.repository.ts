@@ -3,6 +3,7 @@
 // when the next delivery falls due. Every function is one statement, so none of them holds a
 // transaction open across an HTTP call, and each delivery costs one claim share plus one finish.
 import type pg from 'pg';
+import { OUTCOME_EVENT_TYPES } from './event-types.ts';
 import type { Outcome } from './retry-policy.ts';
 import type { AttemptResult } from './types.ts';
 
@@ -10,10 +11,20 @@ type Queryable = Pick<pg.Pool, 'query'>;
 
 /**
  * A delivery to an endpoint waits while that endpoint is disabled (kept, not dropped: re-enabling
- * resumes it). A subquery, not a join, so the claim's FOR UPDATE locks no endpoint row.
+ * resumes it) or its circuit breaker is open (then only the probe goes: claimProbes). A subquery,
+ * not a join, so the claim's FOR UPDATE locks no endpoint row.
  */
-const ENDPOINT_ENABLED = `(deliveries.endpoint_id IS NULL
-  OR EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled))`;
+const ENDPOINT_FLOWING = `(deliveries.endpoint_id IS NULL
+  OR EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled AND e.breaker_state = 'closed'))`;
+
+/**
+ * Per-upload order: a delivery waits while an older one of the same upload to the same target is
+ * pending, so a receiver gets an upload's notices in the order they happened (and a newer outcome
+ * supersedes the older pending ones instead of waiting behind them: expand.ts, finishAttempt).
+ */
+const NO_OLDER_PENDING = `NOT EXISTS (SELECT 1 FROM deliveries o
+  WHERE o.upload_id = deliveries.upload_id AND o.target_key = deliveries.target_key
+    AND o.delivery_status = 'pending' AND o.seq < deliveries.seq)`;
 
 /** The NOTIFY channel that wakes dispatchers: an event or a due delivery committed. */
 export const DUE_CHANNEL = 'deliveries_due';
@@ -40,6 +51,10 @@ export interface ClaimedDelivery {
    * endpoint's for an endpoint delivery, the tenant's for a callbackUrl delivery
    */
   secrets: string[];
+  /** the endpoint it goes to; null for a callbackUrl delivery */
+  endpoint_id: string | null;
+  /** the attempt is the probe of an open breaker: charged to no retry budget */
+  probe: boolean;
   /** number of the unfinished attempt this claim closed as `interrupted`, if there was one */
   interrupted_attempt: number | null;
   /**
@@ -68,14 +83,57 @@ export async function claimDue(
   maxRetries: number,
   startedAt: Date,
 ): Promise<ClaimedDelivery[]> {
-  const { rows } = await db.query<ClaimedDelivery>(
-    `WITH due AS (
+  const due = `due AS (
        SELECT id, attempts, run_first_attempt, redeliver_requested FROM deliveries
         WHERE delivery_status = 'pending' AND next_attempt_at <= now()
-          AND (locked_until IS NULL OR locked_until < now()) AND ${ENDPOINT_ENABLED}
-        ORDER BY next_attempt_at
+          AND (locked_until IS NULL OR locked_until < now()) AND ${ENDPOINT_FLOWING} AND ${NO_OLDER_PENDING}
+        ORDER BY next_attempt_at, seq
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED)`;
+  const { rows } = await db.query<ClaimedDelivery>(claimSql(due, false), [limit, leaseMs, maxRetries, INTERRUPTED_MESSAGE, startedAt]);
+  return rows;
+}
+
+/**
+ * Claims the probe of up to `limit` open breakers whose next probe is due by `now` (the dispatcher's
+ * clock): for each, its oldest pending delivery (by seq, whatever its own due time), claimed as
+ * claimDue does, its attempt recorded with trigger `probe`. The endpoint row is locked (SKIP LOCKED)
+ * and carries the probe's lease (`probe_until`, re-checked under the lock), so across all
+ * dispatchers an endpoint has at most one probe in flight.
+ */
+export async function claimProbes(
+  db: Queryable,
+  limit: number,
+  leaseMs: number,
+  maxRetries: number,
+  now: Date,
+): Promise<ClaimedDelivery[]> {
+  const due = `open_ep AS (
+       SELECT e.id FROM endpoints e
+        WHERE e.breaker_state = 'open' AND e.enabled AND e.next_probe_at <= $5
+          AND (e.probe_until IS NULL OR e.probe_until < now())
+        ORDER BY e.next_probe_at
         LIMIT $1
         FOR UPDATE SKIP LOCKED),
+     due AS (
+       SELECT d.id, d.attempts, d.run_first_attempt, d.redeliver_requested FROM open_ep
+        CROSS JOIN LATERAL (
+          SELECT id, attempts, run_first_attempt, redeliver_requested FROM deliveries
+           WHERE endpoint_id = open_ep.id AND delivery_status = 'pending'
+             AND (locked_until IS NULL OR locked_until < now()) AND ${NO_OLDER_PENDING}
+           ORDER BY seq LIMIT 1
+           FOR UPDATE SKIP LOCKED) d)`;
+  const { rows } = await db.query<ClaimedDelivery>(claimSql(due, true), [limit, leaseMs, maxRetries, INTERRUPTED_MESSAGE, now]);
+  return rows;
+}
+
+/**
+ * The claim proper, after a `due` CTE (id, attempts, run_first_attempt, redeliver_requested) has
+ * picked and locked the rows. Parameters: $1 limit, $2 leaseMs, $3 maxRetries, $4 the interrupted
+ * message, $5 the start time of the attempts. A probe claim also marks each endpoint's probe lease.
+ */
+function claimSql(due: string, probe: boolean): string {
+  return `WITH ${due},
      closed AS (
        UPDATE delivery_attempts a
           SET finished_at = now(), error_code = 'interrupted', error_message = $4::text,
@@ -97,7 +155,7 @@ export async function claimDue(
          FROM due LEFT JOIN closed ON closed.delivery_id = due.id, tenants t
         WHERE d.id = due.id AND t.id = d.tenant_id
     RETURNING d.id, d.tenant_id, d.channel, d.target, d.payload, d.attempts AS attempt, d.run_first_attempt,
-              due.redeliver_requested AS manual, d.lease_token,
+              due.redeliver_requested AS manual, d.lease_token, d.endpoint_id, ${probe} AS probe,
               CASE WHEN d.endpoint_id IS NULL
                    THEN array_remove(ARRAY[t.webhook_secret,
                           CASE WHEN t.previous_secret_expires_at > now() THEN t.previous_webhook_secret END], NULL)
@@ -107,12 +165,14 @@ export async function claimDue(
               closed.attempt AS interrupted_attempt, COALESCE(closed.budget_spent, false) AS budget_spent),
      started AS (
        INSERT INTO delivery_attempts (delivery_id, attempt, trigger, started_at)
-       SELECT id, attempt, CASE WHEN manual THEN 'manual' ELSE 'scheduled' END, $5::timestamptz
-         FROM claimed WHERE NOT budget_spent)
-     SELECT * FROM claimed`,
-    [limit, leaseMs, maxRetries, INTERRUPTED_MESSAGE, startedAt],
-  );
-  return rows;
+       SELECT id, attempt, CASE WHEN ${probe} THEN 'probe' WHEN manual THEN 'manual' ELSE 'scheduled' END, $5::timestamptz
+         FROM claimed WHERE NOT budget_spent)${probe ? `,
+     probing AS (
+       UPDATE endpoints e
+          SET probe_delivery_id = claimed.id, probe_lease_token = claimed.lease_token,
+              probe_until = now() + make_interval(secs => $2::double precision / 1000)
+         FROM claimed WHERE e.id = claimed.endpoint_id AND NOT claimed.budget_spent)` : ''}
+     SELECT * FROM claimed`;
 }
 
 export interface AttemptRecord {
@@ -127,22 +187,37 @@ export interface AttemptRecord {
  * transaction). Both happen only while `lease_token` is still the delivery's token: false means the
  * lease was lost (it lapsed and another dispatcher claimed the row — closing this attempt as
  * `interrupted` — or it was redelivered) and nothing was written.
+ *
+ * A delivery that would be retried while a newer outcome of its upload to the same target exists
+ * is settled `skipped` instead, the reason in last_error (superseded: the receiver must not get an
+ * older outcome after a newer one). A probe's failure is charged to no retry budget: the next
+ * attempt opens a new run (run_first_attempt), as a manual redelivery does.
  */
 export async function finishAttempt(db: Queryable, delivery: ClaimedDelivery, attempt: AttemptRecord): Promise<boolean> {
   const { result, outcome } = attempt;
   const nextAttemptAt = outcome.status === 'pending' ? outcome.nextAttemptAt : null;
   const lastError = result.ok ? null : [result.errorCode, result.errorMessage].filter(Boolean).join(': ');
   const { rowCount } = await db.query(
-    `WITH settled AS (
+    `WITH newer AS (
+       SELECT n.event, n.upload_attempt FROM deliveries o
+         JOIN deliveries n ON n.upload_id = o.upload_id AND n.target_key = o.target_key AND n.seq > o.seq
+        WHERE o.id = $1 AND $3::text = 'pending' AND n.event = ANY($14::text[])
+        ORDER BY n.seq DESC LIMIT 1),
+     settled AS (
        UPDATE deliveries
-          SET delivery_status = $3::text, next_attempt_at = COALESCE($5::timestamptz, next_attempt_at),
-              locked_until = NULL, lease_token = NULL, last_error = $6,
+          SET delivery_status = CASE WHEN EXISTS (SELECT 1 FROM newer) THEN 'skipped' ELSE $3::text END,
+              next_attempt_at = COALESCE($5::timestamptz, next_attempt_at),
+              locked_until = NULL, lease_token = NULL,
+              last_error = COALESCE((SELECT 'superseded: a newer ' || event || ' (processing attempt ' || upload_attempt
+                                            || ') of this upload was queued for this target' FROM newer), $6),
+              run_first_attempt = CASE WHEN $13 THEN attempts + 1 ELSE run_first_attempt END,
               delivered_at = CASE WHEN $3::text = 'sent' THEN now() ELSE delivered_at END, updated_at = now()
         WHERE id = $1 AND lease_token = $2 AND delivery_status = 'pending'
-    RETURNING id)
+    RETURNING id, delivery_status)
      UPDATE delivery_attempts a
         SET finished_at = $7, duration_ms = $8, response_status = $9, response_excerpt = $10,
-            error_code = $11, error_message = $12, next_attempt_at = $5::timestamptz
+            error_code = $11, error_message = $12,
+            next_attempt_at = CASE WHEN settled.delivery_status = 'pending' THEN $5::timestamptz END
        FROM settled
       WHERE a.delivery_id = settled.id AND a.attempt = $4 AND a.finished_at IS NULL`,
     [
@@ -158,6 +233,8 @@ export async function finishAttempt(db: Queryable, delivery: ClaimedDelivery, at
       result.responseExcerpt,
       result.errorCode,
       result.errorMessage,
+      delivery.probe && outcome.status === 'pending',
+      OUTCOME_EVENT_TYPES,
     ],
   );
   return rowCount === 1;
@@ -165,17 +242,21 @@ export async function finishAttempt(db: Queryable, delivery: ClaimedDelivery, at
 
 /**
  * Milliseconds (by the database clock) until the earliest pending delivery can be claimed — its
- * next attempt, or the end of the lease it is under; 0 if one is due now, null if none is pending.
- * Two index lookups rather than one scan of every pending row, so it stays cheap under a backlog.
+ * next attempt, the end of the lease it is under, or the next probe of an open breaker; 0 if one is
+ * due now, null if none is pending. Index lookups rather than one scan of every pending row, so it
+ * stays cheap under a backlog.
  */
 export async function msUntilNextDue(db: Queryable): Promise<number | null> {
   const { rows } = await db.query<{ ms: number | null }>(
     `SELECT GREATEST(0, EXTRACT(EPOCH FROM LEAST(
               (SELECT next_attempt_at FROM deliveries
-                WHERE delivery_status = 'pending' AND (locked_until IS NULL OR locked_until < now()) AND ${ENDPOINT_ENABLED}
+                WHERE delivery_status = 'pending' AND (locked_until IS NULL OR locked_until < now()) AND ${ENDPOINT_FLOWING}
                 ORDER BY next_attempt_at LIMIT 1),
               (SELECT min(locked_until) FROM deliveries
-                WHERE delivery_status = 'pending' AND locked_until IS NOT NULL)) - now()) * 1000)::float8 AS ms`,
+                WHERE delivery_status = 'pending' AND locked_until IS NOT NULL),
+              -- the next probe of an open breaker (or the end of a probe's lease)
+              (SELECT min(GREATEST(next_probe_at, probe_until)) FROM endpoints
+                WHERE breaker_state = 'open' AND enabled)) - now()) * 1000)::float8 AS ms`,
   );
   return rows[0]?.ms ?? null;
 }

@@ -96,6 +96,7 @@ function isRetryable(result: AttemptResult): boolean {
  * - 408, 429, 5xx, timeouts and network errors → pending, until the retry budget is spent → failed.
  * - 3xx (redirects are never followed), 410 Gone and every other 4xx, `ssrf_blocked` → failed at once:
  *   retrying cannot change the answer.
+ * - `aborted` (any failure answered with `webhook-delivery: abort-message`) → failed at once.
  * A Retry-After on 429/503 sets the minimum wait, clamped to maxMs so a receiver cannot park a
  * delivery for days; the jittered backoff still applies if it is longer.
  */
@@ -113,6 +114,7 @@ export function decideOutcome(
     throw new RangeError('maxRetries must be an integer ≥ 0');
   }
   if (result.ok) return { status: 'sent' };
+  if (result.errorCode === 'aborted') return { status: 'failed' }; // the receiver said so (webhook-delivery: abort-message)
   if (!isRetryable(result) || attemptNumber > opts.maxRetries) return { status: 'failed' };
 
   let delayMs = backoffDelayMs(attemptNumber, opts, random);

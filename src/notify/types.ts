@@ -14,7 +14,12 @@ export type AttemptErrorCode =
   | 'http_5xx'
   | 'network'
   /** the channel could not build a request (no adapter, unusable secret): nothing was sent */
-  | 'build_failed';
+  | 'build_failed'
+  /**
+   * a non-2xx answer carrying `webhook-delivery: abort-message` (Svix's header): the receiver asks
+   * us to stop retrying this one message, so the delivery is settled `failed` at once
+   */
+  | 'aborted';
 
 /** What one HTTP delivery attempt produced; enough to record the attempt and decide the next step. */
 export interface AttemptResult {

@@ -171,10 +171,10 @@ describe('expansion is idempotent', () => {
     const [a, b] = await Promise.all([expandAll(t.pool, 3), expandAll(other, 3)]);
     expect(a.events + b.events).toBe(20);
     expect(a.deliveries + b.deliveries).toBe(20 * 2 + 10); // callback + the all-types endpoint, + 10 failures
-    expect(await expandAll(t.pool)).toEqual({ events: 0, deliveries: 0 });
+    expect(await expandAll(t.pool)).toEqual({ events: 0, deliveries: 0, superseded: 0 });
     // Even an event marked unexpanded again (as if its expansion's commit were unknown) adds nothing.
     await t.pool.query('UPDATE outbox_events SET expanded_at = NULL WHERE tenant_id = $1', [tenantId]);
-    expect(await expandAll(t.pool)).toEqual({ events: 20, deliveries: 0 });
+    expect(await expandAll(t.pool)).toEqual({ events: 20, deliveries: 0, superseded: 0 });
     const perTarget = await deliveriesPerTarget(tenantId);
     expect(perTarget).toHaveLength(50);
     expect(perTarget.every((row) => row.n === 1)).toBe(true);

@@ -15,7 +15,7 @@ function claimed(overrides: Partial<ClaimedDelivery> = {}): ClaimedDelivery {
   return {
     id: '6f1c1b1e-8a4d-4a57-9a8f-1f2e3d4c5b6a', tenant_id: 't-1', channel: 'webhook', target: 'https://example.com/hook',
     payload, attempt: 1, run_first_attempt: 1, manual: false, lease_token: 'lease-1', secrets: [generateSecret()],
-    interrupted_attempt: null, budget_spent: false,
+    interrupted_attempt: null, budget_spent: false, endpoint_id: null, probe: false,
     ...overrides,
   };
 }
@@ -77,10 +77,11 @@ describe('attemptDelivery', () => {
     const queries: unknown[][] = [];
     const sent: string[] = [];
     const d: AttemptDeps = {
-      pool: { query: (async (_sql: string, params: unknown[]) => (queries.push(params), { rowCount: 1 })) as never },
+      pool: { query: async (_sql: string, params: unknown[]) => (queries.push(params), { rowCount: 1 }) } as never,
       deliverer: { deliver: async (url) => (sent.push(url), result), close: async () => {} },
       channels,
       retry: { maxRetries: 3, baseMs: 100, maxMs: 1000 },
+      breaker: { threshold: 5, probeBaseMs: 100, probeMaxMs: 1000, disableAfterMs: 3_600_000 },
       now: () => NOW_MS,
       random: () => 1,
       ...overrides,
@@ -114,7 +115,7 @@ describe('attemptDelivery', () => {
   });
 
   it('a lost lease is reported, not thrown', async () => {
-    const { d } = deps(okResult, { pool: { query: (async () => ({ rowCount: 0 })) as never } });
+    const { d } = deps(okResult, { pool: { query: async () => ({ rowCount: 0 }) } as never });
     expect((await attemptDelivery(d, claimed())).recorded).toBe(false);
   });
 });

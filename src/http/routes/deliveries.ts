@@ -42,8 +42,8 @@ const DeliveryBody = Type.Object({
   eventId: Type.String({ format: 'uuid', description: 'the event it delivers (one event: one delivery per target)' }),
   endpointId: nullable(Type.String({ format: 'uuid', description: "the endpoint it goes to; null: the upload's callbackUrl (or a deleted endpoint)" })),
   uploadId: nullable(Type.String({ format: 'uuid' })),
-  uploadAttempt: Type.Integer({ description: 'the processing attempt that produced this notification' }),
-  event: Type.String({ description: 'upload.processing | upload.completed | upload.failed (GET /event-types)' }),
+  uploadAttempt: nullable(Type.Integer({ description: 'the processing attempt that produced this notification; null for an operational event' })),
+  event: Type.String({ description: 'upload.processing | upload.completed | upload.failed | endpoint.disabled (GET /event-types)' }),
   channel: Type.String({ description: 'webhook | slack | none' }),
   target: nullable(Type.String()),
   status: Type.String({ description: 'pending | sent | failed | skipped' }),
@@ -58,7 +58,7 @@ const DeliveryBody = Type.Object({
 
 const AttemptBody = Type.Object({
   attempt: Type.Integer(),
-  trigger: Type.String({ description: 'scheduled | manual' }),
+  trigger: Type.String({ description: "scheduled | manual | probe (the one attempt an open endpoint's breaker lets through)" }),
   state: Type.Union([Type.Literal('started'), Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('interrupted')], {
     description:
       'started: recorded before the request was sent, no outcome yet (being sent now, or its dispatcher died and the next ' +
@@ -70,7 +70,7 @@ const AttemptBody = Type.Object({
   durationMs: nullable(Type.Integer({ description: 'null until finished, and for an interrupted attempt (never measured)' })),
   responseStatus: nullable(Type.Integer()),
   responseExcerpt: nullable(Type.String({ description: 'first 2 KB of the response body' })),
-  errorCode: nullable(Type.String({ description: 'timeout | connect_refused | dns | tls | reset | network | ssrf_blocked | http_3xx | http_4xx | http_5xx | build_failed | interrupted' })),
+  errorCode: nullable(Type.String({ description: 'timeout | connect_refused | dns | tls | reset | network | ssrf_blocked | http_3xx | http_4xx | http_5xx | build_failed | aborted (the receiver answered webhook-delivery: abort-message) | interrupted' })),
   errorMessage: nullable(Type.String()),
   nextAttemptAt: nullable(Timestamp),
 });

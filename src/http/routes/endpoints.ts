@@ -12,6 +12,7 @@ import {
   type EndpointInput,
   type EndpointRow,
 } from '../../notify/endpoints.repository.ts';
+import { healthState } from '../../notify/breaker-policy.ts';
 import { EVENT_TYPE_NAMES, type EventType } from '../../notify/event-types.ts';
 import { findEndpointSecret, rotateEndpointSecret, ROTATION_OVERLAP_HOURS } from '../../notify/secrets.repository.ts';
 import { allowListOf, checkUrl, MAX_URL_LENGTH, URL_REJECTION_TEXT, type AddressList } from '../../notify/ssrf.ts';
@@ -46,6 +47,22 @@ const CreateBody = Type.Object(
 );
 const PatchBody = Type.Partial(Type.Object(fields), { additionalProperties: false });
 
+const Health = Type.Object(
+  {
+    state: Type.Union([Type.Literal('closed'), Type.Literal('open'), Type.Literal('disabled')], {
+      description: 'closed: deliveries flow; open: N failures in a row, deliveries wait for a successful probe; disabled: by the tenant or after failing for ENDPOINT_DISABLE_AFTER_HOURS',
+    }),
+    lastSuccessAt: Type.Union([Timestamp, Type.Null()]),
+    consecutiveFailures: Type.Integer({ minimum: 0 }),
+    failingSince: Type.Union([Timestamp, Type.Null()], { description: 'first failure of the current streak; auto-disable counts from it' }),
+    nextProbeAt: Type.Union([Timestamp, Type.Null()], { description: 'while open: when the next probe may go' }),
+    attemptsLastHour: Type.Integer({ minimum: 0 }),
+    failureRateLastHour: Type.Union([Type.Number({ minimum: 0, maximum: 1 }), Type.Null()], { description: 'failed attempts / attempts in the last hour; null: no attempt' }),
+    disabledReason: Type.Union([Type.String(), Type.Null()]),
+  },
+  { description: 'circuit breaker and failure figures, shared by all dispatchers' },
+);
+
 const EndpointBody = Type.Object({
   id: Type.String({ format: 'uuid' }),
   url: Type.String(),
@@ -56,6 +73,7 @@ const EndpointBody = Type.Object({
   rateLimitPerSecond: Type.Union([Type.Integer(), Type.Null()]),
   createdAt: Timestamp,
   updatedAt: Timestamp,
+  health: Health,
 });
 const Secret = Type.String({ description: 'whsec_… — verify this endpoint’s webhooks with any Standard Webhooks library' });
 const SecretBody = Type.Object({
@@ -127,7 +145,7 @@ export async function endpointRoutes(app: FastifyInstance, deps: AppDeps): Promi
 
   const patchSchema = {
     tags: ['endpoints'],
-    summary: 'Change an endpoint (only the fields given); pending deliveries follow a new url or channel',
+    summary: 'Change an endpoint (only the fields given); pending deliveries follow a new url or channel; enabled=true closes its breaker',
     params: EndpointIdParams,
     body: PatchBody,
     response: { 200: EndpointBody, ...errors(400, 401, 404) },
@@ -193,6 +211,16 @@ function presentEndpoint(row: EndpointRow) {
     rateLimitPerSecond: row.rate_limit_per_second,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
+    health: {
+      state: healthState(row.enabled, row.breaker_state),
+      lastSuccessAt: row.last_success_at?.toISOString() ?? null,
+      consecutiveFailures: row.consecutive_failures,
+      failingSince: row.failing_since?.toISOString() ?? null,
+      nextProbeAt: row.breaker_state === 'open' ? (row.next_probe_at?.toISOString() ?? null) : null,
+      attemptsLastHour: row.attempts_last_hour,
+      failureRateLastHour: row.failure_rate_last_hour,
+      disabledReason: row.enabled ? null : row.disabled_reason,
+    },
   };
 }
 

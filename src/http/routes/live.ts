@@ -93,10 +93,11 @@ export async function liveRoutes(app: FastifyInstance, deps: LiveRouteDeps): Pro
       config: { queryToken: true },
       schema: {
         tags: ['live'],
-        summary: "Every upload event of the caller's tenant (Server-Sent Events: upload)",
+        summary: "Every upload event of the caller's tenant (Server-Sent Events: upload, endpoint.disabled)",
         description:
           'One `upload` event per status change and progress tick (at most about once a second per upload): ' +
-          'the upload_events payload plus `progress` and `rowsPerSecond`. Never ends by itself (but see below); ' +
+          'the upload_events payload plus `progress` and `rowsPerSecond`. An `endpoint.disabled` event (the payload ' +
+          'of that event type, GET /event-types) when the service disables one of the tenant\'s endpoints. Never ends by itself (but see below); ' +
           'heartbeat comments every 15 s. ' +
           ACCESS_ENDS,
         querystring: TokenQuery,
