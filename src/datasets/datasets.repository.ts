@@ -15,6 +15,8 @@ export type DatasetRow = Selectable<DatasetsTable>;
 const DDL_LOCK_TIMEOUT = '5s';
 /** SQLSTATE lock_not_available: lock_timeout passed. */
 const LOCK_NOT_AVAILABLE = '55P03';
+/** SQLSTATE unique_violation: here, a key added to a table whose rows repeat it. */
+const UNIQUE_VIOLATION = '23505';
 
 export type ApplyOutcome = 'created' | 'updated' | 'unchanged';
 
@@ -84,7 +86,17 @@ export async function applyDataset(
     } else {
       statements = createTableSql(schema, spec);
     }
-    for (const statement of statements) await sql.raw(statement).execute(trx);
+    for (const statement of statements) {
+      try {
+        await sql.raw(statement).execute(trx);
+      } catch (err) {
+        const pgErr = err as { code?: unknown; detail?: unknown };
+        if (pgErr.code !== UNIQUE_VIOLATION) throw err;
+        // detail: "Key (sku)=(A-1) is duplicated." — the loaded rows' values, the tenant's own data
+        const detail = typeof pgErr.detail === 'string' ? ` (${pgErr.detail.replace(/\.$/, '')})` : '';
+        throw new AppError('dataset_change_refused', `dataset "${spec.name}": the key ${JSON.stringify(spec.key)} cannot be added: rows already loaded repeat it${detail}`, { cause: err });
+      }
+    }
     const version = (current?.version ?? 0) + 1;
     const row = current
       ? await trx
@@ -133,18 +145,18 @@ export async function deleteDataset(db: Kysely<DB>, tenantId: string, name: stri
 }
 
 /**
- * The current version of a tenant's dataset, share-locked for the caller's transaction (so it cannot be
+ * The current version (and key) of a tenant's dataset, share-locked for the caller's transaction (so it cannot be
  * changed or deleted before that commits); undefined when there is none. Used where an upload is accepted.
  */
-export async function shareDatasetVersion(trx: Transaction<DB>, tenantId: string, name: string): Promise<number | undefined> {
+export async function shareDatasetVersion(trx: Transaction<DB>, tenantId: string, name: string): Promise<{ version: number; key?: string[] } | undefined> {
   const row = await trx
     .selectFrom('datasets')
-    .select('version')
+    .select(['version', 'definition'])
     .where('tenant_id', '=', tenantId)
     .where('name', '=', name)
     .forShare()
     .executeTakeFirst();
-  return row?.version;
+  return row && { version: row.version, key: (row.definition as DatasetSpec).key };
 }
 
 /**

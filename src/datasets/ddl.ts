@@ -39,6 +39,14 @@ function columnSql(col: ColumnSpec): string {
 }
 
 /**
+ * The unique index an upsert's `ON CONFLICT (key)` infers. Unnamed: PostgreSQL picks a name free in the
+ * tenant's schema (a fixed one would collide between tables; `<table>_key` could pass 63 characters).
+ */
+export function keyConstraint(key: readonly string[]): string {
+  return `UNIQUE (${key.map(id).join(', ')})`;
+}
+
+/**
  * The statements that create the tenant's schema (if needed) and the dataset's table. Like
  * webhook_events: upload_id from the load's `app.upload_id` setting, line_number from the file, and a
  * unique (upload_id, line_number) so a file's row can be loaded only once, whatever the bug.
@@ -49,6 +57,7 @@ export function createTableSql(schema: string, spec: DatasetSpec): string[] {
     'line_number bigint NOT NULL',
     ...spec.columns.map(columnSql),
     'UNIQUE (upload_id, line_number)',
+    ...(spec.key ? [keyConstraint(spec.key)] : []),
   ];
   return [`CREATE SCHEMA IF NOT EXISTS ${id(schema)}`, `CREATE TABLE ${qualifiedTable(schema, spec.name)} (\n  ${columns.join(',\n  ')}\n)`];
 }
@@ -62,12 +71,14 @@ const sameList = (a?: readonly string[], b?: readonly string[]) => JSON.stringif
  * longer required, a longer or no maxLength, more enum values, a pattern removed, a default set or
  * dropped, aliases); anything that could drop, retype or invalidate data already loaded is refused
  * with the reason: a column removed or retyped, a new required column, a constraint added or tightened,
- * a changed key.
+ * a changed or removed key. A key added where there was none is additive: its unique index is built
+ * (rows already loaded that repeat it make the ALTER fail; applyDataset refuses that with the reason).
  */
 export function planChange(schema: string, from: DatasetSpec, to: DatasetSpec): ChangePlan {
   const table = qualifiedTable(schema, to.name);
   const refuse = (reason: string): ChangePlan => ({ ok: false, reason });
-  if (!sameList(from.key, to.key)) return refuse(`the key cannot change (from ${JSON.stringify(from.key ?? [])} to ${JSON.stringify(to.key ?? [])})`);
+  const keyAdded = from.key === undefined && to.key !== undefined;
+  if (!keyAdded && !sameList(from.key, to.key)) return refuse(`the key cannot change (from ${JSON.stringify(from.key ?? [])} to ${JSON.stringify(to.key ?? [])})`);
   const next = new Map(to.columns.map((c) => [c.name, c]));
   const actions: string[] = [];
   for (const old of from.columns) {
@@ -99,5 +110,7 @@ export function planChange(schema: string, from: DatasetSpec, to: DatasetSpec): 
     if (col.required) return refuse(`new column "${col.name}" cannot be required: rows already loaded have no value for it`);
     actions.push(`ADD COLUMN ${columnSql(col)}`);
   }
+  // Last: a key may name a column added above.
+  if (keyAdded) actions.push(`ADD ${keyConstraint(to.key!)}`);
   return { ok: true, statements: actions.length === 0 ? [] : [`ALTER TABLE ${table}\n  ${actions.join(',\n  ')}`] };
 }

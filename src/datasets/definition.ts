@@ -182,6 +182,7 @@ export function compileDefinition(spec: DatasetSpec, tenantId: string, version: 
     schema: tenantSchema(tenantId),
     table: spec.name,
     version,
+    ...(spec.key ? { key: spec.key } : {}),
     columns: spec.columns.map((c) => {
       const { type, precision, scale } = parseType(c.type, c.name);
       return toColumnDef(c, type, precision, scale);

@@ -52,6 +52,11 @@ export interface UploadsTable {
   callback_channel: Generated<'webhook' | 'slack'>;
   /** the tenant dataset's definition version (migrations/014_datasets.sql); null for a built-in dataset */
   dataset_version: number | null;
+  /** migrations/016_loading_modes.sql: how the load treats the dataset's rows */
+  mode: ColumnType<'append' | 'upsert' | 'replace', 'append' | 'upsert' | 'replace' | undefined, never>;
+  /** rows an upsert or replace inserted / an upsert updated; null for append (rows_processed are inserted) */
+  rows_inserted: number | null;
+  rows_updated: number | null;
   created_at: DefaultTimestamp;
   started_at: Timestamp | null;
   completed_at: Timestamp | null;
@@ -82,6 +87,7 @@ export interface DirectUploadsTable {
   callback_channel: 'webhook' | 'slack';
   max_errors: number | null;
   max_error_ratio: number | null;
+  mode: ColumnType<'append' | 'upsert' | 'replace', 'append' | 'upsert' | 'replace' | undefined, never>;
   idempotency_key: string | null;
   request_hash: string;
   created_at: DefaultTimestamp;

@@ -12,6 +12,7 @@ import { CopySink } from './copy-sink.ts';
 import { lockDatasetForLoad } from '../datasets/datasets.repository.ts';
 import { compileDefinition } from '../datasets/definition.ts';
 import { getDataset, type DatasetDef } from './datasets/index.ts';
+import { mergeStaged, prepareMode, type MergeOutcome } from './load-modes.ts';
 import { asGzipFailure, decodingFor, GZIP_MAGIC, peekHead, type Decoding, type DecompressionLimits } from './decompress.ts';
 import { asPermanent, PermanentFailure, StaleRun } from './failures.ts';
 import { RejectRecorder } from './rejects.ts';
@@ -149,8 +150,8 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Progress
     const decoding = decodingFor(await peekHead(source, GZIP_MAGIC.length, deps.abortSignal), deps.gzip);
     progress.compression = decoding.compression;
     if (decoding.compression !== 'none') log.info({ compression: decoding.compression }, 'decompressing while loading');
-    const target = dataset;
-    const sink = new CopySink(client, () => copyStatement(target, header!));
+    const plan = await prepareMode(client, dataset, upload.mode ?? 'append');
+    const sink = new CopySink(client, () => copyStatement(plan.copyTarget, header!));
     const destination = deps.wrapSink ? deps.wrapSink(sink) : sink;
     timer = setInterval(() => {
       Object.assign(progress, countsOf(transform, decoding));
@@ -166,15 +167,26 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Progress
     }
     await rejects.flush();
 
-    const { rowsAccepted, rowsRejected, records } = transform.stats;
+    const { rowsAccepted, records } = transform.stats;
     if (sink.rowCount !== rowsAccepted) {
       throw new Error(`COPY stored ${sink.rowCount} rows but ${rowsAccepted} were sent`);
     }
+    let merged: MergeOutcome | null = null;
+    if (plan.staged) {
+      merged = await mergeStaged(client, dataset, (header as HeaderInfo | null)?.columns ?? [], { uploadId: upload.id, rejectLimit: rejects.room });
+      // The later line of a repeated key moves from loaded to rejected: the line books still balance.
+      progress.rowsProcessed -= merged.duplicates;
+      progress.rowsFailed += merged.duplicates;
+    }
+    const rowsRejected = progress.rowsFailed;
+    if (upload.max_errors !== null && rowsRejected > upload.max_errors) throw budgetExceeded(`more than ${upload.max_errors} rows were rejected`);
     if (upload.max_error_ratio !== null && records > 0 && rowsRejected / records > upload.max_error_ratio) {
       throw budgetExceeded(`${rowsRejected} of ${records} rows were rejected, over the allowed ratio ${upload.max_error_ratio}`);
     }
     await completeUpload(client, upload, {
-      ...countsOf(transform, decoding),
+      ...progress,
+      rowsInserted: merged ? merged.inserted : plan.mode === 'replace' ? progress.rowsProcessed : null,
+      rowsUpdated: merged ? merged.updated : plan.mode === 'replace' ? 0 : null,
       unknownColumns: (header as HeaderInfo | null)?.unknownColumns ?? [],
       csvHeader: progress.csvHeader,
     });
@@ -196,7 +208,7 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Progress
     .delete(upload.object_key)
     .then(() => markObjectDeleted(deps.pool, upload.id))
     .catch((err) => log.warn({ err }, 'could not delete the processed object'));
-  return { rows: transform.stats.rowsAccepted, rejected: transform.stats.rowsRejected, bytes: transform.stats.bytesIn };
+  return { rows: progress.rowsProcessed, rejected: progress.rowsFailed, bytes: transform.stats.bytesIn };
 }
 
 /**

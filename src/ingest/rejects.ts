@@ -22,6 +22,11 @@ export class RejectRecorder {
     await this.pool.query('DELETE FROM upload_errors WHERE upload_id = $1', [this.uploadId]);
   }
 
+  /** How many more rejects the cap allows storing (after flush: the ones added are then stored). */
+  get room(): number {
+    return Math.max(0, this.cap - this.stored - this.batch.length);
+  }
+
   add(reject: Reject): void {
     if (this.stored + this.batch.length >= this.cap) return;
     this.batch.push(reject);

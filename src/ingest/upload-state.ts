@@ -11,6 +11,8 @@ export interface ClaimedUpload {
   id: string;
   tenant_id: string;
   dataset: string;
+  /** append | upsert | replace (migrations/016_loading_modes.sql); absent: append */
+  mode?: 'append' | 'upsert' | 'replace';
   object_key: string;
   size_bytes: number;
   max_errors: number | null;
@@ -40,10 +42,11 @@ export async function claimUpload(db: Queryable, uploadId: string): Promise<(Cla
        UPDATE uploads u
         SET status = 'processing', attempt = attempt + 1, started_at = now(), completed_at = NULL,
             rows_processed = 0, rows_failed = 0, bytes_processed = 0, uncompressed_bytes_processed = NULL,
+            rows_inserted = NULL, rows_updated = NULL,
             error_code = NULL, error = NULL,
             load_backend_pid = NULL, load_backend_start = NULL, updated_at = now()
        FROM previous WHERE u.id = previous.id
-  RETURNING u.id, u.tenant_id, u.dataset, u.object_key, u.size_bytes, u.max_errors, u.max_error_ratio, u.attempt,
+  RETURNING u.id, u.tenant_id, u.dataset, u.mode, u.object_key, u.size_bytes, u.max_errors, u.max_error_ratio, u.attempt,
             u.started_at, previous.load_backend_pid AS previous_pid, previous.load_backend_start::text AS previous_start),
      started AS (
        INSERT INTO outbox_events (tenant_id, event_type, upload_id, upload_attempt, payload)
@@ -52,7 +55,7 @@ export async function claimUpload(db: Queryable, uploadId: string): Promise<(Cla
                                  'timestamp', to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
          FROM claimed
        ON CONFLICT ON CONSTRAINT outbox_events_once DO NOTHING)
-     SELECT id, tenant_id, dataset, object_key, size_bytes, max_errors, max_error_ratio, attempt, previous_pid, previous_start
+     SELECT id, tenant_id, dataset, mode, object_key, size_bytes, max_errors, max_error_ratio, attempt, previous_pid, previous_start
        FROM claimed`,
     [uploadId],
   );
@@ -128,15 +131,17 @@ export async function reportProgress(db: Queryable, uploadId: string, attempt: n
 export async function completeUpload(
   trx: Queryable,
   upload: ClaimedUpload,
-  final: Counts & { unknownColumns: string[]; csvHeader: string | null },
+  final: Counts & { unknownColumns: string[]; csvHeader: string | null; rowsInserted?: number | null; rowsUpdated?: number | null },
 ): Promise<void> {
   const { rowCount } = await trx.query(
     `UPDATE uploads
         SET status = 'completed', rows_processed = $3, rows_failed = $4, bytes_processed = $5,
             unknown_columns = $6, csv_header = $7, uncompressed_bytes_processed = $8, compression = $9,
+            rows_inserted = $10, rows_updated = $11,
             completed_at = clock_timestamp(), updated_at = clock_timestamp()
       WHERE id = $1 AND attempt = $2 AND status = 'processing'`,
-    [upload.id, upload.attempt, final.rowsProcessed, final.rowsFailed, final.bytesProcessed, final.unknownColumns, final.csvHeader, final.uncompressedBytesProcessed, final.compression],
+    [upload.id, upload.attempt, final.rowsProcessed, final.rowsFailed, final.bytesProcessed, final.unknownColumns, final.csvHeader, final.uncompressedBytesProcessed, final.compression,
+      final.rowsInserted ?? null, final.rowsUpdated ?? null],
   );
   // Another attempt took over (this worker was presumed dead): its load, not ours, may commit.
   if (rowCount !== 1) throw new StaleRun(`upload ${upload.id}: attempt ${upload.attempt} is no longer current`);

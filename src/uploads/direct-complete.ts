@@ -116,6 +116,7 @@ function uploadRecord(row: DirectUploadRow) {
     tenantId: row.tenant_id,
     objectKey: row.object_key,
     dataset: row.dataset,
+    mode: row.mode,
     filename: row.filename,
     sizeBytes: row.size_bytes,
     sha256: null, // the bytes never passed through the API

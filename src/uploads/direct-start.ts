@@ -10,7 +10,7 @@ import { objectKeyFor, type ObjectStore } from '../storage/object-store.ts';
 import { planParts, S3_MAX_OBJECT_BYTES } from './direct-parts.ts';
 import { findDirectUploadByKey, insertDirectUpload, type DirectUploadRow } from './direct.repository.ts';
 import { findIdempotentResponse } from './idempotency.repository.ts';
-import { checkIdempotencyKey, displayFilename, parseOptions, type UploadAccepted } from './receive.ts';
+import { checkIdempotencyKey, displayFilename, parseOptions, type UploadAccepted, assertDatasetDefined } from './receive.ts';
 
 export interface DirectDeps {
   db: Kysely<DB>;
@@ -32,6 +32,7 @@ export interface DirectUploadRequest {
   /** the file's exact size in bytes; the stored object must have it */
   size: number;
   dataset?: string;
+  mode?: string;
   callbackUrl?: string;
   callbackChannel?: 'webhook' | 'slack';
   maxErrors?: number;
@@ -76,6 +77,8 @@ export async function startDirectUpload(
   const raw: Record<string, string> = {};
   for (const [name, value] of Object.entries(body)) if (name !== 'filename' && name !== 'size' && value !== undefined) raw[name] = String(value);
   const options = parseOptions(raw, deps.allowedCidrs);
+  // before the client is sent any part URL: an unknown dataset, or mode=upsert without a key, is refused now
+  await assertDatasetDefined(deps.db, req.tenantId, options);
   const filename = displayFilename(body.filename);
   const requestHash = createHash('sha256').update(JSON.stringify(['direct', filename, body.size, options])).digest('hex');
 
@@ -99,6 +102,7 @@ export async function startDirectUpload(
         id: uploadId,
         tenant_id: req.tenantId,
         dataset: options.dataset,
+        mode: options.mode,
         filename,
         size_bytes: body.size,
         object_key: objectKey,

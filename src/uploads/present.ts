@@ -6,12 +6,16 @@ export function presentUpload(row: UploadRow) {
     uploadId: row.id,
     status: row.status,
     dataset: row.dataset,
+    mode: row.mode,
     filename: row.filename,
     sizeBytes: row.size_bytes,
     sha256: row.sha256,
     compression: row.compression,
     rowsProcessed: row.rows_processed,
     rowsFailed: row.rows_failed,
+    // upsert / replace: what the rows loaded did to the table (an append inserts rowsProcessed rows)
+    rowsInserted: row.rows_inserted === null ? (row.mode === 'append' && row.status === 'completed' ? row.rows_processed : null) : Number(row.rows_inserted),
+    rowsUpdated: row.rows_updated === null ? (row.mode === 'append' && row.status === 'completed' ? 0 : null) : Number(row.rows_updated),
     bytesProcessed: row.bytes_processed,
     // NULL on uploads loaded before the column existed: all uncompressed, so the stored bytes are the CSV's
     uncompressedBytesProcessed: row.uncompressed_bytes_processed ?? row.bytes_processed,

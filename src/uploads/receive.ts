@@ -38,8 +38,13 @@ export interface UploadAccepted {
   statusUrl: string;
 }
 
+/** How a load treats the dataset's rows (issue 10): append (default), upsert by the key, or replace them all. */
+export type LoadMode = 'append' | 'upsert' | 'replace';
+export const LOAD_MODES: readonly LoadMode[] = ['append', 'upsert', 'replace'];
+
 interface UploadOptions {
   dataset: string;
+  mode: LoadMode;
   callbackUrl: string | null;
   callbackChannel: 'webhook' | 'slack';
   maxErrors: number | null;
@@ -51,7 +56,7 @@ class KeyTaken extends Error {}
 /** An Idempotency-Key: 1–255 printable ASCII characters. */
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-const OPTION_FIELDS = ['dataset', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio'] as const;
+const OPTION_FIELDS = ['dataset', 'mode', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio'] as const;
 
 /**
  * Receives one multipart upload: checks the options (query first, then form fields before the file),
@@ -93,7 +98,7 @@ export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Pro
         continue;
       }
       // options sent before the file are checked before storing anything
-      await assertDatasetDefined(deps.db, req.tenantId, parseOptions(raw, deps.allowedCidrs).dataset);
+      await assertDatasetDefined(deps.db, req.tenantId, parseOptions(raw, deps.allowedCidrs));
       const inspect = new InspectStream(() => part.file.truncated);
       const body = pipeline(part.file, inspect, () => {});
       if (previous) {
@@ -136,10 +141,21 @@ export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Pro
   }
 }
 
-/** A tenant's own dataset must be defined (a built-in one always is): unknown_dataset before any byte is stored. */
-async function assertDatasetDefined(db: Kysely<DB>, tenantId: string, dataset: string): Promise<void> {
-  if (getDataset(dataset) || (await findDataset(db, tenantId, dataset))) return;
-  throw new AppError('unknown_dataset', `unknown dataset "${dataset}": define it with POST /datasets`);
+/**
+ * A tenant's own dataset must be defined (a built-in one always is), and have a key for mode=upsert:
+ * unknown_dataset or dataset_has_no_key before any byte is stored. (insertUploadWithJob checks again,
+ * under the definition's share lock, for every way of uploading.)
+ */
+export async function assertDatasetDefined(db: Kysely<DB>, tenantId: string, options: Pick<UploadOptions, 'dataset' | 'mode'>): Promise<void> {
+  if (getDataset(options.dataset)) return;
+  const found = await findDataset(db, tenantId, options.dataset);
+  if (!found) throw new AppError('unknown_dataset', `unknown dataset "${options.dataset}": define it with POST /datasets`);
+  assertModeFits(options.mode, options.dataset, (found.definition as { key?: string[] }).key);
+}
+
+/** dataset_has_no_key when mode=upsert names a dataset defined without a key. */
+export function assertModeFits(mode: LoadMode, dataset: string, key: readonly string[] | undefined): void {
+  if (mode === 'upsert' && !key?.length) throw new AppError('dataset_has_no_key', `dataset "${dataset}" has no key, so rows cannot be matched for mode=upsert; add one with PUT /datasets/${dataset}`);
 }
 
 /** Stores the stream; a failure of the store itself (not of the client's stream) is a 503. */
@@ -173,6 +189,7 @@ function uploadRecord(
     tenantId,
     objectKey,
     dataset: options.dataset,
+    mode: options.mode,
     filename: file.filename,
     sizeBytes: file.bytes,
     sha256: file.sha256,
@@ -196,6 +213,12 @@ export function parseOptions(raw: Record<string, string>, allowedCidrs?: Address
   const dataset = raw.dataset?.trim() || 'webhook_events';
   // A built-in dataset, or the name of one of the tenant's own (checked when the upload is recorded).
   if (!getDataset(dataset) && identifierProblem(dataset)) throw new AppError('unknown_dataset', `unknown dataset "${dataset}"`);
+
+  const mode = (raw.mode?.trim() || 'append') as LoadMode;
+  if (!LOAD_MODES.includes(mode)) throw new AppError('invalid_mode', `mode ${JSON.stringify(raw.mode!.slice(0, 40))} is not one of ${LOAD_MODES.join(', ')}`);
+  // webhook_events is one table for every tenant, without a tenant column: an upsert by event_id could
+  // overwrite another tenant's row, and a replace would delete every tenant's rows. Append only.
+  if (getDataset(dataset) && mode !== 'append') throw new AppError('mode_not_supported', `dataset "${dataset}" is built in and loaded with mode=append only`);
 
   let callbackUrl: string | null = null;
   if (raw.callbackUrl !== undefined && raw.callbackUrl.trim() !== '') {
@@ -223,7 +246,7 @@ export function parseOptions(raw: Record<string, string>, allowedCidrs?: Address
       throw new AppError('validation_failed', 'maxErrorRatio must be a number between 0 and 1');
     }
   }
-  return { dataset, callbackUrl, callbackChannel, maxErrors, maxErrorRatio };
+  return { dataset, mode, callbackUrl, callbackChannel, maxErrors, maxErrorRatio };
 }
 
 /** What makes two keyed uploads "the same request": the file's hash, size and name, and the options. */

@@ -4,6 +4,7 @@ import type { DB, UploadStatus, UploadsTable } from '../db/schema.ts';
 import { shareDatasetVersion } from '../datasets/datasets.repository.ts';
 import { AppError } from '../errors.ts';
 import { getDataset } from '../ingest/datasets/index.ts';
+import { assertModeFits, type LoadMode } from './receive.ts';
 
 export type UploadRow = Selectable<UploadsTable>;
 
@@ -11,6 +12,8 @@ export interface NewUpload {
   id: string;
   tenantId: string;
   dataset: string;
+  /** append | upsert | replace (parseOptions checked it against a built-in dataset) */
+  mode: LoadMode;
   filename: string;
   sizeBytes: number;
   /** null when the bytes never passed through the API (a direct upload) */
@@ -32,8 +35,11 @@ export async function insertUploadWithJob(trx: Transaction<DB>, upload: NewUploa
   // A tenant's own dataset must exist now; its share lock keeps it from being deleted before this commits.
   let datasetVersion: number | null = null;
   if (!getDataset(upload.dataset)) {
-    datasetVersion = (await shareDatasetVersion(trx, upload.tenantId, upload.dataset)) ?? null;
-    if (datasetVersion === null) throw new AppError('unknown_dataset', `unknown dataset "${upload.dataset}": define it with POST /datasets`);
+    const shared = await shareDatasetVersion(trx, upload.tenantId, upload.dataset);
+    if (!shared) throw new AppError('unknown_dataset', `unknown dataset "${upload.dataset}": define it with POST /datasets`);
+    // A key cannot be removed (dataset_change_refused), so an upsert accepted now still has one when it loads.
+    assertModeFits(upload.mode, upload.dataset, shared.key);
+    datasetVersion = shared.version;
   }
   await trx
     .insertInto('uploads')
@@ -41,6 +47,7 @@ export async function insertUploadWithJob(trx: Transaction<DB>, upload: NewUploa
       id: upload.id,
       tenant_id: upload.tenantId,
       dataset: upload.dataset,
+      mode: upload.mode,
       filename: upload.filename,
       size_bytes: upload.sizeBytes,
       sha256: upload.sha256,

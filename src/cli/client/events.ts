@@ -13,6 +13,10 @@ export interface UploadBody {
   sizeBytes: number;
   rowsProcessed: number;
   rowsFailed: number;
+  /** absent from services older than loading modes */
+  mode?: 'append' | 'upsert' | 'replace';
+  rowsInserted?: number | null;
+  rowsUpdated?: number | null;
   bytesProcessed: number;
   /** absent from services older than compressed uploads */
   compression?: 'gzip' | 'none' | null;

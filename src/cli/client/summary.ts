@@ -64,6 +64,12 @@ export function describeBytes(u: UploadBody): string {
   return `${read} (compressed), ${formatBytes(u.uncompressedBytesProcessed ?? 0)} uncompressed`;
 }
 
+/** ` (upsert: 3 inserted, 2 updated)`: what an upsert or replace did to the table; '' for an append. */
+export function describeMerge(u: UploadBody): string {
+  if (!u.mode || u.mode === 'append' || typeof u.rowsInserted !== 'number') return '';
+  return ` (${u.mode}: ${formatCount(u.rowsInserted)} inserted, ${formatCount(u.rowsUpdated ?? 0)} updated)`;
+}
+
 export function describeSummary(s: UploadSummary): string {
   const sent = s.uploadMs === null ? '' : `, upload ${formatDuration(s.uploadMs)}`;
   return fields([
@@ -71,7 +77,7 @@ export function describeSummary(s: UploadSummary): string {
     ['status', s.status],
     ['file', describeFile(s.upload)],
     ['bytes', s.upload.compression === 'gzip' ? describeBytes(s.upload) : null],
-    ['loaded', `${formatCount(s.rowsLoaded)} rows`],
+    ['loaded', `${formatCount(s.rowsLoaded)} rows${describeMerge(s.upload)}`],
     ['rejected', `${formatCount(s.rowsRejected)} rows${s.rowsRejected > 0 ? `  (see: stream-api errors ${s.uploadId})` : ''}`],
     ['duration', `${formatDuration(s.durationMs)} processing (${formatDuration(s.elapsedMs)} in all${sent})`],
     ['rate', s.rowsPerSecond === null ? null : `${formatCount(s.rowsPerSecond)} rows/s`],

@@ -13,7 +13,7 @@ import { runCommand } from './common.ts';
 import { waitAndSummarize } from './wait.ts';
 
 export const UPLOAD_USAGE =
-  'upload FILE [--dataset D] [--callback URL] [--max-errors N] [--max-error-ratio R] [--idempotency-key K] [--tus | --no-tus] [--wait]';
+  'upload FILE [--dataset D] [--mode append|upsert|replace] [--callback URL] [--max-errors N] [--max-error-ratio R] [--idempotency-key K] [--tus | --no-tus] [--wait]';
 
 export function uploadCommand(argv: string[]): Promise<number> {
   const spec = {
@@ -23,6 +23,7 @@ export function uploadCommand(argv: string[]): Promise<number> {
   --tus / --no-tus force either way.`,
     options: {
       dataset: { type: 'string' },
+      mode: { type: 'string' },
       callback: { type: 'string' },
       'max-errors': { type: 'string' },
       'max-error-ratio': { type: 'string' },
@@ -41,6 +42,7 @@ export function uploadCommand(argv: string[]): Promise<number> {
     // The form fields of POST /uploads; tus carries them in Upload-Metadata under the same names.
     const fields: Record<string, string> = {};
     if (values.dataset !== undefined) fields.dataset = values.dataset;
+    if (values.mode !== undefined) fields.mode = values.mode; // checked by the service (400 invalid_mode)
     if (values.callback !== undefined) fields.callbackUrl = values.callback;
     if (values['max-errors'] !== undefined) fields.maxErrors = values['max-errors'];
     if (values['max-error-ratio'] !== undefined) fields.maxErrorRatio = values['max-error-ratio'];

@@ -14,6 +14,7 @@ const DirectUploadBody = Type.Object(
     filename: Type.String({ minLength: 1, maxLength: 1024, description: 'shown in the upload\'s status (control characters removed, cut to 255)' }),
     size: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'the file\'s exact size in bytes; over MAX_UPLOAD_BYTES → 413' }),
     dataset: Type.Optional(Type.String({ maxLength: 64, description: 'default webhook_events' })),
+    mode: Type.Optional(Type.String({ maxLength: 16, description: 'append (default) | upsert (by the dataset\'s key) | replace (the dataset\'s rows); webhook_events: append only' })),
     callbackUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'absolute http(s) URL, no credentials, not a private address' })),
     callbackChannel: Type.Optional(Type.Union([Type.Literal('webhook'), Type.Literal('slack')])),
     maxErrors: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),

@@ -44,5 +44,7 @@ export interface DatasetDef {
   table: string;
   /** Definition version of a tenant's dataset (src/datasets/); none for a built-in one. */
   version?: number;
+  /** A tenant's dataset's unique key (its columns): what mode=upsert matches rows by. */
+  key?: readonly string[];
   columns: readonly ColumnDef[];
 }

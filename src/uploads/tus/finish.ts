@@ -66,6 +66,7 @@ export async function finishTusUpload(deps: TusFinishDeps, ref: TusUploadRef, me
     tenantId: ref.tenantId,
     objectKey: ref.objectKey,
     dataset: options.dataset,
+    mode: options.mode,
     filename: file.filename,
     sizeBytes: file.bytes,
     sha256: file.sha256,

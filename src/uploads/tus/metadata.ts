@@ -8,7 +8,7 @@ import { checkIdempotencyKey, displayFilename, parseOptions } from '../receive.t
 export type TusMetadata = Record<string, string | null>;
 
 /** The option keys, named as the multipart form fields (see POST /uploads). */
-const OPTION_KEYS = ['dataset', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio'] as const;
+const OPTION_KEYS = ['dataset', 'mode', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio'] as const;
 
 /** The upload options of `metadata` as parseOptions takes them (text by name). */
 export function optionFields(metadata: TusMetadata | undefined): Record<string, string> {
