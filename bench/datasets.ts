@@ -4,6 +4,8 @@
 //   generic    the same columns and rules written as a dataset definition (JSON), compiled at run time
 //   wide       a 12-column definition of mixed types (numeric(p,s), enum, boolean, date, a default …)
 // Usage: npm run bench:datasets -- [--rows 1000000] [--runs 3]
+//        npm run bench:datasets -- --modes [--rows 200000] [--runs 2]   (loading modes, against PostgreSQL:
+//        upsert of N rows, half new and half existing, against append of the same rows; see lib/dataset-modes.ts)
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +15,7 @@ import { compileDefinition, normaliseDefinition, type DatasetInput } from '../sr
 import { webhookEventsStream } from '../src/datagen/webhook-events.ts';
 import { createCopyTransform } from '../src/ingest/csv/index.ts';
 import { webhookEvents, type DatasetDef } from '../src/ingest/datasets/index.ts';
+import { benchModes } from './lib/dataset-modes.ts';
 
 const READ_CHUNK = 64 * 1024;
 const TENANT = '00000000-0000-4000-8000-000000000000';
@@ -55,18 +58,20 @@ const wide: DatasetInput = {
   ],
 };
 
-function* wideRows(rows: number): Generator<string> {
+/** Rows `from`..`to` of the wide file; order_id is unique per row number, `variant` shifts the other values. */
+function* wideRows(rows: number, from = 1, variant = 0): Generator<string> {
   yield wide.columns.map((c) => c.name).join(',') + '\n';
   const statuses = ['open', 'paid', 'shipped', 'returned'];
   let lines = '';
-  for (let i = 1; i <= rows; i++) {
-    const hex = i.toString(16).padStart(12, '0');
+  for (let n = from; n < from + rows; n++) {
+    const hex = n.toString(16).padStart(12, '0');
+    const i = n + variant;
     const day = String(1 + (i % 28)).padStart(2, '0');
     lines +=
       `0b7f2c4e-1111-4a2b-a333-${hex},customer ${i % 997},${i % 50},${i * 7},${(i % 100000) / 100},0.${i % 9999},` +
       `${i % 3 === 0 ? '' : i % 2 === 0 ? 'true' : 'f'},${statuses[i % 4]},2025-03-${day},2025-03-${day}T10:${String(i % 60).padStart(2, '0')}:00Z,` +
       `${i % 5 === 0 ? 'DE' : 'FR'},"{""n"": ${i % 100}}"\n`;
-    if (i % 1000 === 0) {
+    if (n % 1000 === 0) {
       yield lines;
       lines = '';
     }
@@ -86,9 +91,24 @@ async function run(def: DatasetDef, file: string): Promise<{ rows: number; secon
 }
 
 async function main(): Promise<void> {
-  const rows = arg('rows', 1_000_000);
-  const runs = arg('runs', 3);
+  const modes = process.argv.includes('--modes');
+  const rows = arg('rows', modes ? 200_000 : 1_000_000);
+  const runs = arg('runs', modes ? 2 : 3);
   const dir = mkdtempSync(path.join(tmpdir(), 'bench-datasets-'));
+  if (modes) {
+    try {
+      await benchModes({
+        rows,
+        runs,
+        dir,
+        keyed: { ...wide, key: ['order_id'] },
+        writeFile: (file, from, to, variant) => pipeline(Readable.from(wideRows(to - from + 1, from, variant)), createWriteStream(file)),
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return;
+  }
   const events = path.join(dir, 'events.csv');
   const orders = path.join(dir, 'orders.csv');
   try {
