@@ -220,4 +220,14 @@ describe('refusals', () => {
     const { status } = await load('visits', 'visitor,page\nv1,/a\nv3,/d\n', { mode: 'upsert' });
     expect(status).toMatchObject({ status: 'completed', rowsInserted: 1, rowsUpdated: 1 });
   });
+
+  it('an upsert into a table without the key\'s index (a key stored before migration 016, rows repeating it) fails with dataset_key_not_unique', async () => {
+    expect((await define({ name: 'legacy', columns: [{ name: 'code', type: 'text' }] })).status).toBe(201);
+    await load('legacy', 'code\nx\nx\n');
+    // as migration 016 leaves such a dataset: the key in the definition, no unique index (the rows repeat it)
+    await ctx.t.pool.query(`UPDATE datasets SET definition = definition || '{"key": ["code"]}' WHERE tenant_id = $1 AND name = 'legacy'`, [tenantId]);
+    const { state } = await load('legacy', 'code\ny\n', { mode: 'upsert' });
+    expect(state).toMatchObject({ status: 'failed', error_code: 'dataset_key_not_unique' });
+    expect(await rowsOf('legacy', 'code')).toEqual([{ code: 'x' }, { code: 'x' }]);
+  });
 });

@@ -79,6 +79,14 @@ describe('summarize', () => {
     expect(text).toContain('error     missing_columns: missing required column(s): event_id');
     expect(text).toContain('stream-api errors u1');
   });
+
+  it('says what an upsert or replace did to the table, and nothing more for an append', () => {
+    const timing = { uploadMs: null, elapsedMs: 1, observedProcessingMs: 1, waitedMs: 1 };
+    const upsert = { ...final, mode: 'upsert' as const, rowsProcessed: 5, rowsInserted: 2, rowsUpdated: 3 };
+    expect(describeSummary(summarize(upsert, timing))).toContain('loaded    5 rows (upsert: 2 inserted, 3 updated)');
+    const append = { ...final, mode: 'append' as const, rowsInserted: 9_990, rowsUpdated: 0 };
+    expect(describeSummary(summarize(append, timing))).toMatch(/loaded +9,990 rows\n/);
+  });
 });
 
 describe('the bytes of an upload', () => {
