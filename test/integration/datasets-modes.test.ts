@@ -9,6 +9,7 @@ import type { WorkerHandle } from '../../src/ingest/worker.ts';
 import { useApi } from '../helpers/env.ts';
 import { request, sendJson, upload } from '../helpers/http.ts';
 import { sinkGate } from '../helpers/sinks.ts';
+import { tusMetadata, tusRequest } from '../helpers/tus.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { startTestWorker, waitForStatus } from '../helpers/worker.ts';
 
@@ -197,6 +198,10 @@ describe('refusals', () => {
     const direct = await sendJson(url(), key, 'POST', '/uploads/direct', { filename: 'r.csv', size: 100, dataset: 'readings', mode: 'upsert' });
     expect(direct.status).toBe(400);
     expect(direct.body.error.code).toBe('dataset_has_no_key');
+    for (const [meta, code] of [[{ dataset: 'readings', mode: 'upsert' }, 'dataset_has_no_key'], [{ mode: 'replace' }, 'mode_not_supported']] as const) {
+      const tus = await tusRequest(url(), key, 'POST', '/files', { headers: { 'Upload-Length': '10', 'Upload-Metadata': tusMetadata(meta) } });
+      expect([tus.status, tus.error?.code]).toEqual([400, code]);
+    }
     expect([await count(), await objects()]).toEqual([uploadsBefore, objectsBefore]);
   });
 

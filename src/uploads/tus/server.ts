@@ -12,7 +12,8 @@ import { objectKeyFor, type ObjectStore } from '../../storage/object-store.ts';
 import { tusErrorBody, tusPublicError } from './errors.ts';
 import { finishTusUpload, type TusUploadRef } from './finish.ts';
 import { PgAdvisoryLocker } from './locker.ts';
-import { checkCreationMetadata, type TusMetadata } from './metadata.ts';
+import { assertDatasetDefined, parseOptions } from '../receive.ts';
+import { checkCreationMetadata, optionFields, type TusMetadata } from './metadata.ts';
 import { TusS3Store } from './store.ts';
 
 /** Who sent a tus request: set by the route for each request before @tus/server sees it. */
@@ -92,9 +93,12 @@ export function createTusEndpoint(deps: TusServerDeps): TusEndpoint {
     getFileIdFromRequest: (req, lastPath) =>
       lastPath !== undefined && UUID.test(lastPath) ? objectKeyFor(contextOf(req).tenantId, lastPath) : undefined,
     generateUrl: (_req, { proto, host, path, id }) => `${deps.publicUrl?.replace(/\/$/, '') ?? `${proto}://${host}`}${path}/${parseTusId(id)?.uploadId ?? ''}`,
-    onUploadCreate: async (req, upload) => ({
-      metadata: checkCreationMetadata(upload.metadata, req.headers.get('idempotency-key'), deps.allowedCidrs),
-    }),
+    onUploadCreate: async (req, upload) => {
+      const metadata = checkCreationMetadata(upload.metadata, req.headers.get('idempotency-key'), deps.allowedCidrs);
+      // before any byte is sent: an unknown dataset, or mode=upsert without a key, is refused at creation
+      await assertDatasetDefined(deps.db, contextOf(req).tenantId, parseOptions(optionFields(metadata), deps.allowedCidrs));
+      return { metadata };
+    },
     onUploadFinish: async (req, upload) => {
       const ref = parseTusId(upload.id);
       const finished = ref && (await finish(ref, upload.metadata, contextOf(req).log));
