@@ -1,3 +1,4 @@
+-- 015: endpoint recovery operations, and the email channel of endpoints.
 -- Recovery of an endpoint after an outage (POST /endpoints/:id/recover) as a long-running operation
 -- (Google AIP-151): the request writes an operation and queues a graphile-worker job in one
 -- transaction; the job queues the endpoint's deliveries of the window and marks the operation done
@@ -21,3 +22,9 @@ CREATE TABLE operations (
 CREATE INDEX operations_tenant ON operations (tenant_id, created_at);
 -- The window is by the time an event happened: a delivery's created_at is its event's.
 CREATE INDEX deliveries_endpoint_created ON deliveries (endpoint_id, created_at) WHERE endpoint_id IS NOT NULL;
+
+-- The email channel: url is mailto:<address>, sent through the configured SMTP server.
+ALTER TABLE endpoints DROP CONSTRAINT endpoints_channel_check;
+ALTER TABLE endpoints ADD CONSTRAINT endpoints_channel_check CHECK (channel IN ('webhook', 'slack', 'email'));
+ALTER TABLE deliveries DROP CONSTRAINT deliveries_channel_check;
+ALTER TABLE deliveries ADD CONSTRAINT deliveries_channel_check CHECK (channel IN ('webhook', 'slack', 'email', 'none'));
