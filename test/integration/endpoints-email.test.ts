@@ -2,9 +2,10 @@
 // Postgres: the mail arrives with the subject naming the event and upload and a body of its figures;
 // an SMTP 5xx reply fails the delivery at once, a 4xx one is retried; email endpoints are refused
 // without SMTP and need a mailto: url.
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createEmailChannel } from '../../src/notify/channels/email.ts';
 import { createEndpoint, deliveriesOf, runDispatcher } from '../helpers/endpoints.ts';
 import { createTestEnv, startApi, useApi } from '../helpers/env.ts';
 import { sendJson } from '../helpers/http.ts';
@@ -128,6 +129,17 @@ describe('email channel', () => {
     expect(await attemptsOf(sent!.id)).toEqual([{ response_status: 451, error_code: 'smtp_4xx' }, { response_status: 250, error_code: null }]);
     expect(rcptAttempts.filter((a) => a === 'gone@example.com')).toHaveLength(1);
     expect(mails.filter((m) => m.text.includes(uploadId)).map((m) => m.to)).toEqual([['busy@example.com']]);
+  });
+
+  it('a refused connection is connect_refused (retried), not an SMTP reply', async () => {
+    const closed = createServer(); // a port nothing listens on any more
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const channel = createEmailChannel({ smtp: { url: `smtp://127.0.0.1:${port}`, from: 'a@example.com' }, timeoutMs: 2000, pool: ctx.t.pool, publicUrl: null });
+    const result = await channel.send({ id: 'd1', tenant_id: (await ctx.t.newTenantKey()).tenantId, target: 'mailto:ops@example.com', payload: { type: 'upload.completed', uploadId: '00000000-0000-4000-8000-000000000000' }, secrets: [] });
+    await channel.close();
+    expect(result).toMatchObject({ ok: false, statusCode: null, errorCode: 'connect_refused' });
   });
 
   it('needs a mailto: url with one address; a channel change is judged with the url kept', async () => {
