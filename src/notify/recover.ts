@@ -143,6 +143,20 @@ export async function runRecovery(pool: pg.Pool, operationId: string): Promise<O
   }
 }
 
+/**
+ * Retention: done operations that finished more than `days` ago, at most `limit` per call (their
+ * status resource is then a 404, as the deliveries they queued are purged by then too). An operation
+ * not done yet is kept whatever its age: its job is still to run.
+ */
+export async function deleteExpiredOperations(db: Queryable, days: number, limit: number): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM operations WHERE id IN (
+       SELECT id FROM operations WHERE done AND finished_at < now() - make_interval(days => $1) LIMIT $2)`,
+    [days, limit],
+  );
+  return rowCount ?? 0;
+}
+
 async function finish(db: Queryable, id: string, queued: number | null, code: string | null, message: string | null): Promise<OperationRow> {
   const { rows } = await db.query<OperationRow>(
     `UPDATE operations SET done = true, queued = $2, error_code = $3, error_message = $4, finished_at = now()
