@@ -77,7 +77,7 @@ const NOT_SUPERSEDED = `NOT EXISTS (
 /**
  * Runs the operation: in one transaction, under the operation's row lock, (1) every `failed`
  * delivery of the endpoint whose event happened in [since, until) goes back to `pending`, due now,
- * with a new retry run (as POST /deliveries/:id/redeliver: same id, so the same webhook-id, history
+ * to the endpoint's current url and channel, with a new retry run (as POST /deliveries/:id/redeliver: same id, so the same webhook-id, history
  * kept); (2) each event of the tenant in the window that the endpoint subscribes to and has no
  * delivery for gets one (unique per event and target: expansion or a second recovery writing the
  * same one writes nothing); events made stale by a newer outcome of their upload are left out of
@@ -109,9 +109,11 @@ export async function runRecovery(pool: pg.Pool, operationId: string): Promise<O
         `WITH requeued AS (
            UPDATE deliveries d
               SET delivery_status = 'pending', next_attempt_at = now(), redeliver_requested = true,
-                  run_first_attempt = d.attempts + 1, locked_until = NULL, lease_token = NULL, updated_at = now()
-             FROM outbox_events ev
-            WHERE ev.id = d.event_id AND d.endpoint_id = $1 AND d.delivery_status = 'failed'
+                  run_first_attempt = d.attempts + 1, locked_until = NULL, lease_token = NULL, updated_at = now(),
+                  -- where the endpoint points now: its url may have changed during the outage
+                  target = e.url, channel = e.channel
+             FROM outbox_events ev, endpoints e
+            WHERE ev.id = d.event_id AND e.id = d.endpoint_id AND d.endpoint_id = $1 AND d.delivery_status = 'failed'
               AND ev.created_at >= $3 AND ev.created_at < $4 AND ${NOT_SUPERSEDED}
            RETURNING 1),
          created AS (
