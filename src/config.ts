@@ -56,6 +56,16 @@ export interface Config {
     /** an endpoint failing without a success for this long is disabled (its pending deliveries are kept) */
     disableAfterHours: number;
   };
+  /**
+   * the email channel (nodemailer over SMTP): null when SMTP_URL is unset, and `email` endpoints are
+   * then refused (400 email_not_configured)
+   */
+  smtp: {
+    /** smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://… (TLS from the start) */
+    url: string;
+    /** the From of every notification mail */
+    from: string;
+  } | null;
   /** timeouts of the API's HTTP server */
   http: {
     /** a request body (an upload above all) without a byte for this long is cancelled: 408 body_idle_timeout */
@@ -112,6 +122,20 @@ export interface Config {
   retentionDays: number;
   /** a stored object that no upload references is deleted once older than this; covers an upload in flight */
   orphanGraceHours: number;
+}
+
+/** SMTP_URL and SMTP_FROM (default `stream-api@<host of SMTP_URL>`); null when SMTP_URL is unset. */
+function smtpSettings(read: Reader): Config['smtp'] {
+  const url = read.url('SMTP_URL', ['smtp:', 'smtps:']);
+  const from = read.string('SMTP_FROM', '', /^$|^[^\s@<>]+@[^\s@<>]+$|^[^<>]*<[^\s@<>]+@[^\s@<>]+>$/);
+  if (url === null) return null;
+  let host = 'localhost';
+  try {
+    host = new URL(url).hostname || host;
+  } catch {
+    // SMTP_URL's problem is already listed
+  }
+  return { url, from: from || `stream-api@${host}` };
 }
 
 export class ConfigError extends Error {
@@ -183,6 +207,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       // Svix's figure: five days of failing before an endpoint is disabled.
       disableAfterHours: read.int('ENDPOINT_DISABLE_AFTER_HOURS', 120, 1, 24 * 365),
     },
+    smtp: smtpSettings(read),
     http: {
       bodyIdleTimeoutMs: read.int('BODY_IDLE_TIMEOUT_MS', 60_000, 100, 3_600_000),
       headersTimeoutMs: read.int('HEADERS_TIMEOUT_MS', 30_000, 100, 600_000),

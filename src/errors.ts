@@ -15,6 +15,7 @@ export const errorTable = {
   request_timeout: { status: 408, message: 'the request headers were not received in time' },
   invalid_callback_url: { status: 400, message: 'callbackUrl must be an absolute http(s) URL of at most 2048 characters without credentials' },
   invalid_endpoint_url: { status: 400, message: 'url must be an absolute http(s) URL of at most 2048 characters without credentials' },
+  email_not_configured: { status: 400, message: 'email endpoints need SMTP: this service has no SMTP_URL set' },
   unknown_dataset: { status: 400, message: 'unknown dataset' },
   invalid_dataset: { status: 400, message: 'the dataset definition is invalid' },
   dataset_exists: { status: 409, message: 'a dataset of that name exists; change it with PUT /datasets/:name' },

@@ -101,7 +101,7 @@ export interface EndpointsTable {
   url: string;
   description: Generated<string>;
   event_types: ColumnType<string[], string[] | undefined, string[]>;
-  channel: ColumnType<'webhook' | 'slack', 'webhook' | 'slack' | undefined, 'webhook' | 'slack'>;
+  channel: ColumnType<'webhook' | 'slack' | 'email', 'webhook' | 'slack' | 'email' | undefined, 'webhook' | 'slack' | 'email'>;
   enabled: Generated<boolean>;
   rate_limit_per_second: number | null;
   secret: string;

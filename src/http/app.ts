@@ -25,6 +25,7 @@ import { dashboardRoutes } from './routes/dashboard.ts';
 import { datasetRoutes } from './routes/datasets.ts';
 import { deliveryRoutes } from './routes/deliveries.ts';
 import { endpointRoutes } from './routes/endpoints.ts';
+import { operationRoutes } from './routes/operations.ts';
 import { eventTypeRoutes } from './routes/event-types.ts';
 import { healthRoutes } from './routes/health.ts';
 import { tenantRoutes } from './routes/tenant.ts';
@@ -141,6 +142,7 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
     await api.register(datasetRoutes, routeDeps);
     await api.register(deliveryRoutes, routeDeps);
     await api.register(endpointRoutes, routeDeps);
+    await api.register(operationRoutes, routeDeps);
     await api.register(eventTypeRoutes);
     await api.register(tenantRoutes, routeDeps);
     await api.register(authTokenRoutes, routeDeps);

@@ -7,6 +7,7 @@
 // jobs of an identity whose lease could not be renewed for three quarters of a lease — before it
 // lapses and another worker takes the job over.
 import { createDb } from '../db/pool.ts';
+import { createRecoverTask, RECOVER_ENDPOINT_TASK } from '../notify/recover.ts';
 import { createOrphanSweepTask, ORPHAN_SWEEP_TASK } from '../retention/orphans.ts';
 import { createPurgeTask, PURGE_TASK, retentionCronItems } from '../retention/purge.ts';
 import type { Runtime } from '../runtime.ts';
@@ -58,6 +59,7 @@ export async function startWorker(rt: WorkerRuntime, extra: Partial<ProcessDeps>
         [PURGE_TASK]: createPurgeTask({ pool: rt.pool, store: rt.store, logger: log, retentionDays: rt.config.retentionDays }),
         [ORPHAN_SWEEP_TASK]: createOrphanSweepTask({ pool: rt.pool, store: rt.store, logger: log, graceMs: rt.config.orphanGraceHours * 3_600_000 }),
         [DIRECT_EXPIRY_TASK]: createDirectExpiryTask({ db, store: rt.store, logger: log }),
+        [RECOVER_ENDPOINT_TASK]: createRecoverTask({ pool: rt.pool, logger: log }),
       }),
     });
     if (stopping) {

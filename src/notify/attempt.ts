@@ -62,6 +62,7 @@ export async function attemptDelivery(deps: AttemptDeps, delivery: ClaimedDelive
 async function send(deps: AttemptDeps, delivery: ClaimedDelivery): Promise<AttemptResult> {
   const channel = deps.channels[delivery.channel];
   if (!channel) return buildFailure(`no adapter for channel "${delivery.channel}"`);
+  if ('send' in channel) return channel.send(delivery); // email: its own transport (SMTP)
   let request;
   try {
     // Signed here, per attempt: the signature covers this attempt's timestamp.

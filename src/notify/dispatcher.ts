@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { observeDeliveryAttempt } from '../metrics/index.ts';
 import type { Runtime } from '../runtime.ts';
 import { attemptDelivery, type AttemptDeps } from './attempt.ts';
+import { createEmailChannel } from './channels/email.ts';
 import { channels } from './channels/index.ts';
 import { createDeliverer } from './deliver.ts';
 import { expandAll } from './expand.ts';
@@ -60,10 +61,14 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
     allowedCidrs: allowListOf(cfg.allowedCidrs),
     userAgent: USER_AGENT,
   });
+  // email only with SMTP configured (the API refuses email endpoints otherwise)
+  const email = rt.config.smtp
+    ? createEmailChannel({ smtp: rt.config.smtp, timeoutMs: cfg.timeoutMs, pool: rt.pool, publicUrl: rt.config.publicUrl })
+    : null;
   const deps: AttemptDeps = {
     pool: rt.pool,
     deliverer,
-    channels,
+    channels: email ? { ...channels, email } : channels,
     retry: { maxRetries: cfg.maxRetries, baseMs: cfg.backoffBaseMs, maxMs: cfg.backoffMaxMs },
     breaker: {
       threshold: rt.config.endpoints.breakerThreshold,
@@ -193,6 +198,7 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
     await listener.close();
     while (filling || inFlight.size > 0) await Promise.all([filling, ...inFlight]);
     await deliverer.close();
+    await email?.close();
     log.info('dispatcher stopped');
   }
   return { stop: () => (stopped ??= stop()) };

@@ -12,10 +12,10 @@ export type EndpointRow = Pick<Selectable<EndpointsTable>, (typeof COLUMNS)[numb
   failure_rate_last_hour: number | null;
 };
 
-export type EndpointChannel = 'webhook' | 'slack';
+export type EndpointChannel = 'webhook' | 'slack' | 'email';
 
 export interface EndpointInput {
-  /** absolute http(s) URL, already checked against the SSRF rules by the caller */
+  /** absolute http(s) URL, already checked against the SSRF rules by the caller; `mailto:` one address for email */
   url: string;
   description: string;
   /** empty: every event type */

@@ -25,6 +25,8 @@ const RETRYABLE_ERRORS: ReadonlySet<string> = new Set([
   'tls',
   'reset',
   'network',
+  // SMTP 4xx: "transient negative completion" (RFC 5321 §4.2.1), e.g. 421 service not available, 452 mailbox full
+  'smtp_4xx',
 ]);
 
 /** Statuses whose Retry-After header we obey (RFC 9110 defines it for 503 and 3xx; 429 by RFC 6585). */
@@ -86,7 +88,8 @@ export function parseRetryAfter(header: string | undefined, nowMs: number): numb
 function isRetryable(result: AttemptResult): boolean {
   if (result.errorCode !== null && RETRYABLE_ERRORS.has(result.errorCode)) return true;
   const status = result.statusCode;
-  if (result.errorCode === 'ssrf_blocked' || status === null) return false;
+  // SMTP 5xx: "permanent negative completion" — unlike an HTTP 5xx, the same mail would be refused again.
+  if (result.errorCode === 'ssrf_blocked' || result.errorCode === 'smtp_5xx' || status === null) return false;
   return status === 408 || status === 429 || (status >= 500 && status <= 599);
 }
 
@@ -97,6 +100,8 @@ function isRetryable(result: AttemptResult): boolean {
  * - 3xx (redirects are never followed), 410 Gone and every other 4xx, `ssrf_blocked` → failed at once:
  *   retrying cannot change the answer.
  * - `aborted` (any failure answered with `webhook-delivery: abort-message`) → failed at once.
+ * - email (SMTP, RFC 5321): a 4xx reply (`smtp_4xx`) → pending like a network error; a 5xx reply
+ *   (`smtp_5xx`) → failed at once. `statusCode` then holds the SMTP reply code, not an HTTP status.
  * A Retry-After on 429/503 sets the minimum wait, clamped to maxMs so a receiver cannot park a
  * delivery for days; the jittered backoff still applies if it is longer.
  */

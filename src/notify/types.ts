@@ -19,13 +19,16 @@ export type AttemptErrorCode =
    * a non-2xx answer carrying `webhook-delivery: abort-message` (Svix's header): the receiver asks
    * us to stop retrying this one message, so the delivery is settled `failed` at once
    */
-  | 'aborted';
+  | 'aborted'
+  /** email: the SMTP server answered a transient (4xx) or permanent (5xx) refusal (RFC 5321 §4.2.1) */
+  | 'smtp_4xx'
+  | 'smtp_5xx';
 
-/** What one HTTP delivery attempt produced; enough to record the attempt and decide the next step. */
+/** What one delivery attempt (an HTTP request, or an SMTP transaction for email) produced; enough to record the attempt and decide the next step. */
 export interface AttemptResult {
-  /** true only for a 2xx response. */
+  /** true only for a 2xx response (email: the SMTP server accepted the message). */
   ok: boolean;
-  /** HTTP status, or null when no response arrived. */
+  /** HTTP status (email: the SMTP reply code), or null when no response arrived. */
   statusCode: number | null;
   errorCode: AttemptErrorCode | null;
   errorMessage: string | null;

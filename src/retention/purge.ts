@@ -13,6 +13,7 @@ import {
   markExpiredUploads,
 } from './retention.repository.ts';
 import { ORPHAN_SWEEP_TASK } from './orphans.ts';
+import { deleteExpiredOperations } from '../notify/recover.ts';
 
 export const PURGE_TASK = 'purge-expired';
 
@@ -31,6 +32,8 @@ export interface PurgeSummary {
   attempts: number;
   /** expanded outbox events whose deliveries are all gone */
   events: number;
+  /** long-running operations (endpoint recoveries) done before the retention period */
+  operations: number;
   /** stored objects that could not be deleted (their rows went; the orphan sweep removes them later) */
   objectFailures: number;
 }
@@ -78,7 +81,7 @@ const OBJECT_DELETE_CONCURRENCY = 8;
 export async function purgeExpired(deps: PurgeDeps): Promise<PurgeSummary> {
   const days = deps.retentionDays;
   const batchSize = deps.batchSize ?? 500;
-  const summary: PurgeSummary = { uploads: 0, objects: 0, deliveries: 0, attempts: 0, events: 0, objectFailures: 0 };
+  const summary: PurgeSummary = { uploads: 0, objects: 0, deliveries: 0, attempts: 0, events: 0, operations: 0, objectFailures: 0 };
 
   for (;;) {
     const batch = await markExpiredUploads(deps.pool, days, batchSize);
@@ -113,6 +116,10 @@ export async function purgeExpired(deps: PurgeDeps): Promise<PurgeSummary> {
   for (let n = batchSize; n === batchSize; ) {
     n = await deleteExpiredEvents(deps.pool, days, batchSize);
     summary.events += n;
+  }
+  for (let n = batchSize; n === batchSize; ) {
+    n = await deleteExpiredOperations(deps.pool, days, batchSize);
+    summary.operations += n;
   }
   return summary;
 }

@@ -98,7 +98,8 @@ describe('endpoints: CRUD', () => {
     await refused({}, 'validation_failed');
     await refused({ url: 'https://example.com/x', eventTypes: ['upload.exploded'] }, 'validation_failed');
     await refused({ url: 'https://example.com/x', eventTypes: ['upload.failed', 'upload.failed'] }, 'validation_failed');
-    await refused({ url: 'https://example.com/x', channel: 'email' }, 'validation_failed');
+    await refused({ url: 'https://example.com/x', channel: 'email' }, 'email_not_configured'); // a known channel, but this service has no SMTP_URL
+    await refused({ url: 'https://example.com/x', channel: 'fax' }, 'validation_failed');
     await refused({ url: 'https://example.com/x', rateLimitPerSecond: 0 }, 'validation_failed');
     const made = await call(key, 'POST', '/endpoints', { url: 'https://example.com/x' });
     const patched = await call(key, 'PATCH', `/endpoints/${made.body.id}`, { url: 'http://10.0.0.1/x' });

@@ -95,8 +95,22 @@ describe('retention', () => {
       [redelivered],
     );
 
+    // Endpoint recoveries: one done 8 days ago goes; one done yesterday and one whose job has not run stay.
+    const operation = async (finishedDaysAgo: number | null) =>
+      (await t.pool.query(
+        `INSERT INTO operations (tenant_id, kind, endpoint_id, since, until, done, queued, finished_at, created_at)
+         VALUES ($1, 'endpoint.recover', gen_random_uuid(), now() - interval '40 days', now() - interval '39 days',
+                 $2::int IS NOT NULL, 0, now() - make_interval(days => $2::int), now() - interval '39 days')
+         RETURNING id`,
+        [tenantId, finishedDaysAgo],
+      )).rows[0].id as string;
+    const oldOperation = await operation(8);
+    const keptOperations = [await operation(1), await operation(null)];
+
     const summary = await purgeExpired({ pool: t.pool, store: t.store, logger: t.logger, retentionDays: 7 });
-    expect(summary).toEqual({ uploads: 2, objects: 1, deliveries: 2, attempts: 1, events: 2, objectFailures: 0 });
+    expect(summary).toEqual({ uploads: 2, objects: 1, deliveries: 2, attempts: 1, events: 2, operations: 1, objectFailures: 0 });
+    expect(await exists('operations', 'id', oldOperation)).toBe(false);
+    for (const kept of keptOperations) expect(await exists('operations', 'id', kept)).toBe(true);
 
     for (const gone of [oldCompleted, oldFailed]) {
       expect(await exists('uploads', 'id', gone.id)).toBe(false);
@@ -121,7 +135,7 @@ describe('retention', () => {
 
     // A second run finds nothing more.
     expect(await purgeExpired({ pool: t.pool, store: t.store, logger: t.logger, retentionDays: 7 })).toEqual({
-      uploads: 0, objects: 0, deliveries: 0, attempts: 0, events: 0, objectFailures: 0,
+      uploads: 0, objects: 0, deliveries: 0, attempts: 0, events: 0, operations: 0, objectFailures: 0,
     });
   });
 

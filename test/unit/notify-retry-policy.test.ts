@@ -159,3 +159,21 @@ describe('decideOutcome', () => {
     expect(() => decideOutcome(http(500), 1, { ...OPTS, maxRetries: -1 }, NOW)).toThrow(RangeError);
   });
 });
+
+describe('decideOutcome for email (SMTP replies, RFC 5321 §4.2.1)', () => {
+  const smtp = (code: number): AttemptResult => ({
+    ok: false, statusCode: code, errorCode: code >= 500 ? 'smtp_5xx' : 'smtp_4xx', errorMessage: `${code} refused`, responseExcerpt: null, durationMs: 5,
+  });
+
+  it('a 4xx reply is transient: retried until the budget is spent', () => {
+    expect(decideOutcome(smtp(451), 1, OPTS, NOW, fixed(1)).status).toBe('pending');
+    expect(decideOutcome(smtp(421), 3, OPTS, NOW, fixed(1)).status).toBe('pending');
+    expect(decideOutcome(smtp(452), 4, OPTS, NOW, fixed(1)).status).toBe('failed');
+  });
+
+  it('a 5xx reply is permanent: failed at once (an HTTP 5xx would be retried)', () => {
+    expect(decideOutcome(smtp(550), 1, OPTS, NOW, fixed(1)).status).toBe('failed');
+    expect(decideOutcome(smtp(503), 1, OPTS, NOW, fixed(1)).status).toBe('failed');
+    expect(decideOutcome(http(503), 1, OPTS, NOW, fixed(1)).status).toBe('pending');
+  });
+});

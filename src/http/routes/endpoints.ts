@@ -9,10 +9,12 @@ import {
   findEndpoint,
   listEndpoints,
   updateEndpoint,
+  type EndpointChannel,
   type EndpointInput,
   type EndpointRow,
 } from '../../notify/endpoints.repository.ts';
 import { healthState } from '../../notify/breaker-policy.ts';
+import { mailtoAddress } from '../../notify/channels/email.ts';
 import { EVENT_TYPE_NAMES, type EventType } from '../../notify/event-types.ts';
 import { findEndpointSecret, rotateEndpointSecret, ROTATION_OVERLAP_HOURS } from '../../notify/secrets.repository.ts';
 import { allowListOf, checkUrl, MAX_URL_LENGTH, URL_REJECTION_TEXT, type AddressList } from '../../notify/ssrf.ts';
@@ -25,10 +27,12 @@ const Timestamp = Type.String({ format: 'date-time' });
 
 const EventTypeName = Type.Union(EVENT_TYPE_NAMES.map((name) => Type.Literal(name)));
 const fields = {
-  url: Type.String({ minLength: 1, maxLength: MAX_URL_LENGTH, description: 'absolute http(s) URL, no credentials, not a private address' }),
+  url: Type.String({ minLength: 1, maxLength: MAX_URL_LENGTH, description: 'absolute http(s) URL, no credentials, not a private address; for channel email: mailto:someone@example.com' }),
   description: Type.String({ maxLength: 500 }),
   eventTypes: Type.Array(EventTypeName, { maxItems: EVENT_TYPE_NAMES.length, uniqueItems: true, description: 'the types it receives; empty: all (GET /event-types)' }),
-  channel: Type.Union([Type.Literal('webhook'), Type.Literal('slack')], { description: 'webhook: Standard Webhooks, signed; slack: an incoming-webhook text' }),
+  channel: Type.Union([Type.Literal('webhook'), Type.Literal('slack'), Type.Literal('email')], {
+    description: 'webhook: Standard Webhooks, signed; slack: an incoming-webhook text; email: a plain-text mail through SMTP (needs SMTP_URL) to the mailto: url',
+  }),
   enabled: Type.Boolean({ description: 'a disabled endpoint receives no new event; its pending deliveries wait' }),
   // One type list, not anyOf: Ajv's coercion would turn a refused 0 into the null branch (unlimited).
   rateLimitPerSecond: Type.Unsafe<number | null>({ type: ['integer', 'null'], minimum: 1, maximum: 10_000, description: 'stored; null: unlimited' }),
@@ -68,7 +72,7 @@ const EndpointBody = Type.Object({
   url: Type.String(),
   description: Type.String(),
   eventTypes: Type.Array(Type.String()),
-  channel: Type.String({ description: 'webhook | slack' }),
+  channel: Type.String({ description: 'webhook | slack | email' }),
   enabled: Type.Boolean(),
   rateLimitPerSecond: Type.Union([Type.Integer(), Type.Null()]),
   createdAt: Timestamp,
@@ -94,8 +98,17 @@ function endpointIdParam(request: FastifyRequest<IdParams>): string {
   return id.toLowerCase();
 }
 
-/** The callbackUrl rules (ssrf.ts): the normalised URL, or 400 invalid_endpoint_url saying why. */
-function checkedUrl(raw: string, allowed: AddressList): string {
+/**
+ * The url for the channel: for email, `mailto:` and one address (400 email_not_configured without
+ * SMTP); otherwise the callbackUrl rules (ssrf.ts). The normalised url, or 400 invalid_endpoint_url saying why.
+ */
+function checkedUrl(raw: string, channel: EndpointChannel, allowed: AddressList, smtp: boolean): string {
+  if (channel === 'email') {
+    if (!smtp) throw new AppError('email_not_configured');
+    const address = mailtoAddress(raw);
+    if (address === null) throw new AppError('invalid_endpoint_url', 'url of an email endpoint must be mailto: and one address, such as mailto:ops@example.com');
+    return `mailto:${address}`;
+  }
   const checked = checkUrl(raw.trim(), allowed);
   if (!checked.ok) throw new AppError('invalid_endpoint_url', `url ${URL_REJECTION_TEXT[checked.reason]}`);
   return checked.url.href;
@@ -103,6 +116,7 @@ function checkedUrl(raw: string, allowed: AddressList): string {
 
 export async function endpointRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const allowed = allowListOf(deps.config.webhook.allowedCidrs);
+  const smtp = deps.config.smtp !== null;
   const notFound = () => new AppError('not_found', 'endpoint not found');
 
   const createSchema = {
@@ -113,11 +127,12 @@ export async function endpointRoutes(app: FastifyInstance, deps: AppDeps): Promi
   };
   app.post<{ Body: Static<typeof CreateBody> }>('/endpoints', { schema: createSchema }, async (request, reply) => {
     const body = request.body;
+    const channel = body.channel ?? 'webhook';
     const input: EndpointInput = {
-      url: checkedUrl(body.url, allowed),
+      url: checkedUrl(body.url, channel, allowed, smtp),
       description: body.description ?? '',
       eventTypes: (body.eventTypes ?? []) as EventType[],
-      channel: body.channel ?? 'webhook',
+      channel,
       enabled: body.enabled ?? true,
       rateLimitPerSecond: body.rateLimitPerSecond ?? null,
     };
@@ -153,9 +168,16 @@ export async function endpointRoutes(app: FastifyInstance, deps: AppDeps): Promi
   app.patch<IdParams & { Body: Static<typeof PatchBody> }>('/endpoints/:id', { schema: patchSchema }, async (request) => {
     const id = endpointIdParam(request);
     const { url, eventTypes, ...rest } = request.body ?? {};
+    let checked: string | undefined;
+    if (url !== undefined || rest.channel !== undefined) {
+      // url and channel are judged together: a new channel must suit the url kept, a new url the channel kept
+      const current = await findEndpoint(deps.db, request.tenant.id, id);
+      if (!current) throw notFound();
+      checked = checkedUrl(url ?? current.url, rest.channel ?? current.channel, allowed, smtp);
+    }
     const patch: Partial<EndpointInput> = {
       ...rest,
-      ...(url !== undefined && { url: checkedUrl(url, allowed) }),
+      ...(checked !== undefined && { url: checked }),
       ...(eventTypes !== undefined && { eventTypes: eventTypes as EventType[] }),
     };
     const row = await updateEndpoint(deps.db, request.tenant.id, id, patch);

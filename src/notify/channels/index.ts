@@ -1,8 +1,11 @@
 import { slackChannel } from './slack.ts';
-import type { Channel } from './types.ts';
+import type { HttpChannel } from './types.ts';
 import { webhookChannel } from './webhook.ts';
 
-export type { Channel, DeliveryForChannel, OutgoingRequest } from './types.ts';
+export type { Channel, DeliveryForChannel, HttpChannel, OutgoingRequest, SendingChannel } from './types.ts';
 
-/** `none` has no adapter: such rows are written as `skipped` and never sent. */
-export const channels: Readonly<Record<string, Channel>> = { webhook: webhookChannel, slack: slackChannel };
+/**
+ * The HTTP channels. `email` is added by the dispatcher when SMTP is configured (it holds a
+ * transport); `none` has no adapter: such rows are written as `skipped` and never sent.
+ */
+export const channels: Readonly<Record<string, HttpChannel>> = { webhook: webhookChannel, slack: slackChannel };

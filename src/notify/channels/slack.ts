@@ -1,7 +1,7 @@
 // A Slack-compatible incoming webhook: `{ text }` describing the event.
-import type { Channel } from './types.ts';
+import type { HttpChannel } from './types.ts';
 
-export const slackChannel: Channel = {
+export const slackChannel: HttpChannel = {
   build(delivery) {
     const p = delivery.payload as {
       uploadId?: string;
