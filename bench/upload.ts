@@ -1,22 +1,28 @@
 // Upload benchmark, one run: a file made by the product's generator goes into object storage by each
 // path a client can take, and each is compared with the AWS SDK's own uploader sending the same file
 // to the same store in the same run:
-//   direct SDK   @aws-sdk/lib-storage Upload (its defaults) from this process straight to the store
+//   direct SDK   @aws-sdk/lib-storage Upload (its defaults: 5 MiB parts, 4 at once) from this process
+//                straight to the store: the baseline
 //   multipart    POST /upload through the service: the API (`serve --role api`) in a child process,
 //                whose resident memory and CPU are sampled while it receives
-// Later paths (tus, presigned parts) are more entries of PATHS below, rows of the same table.
-// The store is an embedded s3rver in a process of its own, or S3_ENDPOINT when set.
+//   tus          tus-js-client through /files/ of the same API: POST, then PATCHes of --tus-chunk-mib
+//   direct       POST /uploads/direct, every part PUT to its presigned URL (DIRECT_PARTS_AT_ONCE at a
+//                time, as the SDK's uploader), POST /uploads/:id/complete; the API only signs and completes
+// The store is an embedded s3rver in a process of its own, or S3_ENDPOINT when set. Every stored object
+// is checked: its size, and its sha256 (recorded by the service, or read back for a direct upload).
 //
-// Usage: npm run bench:upload -- [--mib 1024] [--repeat 1] [--also NAME=V[,NAME=V…]]… [--verbose]
+// Usage: npm run bench:upload -- [--mib 1024] [--repeat 1] [--path P]… [--tus-chunk-mib 64] [--also NAME=V[,…]]… [--verbose]
 //   --mib N        file size in MiB (default 1024, or UPLOAD_BENCH_MIB); `--mib 256` for a quick run
-//   --repeat N     every path N times, interleaved (direct, multipart, direct, …): a row per run, and
-//                  each compared with the direct upload of its own round, since this machine's speed drifts
+//   --repeat N     every path N times, interleaved (direct SDK, multipart, tus, direct, …): a row per run,
+//                  each compared with the direct SDK upload of its own round, since this machine's speed drifts
+//   --path P       only these of multipart, tus, direct (default all three; the baseline always runs)
+//   --tus-chunk-mib N  bytes per tus PATCH (tus-js-client's chunkSize); 0 = the whole file in one PATCH
 //   --also S       one more API process with these settings (e.g. UPLOAD_PARTS_IN_FLIGHT=1, the serial
 //                  upload of before) and its multipart row, to compare settings within one run
 //   DATABASE_URL   server to use (default postgres://postgres@127.0.0.1:5432/postgres); a database
 //                  bench_<random> is created there, migrated, and dropped at the end (also on error)
 //   S3_ENDPOINT    use this S3 server (with S3_BUCKET, S3_ACCESS_KEY_ID, …)
-//   UPLOAD_PART_SIZE_MIB, UPLOAD_PARTS_IN_FLIGHT, UPLOAD_BUFFER_MIB
+//   UPLOAD_PART_SIZE_MIB, UPLOAD_PARTS_IN_FLIGHT, UPLOAD_BUFFER_MIB, DIRECT_UPLOAD_PART_MIB
 //                  passed on to the API (its defaults otherwise), to compare settings
 // Exits 0 when a target is missed (it is a measurement) and prints MISSED; non-zero only on errors.
 import { mkdtemp, rm, statfs } from 'node:fs/promises';
@@ -36,28 +42,38 @@ import { fixed, mib, table, verdict } from './lib/format.ts';
 import { statusKb } from './lib/proc.ts';
 import { Sampler } from './lib/sampler.ts';
 import { startStoreProcess } from './lib/store-process.ts';
+import { directUpload, tusUpload } from './lib/resumable-clients.ts';
+import { checkAndDelete } from './lib/upload-check.ts';
 import { postMultipart, sdkUpload, type Sent } from './lib/upload-clients.ts';
 
 const TARGET_RATIO = 0.8;
 const TARGET_RSS_KB = 256 * 1024;
 /** The API's upload settings this bench passes on from its own environment. */
-const API_SETTINGS = ['UPLOAD_PART_SIZE_MIB', 'UPLOAD_PARTS_IN_FLIGHT', 'UPLOAD_BUFFER_MIB'] as const;
+const API_SETTINGS = ['UPLOAD_PART_SIZE_MIB', 'UPLOAD_PARTS_IN_FLIGHT', 'UPLOAD_BUFFER_MIB', 'DIRECT_UPLOAD_PART_MIB'] as const;
+/** Presigned part PUTs in flight at once: @aws-sdk/lib-storage's default queueSize, which the baseline uses. */
+const DIRECT_PARTS_AT_ONCE = 4;
+const PATH_NAMES = ['multipart', 'tus', 'direct'] as const;
 
 const { values } = parseArgs({
   options: {
     mib: { type: 'string', default: process.env.UPLOAD_BENCH_MIB ?? '1024' },
     repeat: { type: 'string', default: '1' },
+    path: { type: 'string', multiple: true, default: [...PATH_NAMES] },
+    'tus-chunk-mib': { type: 'string', default: '64' },
     also: { type: 'string', multiple: true, default: [] },
     verbose: { type: 'boolean', default: false },
   },
 });
-const count = (name: 'mib' | 'repeat', min: number): number => {
+const count = (name: 'mib' | 'repeat' | 'tus-chunk-mib', min: number): number => {
   const n = Number(values[name]);
   if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} needs an integer ≥ ${min}, got ${String(values[name])}`);
   return n;
 };
 const TARGET_BYTES = count('mib', 1) * 2 ** 20;
 const REPEAT = count('repeat', 1);
+const TUS_CHUNK_MIB = count('tus-chunk-mib', 0);
+const CHOSEN = new Set(values.path.flatMap((p) => p.split(',')));
+for (const p of CHOSEN) if (!(PATH_NAMES as readonly string[]).includes(p)) throw new Error(`--path ${p}: one of ${PATH_NAMES.join(', ')}`);
 const ALSO = values.also.map((spec) => {
   const settings = Object.fromEntries(spec.split(',').map((kv) => kv.split('=', 2).map((x) => x.trim())));
   for (const [k, v] of Object.entries(settings)) {
@@ -93,16 +109,35 @@ const describeSettings = (settings: Record<string, string>) =>
   Object.keys(settings).length ? Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(' ') : 'defaults';
 
 function paths(apis: Api[]): UploadPath[] {
+  const api = apis[0]!;
+  const tusChunk = TUS_CHUNK_MIB === 0 ? Infinity : TUS_CHUNK_MIB * 2 ** 20;
+  const tusName = `service: tus /files/ (tus-js-client, ${TUS_CHUNK_MIB === 0 ? 'one PATCH' : `${TUS_CHUNK_MIB} MiB PATCHes`})`;
   return [
     { name: 'direct SDK (lib-storage Upload)', baseline: true, api: null, send: (c) => sdkUpload(c.s3, c.file) },
-    ...apis.map((api, i): UploadPath => ({
-      name: `service: POST /upload (multipart)${i === 0 ? '' : `, ${describeSettings(api.settings)}`}`,
-      api,
+    ...(!CHOSEN.has('multipart') ? [] : apis.map((a, i): UploadPath => ({
+      name: `service: POST /upload (multipart)${i === 0 ? '' : `, ${describeSettings(a.settings)}`}`,
+      api: a,
       send: async (c) => {
-        const sent = await postMultipart(api.proc.url, c.apiKey, c.file, c.size);
+        const sent = await postMultipart(a.proc.url, c.apiKey, c.file, c.size);
         return { ...sent, key: objectKeyFor(c.tenantId, sent.uploadId!) };
       },
-    })),
+    }))),
+    ...(!CHOSEN.has('tus') ? [] : [{
+      name: tusName,
+      api,
+      send: async (c: Ctx) => {
+        const { uploadId } = await tusUpload(api.proc.url, c.apiKey, c.file, { chunkSize: tusChunk });
+        return { key: objectKeyFor(c.tenantId, uploadId), uploadId, tus: true };
+      },
+    }]),
+    ...(!CHOSEN.has('direct') ? [] : [{
+      name: `direct: presigned parts (${DIRECT_PARTS_AT_ONCE} PUTs at once)`,
+      api,
+      send: async (c: Ctx) => {
+        const { uploadId } = await directUpload(api.proc.url, c.apiKey, c.file, c.size, DIRECT_PARTS_AT_ONCE);
+        return { key: objectKeyFor(c.tenantId, uploadId), uploadId };
+      },
+    }]),
   ];
 }
 
@@ -203,7 +238,7 @@ async function main(): Promise<void> {
   // Warm-up: the first upload loads the AWS SDK into the API and opens its connections, once per process.
   const warm = path.join(tmp, 'warm.csv');
   const warmSize = await generateRows(warm, 500);
-  for (const p of PATHS) await checkAndDelete(store, ctx, await p.send({ ...ctx, file: warm, size: warmSize }), null);
+  for (const p of PATHS) await checkAndDelete(store, { ...ctx, size: warmSize }, await p.send({ ...ctx, file: warm, size: warmSize }), null, p.api?.proc.url);
   await sleep(1000);
   const idleRssKb = apis.map((a) => statusKb(a.proc.pid, 'VmRSS'));
 
@@ -230,24 +265,11 @@ async function main(): Promise<void> {
       };
       m.otherCpu = Math.max(0, a.machineCpu - m.clientCpu - (m.apiCpu ?? 0) - (m.storeCpu ?? 0));
       measured.push(m);
-      await checkAndDelete(store, ctx, sent, sha256, p.api);
+      await checkAndDelete(store, ctx, sent, sha256, p.api?.proc.url);
       await sleep(1000); // let the store finish with the deleted object's files before the next
     }
   }
   report(PATHS, measured, size, idleRssKb);
-}
-
-/** The object is all there (its size; through the service also the sha256 it computed), then deleted. */
-async function checkAndDelete(store: ObjectStore, ctx: Ctx, sent: Sent, sha256: string | null, api: Api | null = null): Promise<void> {
-  const stored = await store.head(sent.key);
-  await store.delete(sent.key);
-  if (sha256 === null) return;
-  if (stored !== ctx.size) throw new Error(`${sent.key}: stored ${stored} bytes, sent ${ctx.size}`);
-  if (sent.uploadId && api) {
-    const res = await fetch(new URL(`/uploads/${sent.uploadId}`, api.proc.url), { headers: { authorization: `Bearer ${ctx.apiKey}` } });
-    const body = (await res.json()) as { sha256?: string; sizeBytes?: number };
-    if (body.sha256 !== sha256 || body.sizeBytes !== ctx.size) throw new Error(`upload ${sent.uploadId}: ${JSON.stringify(body)}`);
-  }
 }
 
 function report(PATHS: UploadPath[], measured: Measured[], size: number, idleRssKb: (number | null)[]): void {

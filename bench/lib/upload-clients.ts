@@ -16,6 +16,8 @@ export interface Sent {
   key: string;
   /** the service's upload id, when the file went through the service */
   uploadId?: string;
+  /** a tus upload: @tus/s3-store's `<key>.info` and `<key>.part` sit beside the object */
+  tus?: boolean;
 }
 
 /**
