@@ -18,6 +18,10 @@ export interface TusOptions {
   /** the API's URL as the client sees it (a proxy in between, for the resume demo) */
   endpoint?: string;
   onProgress?: (sent: number, total: number) => void;
+  /** every answer: its request's method, status and one header (e.g. a HEAD's Upload-Offset) */
+  onResponse?: (method: string, status: number, header: (name: string) => string | undefined) => void;
+  /** each error tus-js-client is about to retry (after which it asks HEAD for the offset) */
+  onRetry?: (err: Error) => void;
 }
 
 /**
@@ -37,8 +41,16 @@ export function tusUpload(baseUrl: string, apiKey: string, file: string, opts: T
       // no fingerprint store in Node by default: every run is a new upload
       storeFingerprintForResuming: false,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-      onAfterResponse: (_req, res) => {
+      onAfterResponse: (req, res) => {
         uploadId ||= res.getHeader('Upload-Id') ?? '';
+        opts.onResponse?.(req.getMethod(), res.getStatus(), (name) => res.getHeader(name));
+      },
+      onShouldRetry: (err) => {
+        // tus-js-client's own rule (a network error, 5xx, 409 or 423), the retry seen on the way
+        const status = err.originalResponse?.getStatus() ?? 0;
+        const retry = status < 400 || status >= 500 || status === 409 || status === 423;
+        if (retry) opts.onRetry?.(err);
+        return retry;
       },
       onError: reject,
       onSuccess: () => {
