@@ -120,7 +120,20 @@ async function main(): Promise<boolean> {
       `tus-js-client, ${CHUNK_MIB === 0 ? 'one PATCH' : `${CHUNK_MIB} MiB PATCHes`}; ${CUTS} cut(s)\n`,
   );
 
+  // Cut k lands when the file's k/(N+1) has gone through the proxy: the proxy counts bytes on the wire,
+  // so after each resume the next cut is armed at that many bytes beyond the offset HEAD answered.
   const cuts: { at: number; connections: number; resumedFrom?: number }[] = [];
+  const target = (k: number) => Math.round((generated.bytes * k) / (CUTS + 1));
+  const arm = (fileOffset: number) => {
+    if (cuts.length >= CUTS) return;
+    const wireAt = proxy.upstreamBytes();
+    proxy.cutAt(wireAt + target(cuts.length + 1) - fileOffset, (connections) => {
+      const at = fileOffset + (proxy.upstreamBytes() - wireAt);
+      cuts.push({ at, connections });
+      console.log(`cut ${cuts.length}: ${connections} connection(s) destroyed at ~${mibOf(at)} of the file (${((100 * at) / generated.bytes).toFixed(1)}%)`);
+    });
+  };
+  arm(0);
   let retries = 0;
   const apiSampler = new Sampler({ pid: api.pid }).start();
   const t0 = process.hrtime.bigint();
@@ -128,12 +141,6 @@ async function main(): Promise<boolean> {
     endpoint: proxy.url,
     chunkSize: CHUNK_MIB === 0 ? Infinity : CHUNK_MIB * 2 ** 20,
     retryDelays: [0, 1000, 3000, 5000],
-    onProgress: (sent, total) => {
-      if (cuts.length < CUTS && sent >= (total * (cuts.length + 1)) / (CUTS + 1)) {
-        cuts.push({ at: sent, connections: proxy.cutAll() });
-        console.log(`cut ${cuts.length}: connection destroyed at ${mibOf(sent)} sent (${((100 * sent) / total).toFixed(1)}%)`);
-      }
-    },
     onRetry: (err) => {
       retries += 1;
       if (values.verbose) console.log(`retrying after: ${err.message.split('\n')[0]}`);
@@ -143,6 +150,7 @@ async function main(): Promise<boolean> {
       if (method === 'HEAD' && status === 200 && cut && cut.resumedFrom === undefined) {
         cut.resumedFrom = Number(header('Upload-Offset'));
         console.log(`  HEAD: resuming from offset ${cut.resumedFrom.toLocaleString('en-US')} (${mibOf(cut.resumedFrom)}; ${mibOf(cut.at - cut.resumedFrom)} to send again)`);
+        arm(cut.resumedFrom);
       }
     },
   });

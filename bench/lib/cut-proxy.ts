@@ -9,6 +9,11 @@ export interface CutProxy {
   upstreamBytes(): number;
   /** Destroys every open connection (client and API side); returns how many there were. */
   cutAll(): number;
+  /**
+   * Arms one cut: once `upstreamBytes()` reaches `at`, every open connection is destroyed (the bytes
+   * of the chunk that reached it are not forwarded) and `then` is called with the count of connections.
+   */
+  cutAt(at: number, then: (connections: number) => void): void;
   close(): Promise<void>;
 }
 
@@ -17,6 +22,16 @@ export async function startCutProxy(target: string): Promise<CutProxy> {
   const { hostname, port } = new URL(target);
   const open = new Set<{ client: net.Socket; upstream: net.Socket }>();
   let forwarded = 0;
+  let armed: { at: number; then: (connections: number) => void } | null = null;
+  const cutAll = () => {
+    const n = open.size;
+    for (const { client, upstream } of [...open]) {
+      client.destroy();
+      upstream.destroy();
+    }
+    open.clear();
+    return n;
+  };
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(port), hostname);
     const pair = { client, upstream };
@@ -26,7 +41,15 @@ export async function startCutProxy(target: string): Promise<CutProxy> {
       client.destroy();
       upstream.destroy();
     };
-    client.on('data', (chunk: Buffer) => (forwarded += chunk.length));
+    // before pipe's own listener: a cut lands before the chunk is written on
+    client.on('data', (chunk: Buffer) => {
+      forwarded += chunk.length;
+      if (armed && forwarded >= armed.at) {
+        const { then } = armed;
+        armed = null;
+        then(cutAll());
+      }
+    });
     client.pipe(upstream);
     upstream.pipe(client);
     for (const socket of [client, upstream]) socket.once('error', end).once('close', end);
@@ -36,15 +59,8 @@ export async function startCutProxy(target: string): Promise<CutProxy> {
   return {
     url: `http://127.0.0.1:${address.port}`,
     upstreamBytes: () => forwarded,
-    cutAll() {
-      const n = open.size;
-      for (const { client, upstream } of [...open]) {
-        client.destroy();
-        upstream.destroy();
-      }
-      open.clear();
-      return n;
-    },
+    cutAll,
+    cutAt: (at, then) => (armed = { at, then }),
     close: () =>
       new Promise((resolve) => {
         for (const { client, upstream } of open) (client.destroy(), upstream.destroy());
