@@ -15,13 +15,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { createDb, createPool } from '../src/db/pool.ts';
-import { createApiKey, ensureTenant } from '../src/tenants/tenants.repository.ts';
 import { startApiProcess } from './lib/api-process.ts';
-import { killChildren } from './lib/child.ts';
 import { startCutProxy } from './lib/cut-proxy.ts';
-import { adminExec, DEFAULT_ADMIN_URL, dropBenchDatabase, randomDatabaseName, withDatabase } from './lib/db.ts';
+import { onCleanup, runBench } from './lib/cleanup.ts';
+import { createBenchDatabase, DEFAULT_ADMIN_URL } from './lib/db.ts';
 import { generateAbout, sha256File } from './lib/files.ts';
 import { fixed, mib } from './lib/format.ts';
 import { tusUpload } from './lib/resumable-clients.ts';
@@ -47,14 +44,6 @@ const CHUNK_MIB = int('chunk-mib', 0);
 /** Processing a 1 GiB file takes about a minute here; this is the bound before the demo gives up. */
 const PROCESSING_TIMEOUT_MS = 30 * 60_000;
 
-const undo: (() => Promise<unknown>)[] = [];
-let cleaning: Promise<void> | null = null;
-const cleanup = () =>
-  (cleaning ??= (async () => {
-    killChildren();
-    for (const fn of undo.reverse()) await fn().catch((err: Error) => console.error(`cleanup: ${err.message}`));
-  })());
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void cleanup().finally(() => process.exit(130)));
 
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 const mibOf = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -72,7 +61,7 @@ async function main(): Promise<boolean> {
   const config = loadConfig();
   const adminUrl = config.databaseUrl ?? DEFAULT_ADMIN_URL;
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'stream-api-resume-demo-'));
-  undo.push(() => rm(tmp, { recursive: true, force: true }));
+  onCleanup(() => rm(tmp, { recursive: true, force: true }));
   const fs = await statfs(tmp);
   if (fs.bavail * fs.bsize < 3.2 * TARGET_BYTES) throw new Error(`too little free disk under ${tmp} for a ${values.mib} MiB run`);
 
@@ -80,20 +69,12 @@ async function main(): Promise<boolean> {
   const generated = await generateAbout(file, TARGET_BYTES);
   const sha256 = await sha256File(file);
 
-  const dbName = randomDatabaseName();
-  await adminExec(adminUrl, `CREATE DATABASE ${dbName}`);
-  undo.push(() => dropBenchDatabase(adminUrl, dbName));
-  const databaseUrl = withDatabase(adminUrl, dbName);
-  const pool = createPool(databaseUrl, 'stream-api-resume-demo', 2);
-  const db = createDb(pool);
-  undo.push(() => db.destroy());
-  await migrate(pool);
-  const apiKey = await createApiKey(db, (await ensureTenant(db, 'resume-demo')).id);
+  const { databaseUrl, apiKey } = await createBenchDatabase(adminUrl, 'stream-api-resume-demo', 'resume-demo');
 
   let s3 = config.s3;
   if (!s3.endpoint) {
     const started = await startStoreProcess(tmp, s3.bucket, { verbose: values.verbose });
-    undo.push(() => started.stop());
+    onCleanup(() => started.stop());
     s3 = { ...s3, endpoint: started.endpoint };
   }
   const env = {
@@ -107,11 +88,11 @@ async function main(): Promise<boolean> {
     DEV_API_KEY: 'false',
   };
   const api = await startApiProcess(env, { verbose: values.verbose });
-  undo.push(() => api.stop());
+  onCleanup(() => api.stop());
   const worker = await startApiProcess(env, { verbose: values.verbose, role: 'worker' });
-  undo.push(() => worker.stop());
+  onCleanup(() => worker.stop());
   const proxy = await startCutProxy(api.url);
-  undo.push(() => proxy.close());
+  onCleanup(() => proxy.close());
 
   console.log(
     `stream-api resume demo — node ${process.version}, ${os.cpus().length} CPUs; API pid ${api.pid}, worker pid ${worker.pid}, ` +
@@ -185,13 +166,4 @@ async function main(): Promise<boolean> {
   return checks.every(([, ok]) => ok);
 }
 
-main()
-  .then(async (ok) => {
-    await cleanup();
-    process.exitCode = ok ? 0 : 1;
-  })
-  .catch(async (err: unknown) => {
-    console.error(err);
-    await cleanup();
-    process.exitCode = 1;
-  });
+runBench(main);

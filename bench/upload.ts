@@ -30,13 +30,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { createDb, createPool } from '../src/db/pool.ts';
 import { ObjectStore, objectKeyFor, type ObjectStoreOptions } from '../src/storage/object-store.ts';
-import { createApiKey, ensureTenant } from '../src/tenants/tenants.repository.ts';
 import { startApiProcess, type ApiProcess } from './lib/api-process.ts';
-import { killChildren } from './lib/child.ts';
-import { adminExec, DEFAULT_ADMIN_URL, dropBenchDatabase, randomDatabaseName, withDatabase } from './lib/db.ts';
+import { onCleanup, runBench } from './lib/cleanup.ts';
+import { createBenchDatabase, DEFAULT_ADMIN_URL } from './lib/db.ts';
 import { generateBytes, generateRows, sha256File } from './lib/files.ts';
 import { fixed, mib, table, verdict } from './lib/format.ts';
 import { statusKb } from './lib/proc.ts';
@@ -126,8 +123,9 @@ function paths(apis: Api[]): UploadPath[] {
       name: tusName,
       api,
       send: async (c: Ctx) => {
-        const { uploadId } = await tusUpload(api.proc.url, c.apiKey, c.file, { chunkSize: tusChunk });
-        return { key: objectKeyFor(c.tenantId, uploadId), uploadId, tus: true };
+        const { uploadId, tailSeconds } = await tusUpload(api.proc.url, c.apiKey, c.file, { chunkSize: tusChunk });
+        const note = `last byte sent → final answer ${fixed(tailSeconds, 2)} s (multipart completion, object read back for its sha256)`;
+        return { key: objectKeyFor(c.tenantId, uploadId), uploadId, tus: true, note };
       },
     }]),
     ...(!CHOSEN.has('direct') ? [] : [{
@@ -152,19 +150,9 @@ interface Measured {
   clientCpu: number;
   /** CPU seconds of every other process on the machine meanwhile: the noise */
   otherCpu: number;
+  note?: string;
 }
 
-// ---------------------------------------------------------------------------------------------
-// cleanup: everything created is registered here and undone in reverse order, once
-
-const undo: (() => Promise<unknown>)[] = [];
-let cleaning: Promise<void> | null = null;
-const cleanup = () =>
-  (cleaning ??= (async () => {
-    killChildren();
-    for (const fn of undo.reverse()) await fn().catch((err: Error) => console.error(`cleanup: ${err.message}`));
-  })());
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void cleanup().finally(() => process.exit(130)));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -172,7 +160,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const adminUrl = config.databaseUrl ?? DEFAULT_ADMIN_URL;
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'stream-api-upload-bench-'));
-  undo.push(() => rm(tmp, { recursive: true, force: true }));
+  onCleanup(() => rm(tmp, { recursive: true, force: true }));
   const fs = await statfs(tmp);
   const free = fs.bavail * fs.bsize;
   // the file, and in the store an object plus (while a multipart upload completes) its parts
@@ -182,27 +170,18 @@ async function main(): Promise<void> {
   const size = await generateBytes(file, TARGET_BYTES);
   const sha256 = await sha256File(file);
 
-  const dbName = randomDatabaseName();
-  await adminExec(adminUrl, `CREATE DATABASE ${dbName}`);
-  undo.push(() => dropBenchDatabase(adminUrl, dbName));
-  const databaseUrl = withDatabase(adminUrl, dbName);
-  const pool = createPool(databaseUrl, 'stream-api-bench', 2);
-  const db = createDb(pool);
-  undo.push(() => db.destroy());
-  await migrate(pool);
-  const tenantId = (await ensureTenant(db, 'bench-upload')).id;
-  const apiKey = await createApiKey(db, tenantId);
+  const { databaseUrl, tenantId, apiKey } = await createBenchDatabase(adminUrl, 'stream-api-bench', 'bench-upload');
 
   let storePid: number | null = null;
   let s3: ObjectStoreOptions = config.s3;
   if (!config.s3.endpoint) {
     const started = await startStoreProcess(tmp, config.s3.bucket, { verbose: values.verbose });
-    undo.push(() => started.stop());
+    onCleanup(() => started.stop());
     storePid = started.pid;
     s3 = { ...config.s3, endpoint: started.endpoint };
   }
   const store = new ObjectStore(s3);
-  undo.push(async () => store.destroy());
+  onCleanup(async () => store.destroy());
   await store.ensureBucket();
 
   const passed = Object.fromEntries(API_SETTINGS.flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
@@ -222,7 +201,7 @@ async function main(): Promise<void> {
       },
       { verbose: values.verbose },
     );
-    undo.push(() => proc.stop());
+    onCleanup(() => proc.stop());
     apis.push({ settings, proc });
   }
   const ctx: Ctx = { file, size, s3, apiKey, tenantId };
@@ -262,6 +241,7 @@ async function main(): Promise<void> {
         storeCpu: st ? (st.processCpu ?? 0) - cpu0.store : null,
         clientCpu: (client.user + client.system) / 1e6,
         otherCpu: 0,
+        note: sent.note,
       };
       m.otherCpu = Math.max(0, a.machineCpu - m.clientCpu - (m.apiCpu ?? 0) - (m.storeCpu ?? 0));
       measured.push(m);
@@ -296,6 +276,7 @@ function report(PATHS: UploadPath[], measured: Measured[], size: number, idleRss
       rows,
     ),
   );
+  for (const m of measured.filter((x) => x.note)) console.log(`round ${m.round}, ${m.path.name}: ${m.note}`);
   console.log(
     `\nAPI idle RSS after warm-up: ${idleRssKb.map(mib).join(', ')}. "others": CPU of every other process on this machine meanwhile (noise).\n` +
       `Targets: each path ≥ ${TARGET_RATIO}× the direct SDK upload of its round; API peak RSS ≤ ${mib(TARGET_RSS_KB)}.`,
@@ -309,10 +290,4 @@ function report(PATHS: UploadPath[], measured: Measured[], size: number, idleRss
   }
 }
 
-main()
-  .then(() => cleanup())
-  .catch(async (err: unknown) => {
-    console.error(err);
-    await cleanup();
-    process.exitCode = 1;
-  });
+runBench(main);

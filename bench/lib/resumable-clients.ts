@@ -24,14 +24,25 @@ export interface TusOptions {
   onRetry?: (err: Error) => void;
 }
 
+export interface TusSent {
+  uploadId: string;
+  url: string;
+  /**
+   * seconds from the last bytes written (tus-js-client's last progress event, at most 100 ms early) to
+   * the final answer: the server completing the multipart upload and reading the object back to hash it
+   */
+  tailSeconds: number;
+}
+
 /**
  * The file through tus (POST /files/, then PATCHes of `chunkSize` bytes) with tus-js-client, reading
  * it as a `fs.ReadStream`, which tus-js-client slices by file ranges (nothing of it is held in memory).
  * Resolves with the upload id (the `Upload-Id` of the last answer, also the URL's last segment).
  */
-export function tusUpload(baseUrl: string, apiKey: string, file: string, opts: TusOptions): Promise<{ uploadId: string; url: string }> {
+export function tusUpload(baseUrl: string, apiKey: string, file: string, opts: TusOptions): Promise<TusSent> {
   return new Promise((resolve, reject) => {
     let uploadId = '';
+    let lastProgress = process.hrtime.bigint();
     const upload = new tus.Upload(createReadStream(file, { highWaterMark: READ_BYTES }), {
       endpoint: `${opts.endpoint ?? baseUrl}/files/`,
       headers: { Authorization: `Bearer ${apiKey}` },
@@ -40,7 +51,10 @@ export function tusUpload(baseUrl: string, apiKey: string, file: string, opts: T
       retryDelays: opts.retryDelays ?? [],
       // no fingerprint store in Node by default: every run is a new upload
       storeFingerprintForResuming: false,
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      onProgress: (sent, total) => {
+        lastProgress = process.hrtime.bigint();
+        opts.onProgress?.(sent, total);
+      },
       onAfterResponse: (req, res) => {
         uploadId ||= res.getHeader('Upload-Id') ?? '';
         opts.onResponse?.(req.getMethod(), res.getStatus(), (name) => res.getHeader(name));
@@ -55,7 +69,7 @@ export function tusUpload(baseUrl: string, apiKey: string, file: string, opts: T
       onError: reject,
       onSuccess: () => {
         if (!uploadId) reject(new Error(`tus upload ${upload.url} ended with no Upload-Id`));
-        else resolve({ uploadId, url: upload.url ?? '' });
+        else resolve({ uploadId, url: upload.url ?? '', tailSeconds: Number(process.hrtime.bigint() - lastProgress) / 1e9 });
       },
     });
     upload.start();

@@ -18,6 +18,8 @@ export interface Sent {
   uploadId?: string;
   /** a tus upload: @tus/s3-store's `<key>.info` and `<key>.part` sit beside the object */
   tus?: boolean;
+  /** what the client saw of the service's part of the time, printed under the table */
+  note?: string;
 }
 
 /**
