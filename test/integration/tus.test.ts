@@ -193,6 +193,28 @@ describe('tus: resumable uploads', () => {
     }
   });
 
+  it('PATCHes alternating between two API instances (A, B, A): the hash A carried is not reused past B\'s bytes; SHA-256 exact', async () => {
+    const other = await startApi(env.t);
+    try {
+      const { key } = await env.t.newTenantKey();
+      const file = generateCsv(60_000, { seed: 8 });
+      const { path } = await tusCreate(env.api.url, key, file.length);
+      const [x, y] = [Math.floor(file.length / 3), Math.floor((2 * file.length) / 3)];
+      let offset = 0;
+      for (const [url, end] of [[env.api.url, x], [other.url, y], [env.api.url, file.length]] as const) {
+        const res = await tusPatch(url, key, path, offset, file.subarray(offset, end));
+        expect(res.status, res.text).toBe(204);
+        offset = Number(res.headers['upload-offset']);
+        expect(offset).toBe(end);
+      }
+      const uploadId = path.split('/').pop()!;
+      const row = (await env.t.pool.query('SELECT sha256, size_bytes FROM uploads WHERE id = $1', [uploadId])).rows[0];
+      expect(row).toEqual({ sha256: sha256(file), size_bytes: file.length });
+    } finally {
+      await other.close();
+    }
+  });
+
   it("another tenant's HEAD, PATCH and DELETE are 404; the owner's upload is untouched", async () => {
     const owner = await env.t.newTenantKey();
     const stranger = await env.t.newTenantKey();
