@@ -6,8 +6,9 @@
 // the row count, none failed) and that the stored object's sha256, recorded by the API, is the file's.
 // API, worker and the embedded s3rver each run in a process of their own (S3_ENDPOINT: that server).
 //
-// Usage: npm run demo:resume -- [--mib 1024] [--cuts 2] [--chunk-mib 64] [--verbose]
-//   --chunk-mib N  bytes per PATCH (tus-js-client's chunkSize), 0 = one PATCH for the rest of the file
+// Usage: npm run demo:resume -- [--mib 1024] [--cuts 2] [--chunk-mib 0] [--verbose]
+//   --chunk-mib N  MiB per PATCH (tus-js-client's chunkSize); 0 (default, as tus-js-client's) = one PATCH
+//                  for the rest of the file
 //   DATABASE_URL   as bench:upload: a database bench_<random> there, migrated, dropped at the end
 // Exits 1 when the upload fails or does not load exactly.
 import { mkdtemp, rm, statfs } from 'node:fs/promises';
@@ -29,7 +30,7 @@ const { values } = parseArgs({
   options: {
     mib: { type: 'string', default: '1024' },
     cuts: { type: 'string', default: '2' },
-    'chunk-mib': { type: 'string', default: '64' },
+    'chunk-mib': { type: 'string', default: '0' },
     verbose: { type: 'boolean', default: false },
   },
 });

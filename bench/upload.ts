@@ -5,18 +5,20 @@
 //                straight to the store: the baseline
 //   multipart    POST /upload through the service: the API (`serve --role api`) in a child process,
 //                whose resident memory and CPU are sampled while it receives
-//   tus          tus-js-client through /files/ of the same API: POST, then PATCHes of --tus-chunk-mib
+//   tus          tus-js-client through /files/ of the same API: POST, then one PATCH with the whole file
+//                (its default chunkSize), or PATCHes of --tus-chunk-mib each
 //   direct       POST /uploads/direct, every part PUT to its presigned URL (DIRECT_PARTS_AT_ONCE at a
 //                time, as the SDK's uploader), POST /uploads/:id/complete; the API only signs and completes
 // The store is an embedded s3rver in a process of its own, or S3_ENDPOINT when set. Every stored object
 // is checked: its size, and its sha256 (recorded by the service, or read back for a direct upload).
 //
-// Usage: npm run bench:upload -- [--mib 1024] [--repeat 1] [--path P]… [--tus-chunk-mib 64] [--also NAME=V[,…]]… [--verbose]
+// Usage: npm run bench:upload -- [--mib 1024] [--repeat 1] [--path P]… [--tus-chunk-mib 0]… [--also NAME=V[,…]]… [--verbose]
 //   --mib N        file size in MiB (default 1024, or UPLOAD_BENCH_MIB); `--mib 256` for a quick run
 //   --repeat N     every path N times, interleaved (direct SDK, multipart, tus, direct, …): a row per run,
 //                  each compared with the direct SDK upload of its own round, since this machine's speed drifts
 //   --path P       only these of multipart, tus, direct (default all three; the baseline always runs)
-//   --tus-chunk-mib N  bytes per tus PATCH (tus-js-client's chunkSize); 0 = the whole file in one PATCH
+//   --tus-chunk-mib N  MiB per tus PATCH (tus-js-client's chunkSize); 0 (default) = the whole file in one
+//                  PATCH; given more than once, a tus row for each
 //   --also S       one more API process with these settings (e.g. UPLOAD_PARTS_IN_FLIGHT=1, the serial
 //                  upload of before) and its multipart row, to compare settings within one run
 //   DATABASE_URL   server to use (default postgres://postgres@127.0.0.1:5432/postgres); a database
@@ -56,19 +58,19 @@ const { values } = parseArgs({
     mib: { type: 'string', default: process.env.UPLOAD_BENCH_MIB ?? '1024' },
     repeat: { type: 'string', default: '1' },
     path: { type: 'string', multiple: true, default: [...PATH_NAMES] },
-    'tus-chunk-mib': { type: 'string', default: '64' },
+    'tus-chunk-mib': { type: 'string', multiple: true, default: ['0'] },
     also: { type: 'string', multiple: true, default: [] },
     verbose: { type: 'boolean', default: false },
   },
 });
-const count = (name: 'mib' | 'repeat' | 'tus-chunk-mib', min: number): number => {
-  const n = Number(values[name]);
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} needs an integer ≥ ${min}, got ${String(values[name])}`);
+const count = (name: string, value: unknown, min: number): number => {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} needs an integer ≥ ${min}, got ${String(value)}`);
   return n;
 };
-const TARGET_BYTES = count('mib', 1) * 2 ** 20;
-const REPEAT = count('repeat', 1);
-const TUS_CHUNK_MIB = count('tus-chunk-mib', 0);
+const TARGET_BYTES = count('mib', values.mib, 1) * 2 ** 20;
+const REPEAT = count('repeat', values.repeat, 1);
+const TUS_CHUNK_MIB = values['tus-chunk-mib'].map((v) => count('tus-chunk-mib', v, 0));
 const CHOSEN = new Set(values.path.flatMap((p) => p.split(',')));
 for (const p of CHOSEN) if (!(PATH_NAMES as readonly string[]).includes(p)) throw new Error(`--path ${p}: one of ${PATH_NAMES.join(', ')}`);
 const ALSO = values.also.map((spec) => {
@@ -107,8 +109,6 @@ const describeSettings = (settings: Record<string, string>) =>
 
 function paths(apis: Api[]): UploadPath[] {
   const api = apis[0]!;
-  const tusChunk = TUS_CHUNK_MIB === 0 ? Infinity : TUS_CHUNK_MIB * 2 ** 20;
-  const tusName = `service: tus /files/ (tus-js-client, ${TUS_CHUNK_MIB === 0 ? 'one PATCH' : `${TUS_CHUNK_MIB} MiB PATCHes`})`;
   return [
     { name: 'direct SDK (lib-storage Upload)', baseline: true, api: null, send: (c) => sdkUpload(c.s3, c.file) },
     ...(!CHOSEN.has('multipart') ? [] : apis.map((a, i): UploadPath => ({
@@ -119,15 +119,16 @@ function paths(apis: Api[]): UploadPath[] {
         return { ...sent, key: objectKeyFor(c.tenantId, sent.uploadId!) };
       },
     }))),
-    ...(!CHOSEN.has('tus') ? [] : [{
-      name: tusName,
+    ...(!CHOSEN.has('tus') ? [] : TUS_CHUNK_MIB.map((chunkMib): UploadPath => ({
+      name: `service: tus /files/ (tus-js-client, ${chunkMib === 0 ? 'one PATCH' : `${chunkMib} MiB PATCHes`})`,
       api,
-      send: async (c: Ctx) => {
-        const { uploadId, tailSeconds } = await tusUpload(api.proc.url, c.apiKey, c.file, { chunkSize: tusChunk });
-        const note = `last byte sent → final answer ${fixed(tailSeconds, 2)} s (multipart completion, object read back for its sha256)`;
+      send: async (c) => {
+        const chunkSize = chunkMib === 0 ? Infinity : chunkMib * 2 ** 20;
+        const { uploadId, tailSeconds } = await tusUpload(api.proc.url, c.apiKey, c.file, { chunkSize });
+        const note = `last byte sent → final answer ${fixed(tailSeconds, 2)} s (the parts in flight, the multipart completion, the finish)`;
         return { key: objectKeyFor(c.tenantId, uploadId), uploadId, tus: true, note };
       },
-    }]),
+    }))),
     ...(!CHOSEN.has('direct') ? [] : [{
       name: `direct: presigned parts (${DIRECT_PARTS_AT_ONCE} PUTs at once)`,
       api,

@@ -28,7 +28,8 @@ export interface TusSent {
   uploadId: string;
   url: string;
   /**
-   * seconds from the last bytes written (tus-js-client's last progress event, at most 100 ms early) to
+   * seconds from the last bytes written (tus-js-client's last progress event below the total, at most
+   * 100 ms early: its reports are throttled) to
    * the final answer: the server completing the multipart upload and reading the object back to hash it
    */
   tailSeconds: number;
@@ -52,7 +53,8 @@ export function tusUpload(baseUrl: string, apiKey: string, file: string, opts: T
       // no fingerprint store in Node by default: every run is a new upload
       storeFingerprintForResuming: false,
       onProgress: (sent, total) => {
-        lastProgress = process.hrtime.bigint();
+        // tus-js-client reports `total` only once the answer is in: the last report below it is the end of sending
+        if (sent < total) lastProgress = process.hrtime.bigint();
         opts.onProgress?.(sent, total);
       },
       onAfterResponse: (req, res) => {
