@@ -97,15 +97,23 @@ export async function finishTusUpload(
     await deps.store.delete(ref.objectKey).catch(() => {});
     return replay(winner, requestHash);
   }
-  deps.log.info({ uploadId: ref.uploadId, bytes: file.bytes, dataset: options.dataset }, 'resumable upload complete: stored and queued');
+  // hashedInPassing: false when the object had to be read back whole to hash it
+  deps.log.info({ uploadId: ref.uploadId, bytes: file.bytes, dataset: options.dataset, hashedInPassing: read.hashedInPassing }, 'resumable upload complete: stored and queued');
   return { replayed: false, body: accepted };
+}
+
+/** The stored object's size and SHA-256, and whether the hash was carried along (not read back). */
+interface Read {
+  bytes: number;
+  sha256: string;
+  hashedInPassing: boolean;
 }
 
 /**
  * The carried digest, once the stored object has its size (else null: read it back) and its first KiB
  * passes the sniff (not CSV text → deleted, 415, as readBack).
  */
-async function checkDigest(store: ObjectStore, objectKey: string, digest: KnownDigest): Promise<{ bytes: number; sha256: string } | null> {
+async function checkDigest(store: ObjectStore, objectKey: string, digest: KnownDigest): Promise<Read | null> {
   let problem: string | null;
   try {
     if ((await store.head(objectKey)) !== digest.bytes) return null;
@@ -117,11 +125,11 @@ async function checkDigest(store: ObjectStore, objectKey: string, digest: KnownD
     await store.delete(objectKey).catch(() => {});
     throw new AppError('unsupported_media_type', problem);
   }
-  return { bytes: digest.bytes, sha256: digest.sha256 };
+  return { bytes: digest.bytes, sha256: digest.sha256, hashedInPassing: true };
 }
 
 /** SHA-256 and size of the stored object (null when there is none); not CSV text → deleted, 415. */
-async function readBack(store: ObjectStore, objectKey: string): Promise<{ bytes: number; sha256: string } | null> {
+async function readBack(store: ObjectStore, objectKey: string): Promise<Read | null> {
   let inspect: InspectStream;
   try {
     if ((await store.head(objectKey)) === null) return null;
@@ -135,5 +143,5 @@ async function readBack(store: ObjectStore, objectKey: string): Promise<{ bytes:
     }
     throw new AppError('storage_unavailable', undefined, { cause: err });
   }
-  return { bytes: inspect.bytes, sha256: inspect.sha256 };
+  return { bytes: inspect.bytes, sha256: inspect.sha256, hashedInPassing: false };
 }
