@@ -8,6 +8,7 @@ import { REPO_ROOT, trackChild } from './child.ts';
 export interface ApiProcess {
   child: ChildProcess;
   pid: number;
+  /** the API's URL ('' for the worker role, which has none) */
   url: string;
   /** SIGTERM, then waits for the exit (a no-op once it has exited). */
   stop(): Promise<void>;
@@ -16,9 +17,11 @@ export interface ApiProcess {
 /**
  * Starts the API with `env` (plus PATH, NODE_ENV=production, PORT=0 and METRICS_PORT=0 unless given)
  * and resolves once its banner names the URL it listens on; rejects with its output if it exits first.
+ * `role: 'worker'` starts the worker role instead, resolved once it says it runs.
  */
-export function startApiProcess(env: Record<string, string>, opts: { verbose?: boolean } = {}): Promise<ApiProcess> {
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/stream-api.mjs'), 'serve', '--role', 'api'], {
+export function startApiProcess(env: Record<string, string>, opts: { verbose?: boolean; role?: 'api' | 'worker' } = {}): Promise<ApiProcess> {
+  const role = opts.role ?? 'api';
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/stream-api.mjs'), 'serve', '--role', role], {
     env: {
       PATH: process.env.PATH ?? '',
       NODE_ENV: 'production',
@@ -42,8 +45,8 @@ export function startApiProcess(env: Record<string, string>, opts: { verbose?: b
     child.stdout!.on('data', (d) => {
       out += String(d);
       if (opts.verbose) process.stdout.write(String(d));
-      const url = /listening on (http:\/\/\S+)/.exec(out)?.[1];
-      if (url) resolve({ child, pid: child.pid!, url, stop });
+      const url = role === 'api' ? /listening on (http:\/\/\S+)/.exec(out)?.[1] : /stream-api worker running/.test(out) ? '' : undefined;
+      if (url !== undefined) resolve({ child, pid: child.pid!, url, stop });
     });
     child.once('exit', (code) => reject(new Error(`the API exited (${code}) before listening:\n${out}\n${err}`)));
   });

@@ -27,9 +27,15 @@ export async function generateRows(file: string, rows: number): Promise<number> 
 
 /** About `bytes` of generated CSV: the generator's rows have a steady mean length, so a sample sizes the run. */
 export async function generateBytes(file: string, bytes: number): Promise<number> {
+  return (await generateAbout(file, bytes)).bytes;
+}
+
+/** As generateBytes; also how many data rows (the header not counted) the file holds. */
+export async function generateAbout(file: string, bytes: number): Promise<{ bytes: number; rows: number }> {
   const sampleRows = 100_000;
   const perRow = (await generateRows(file, sampleRows)) / sampleRows;
-  return generateRows(file, Math.ceil(bytes / perRow));
+  const rows = Math.ceil(bytes / perRow);
+  return { bytes: await generateRows(file, rows), rows };
 }
 
 export async function sha256File(file: string): Promise<string> {

@@ -16,6 +16,10 @@ export interface Sent {
   key: string;
   /** the service's upload id, when the file went through the service */
   uploadId?: string;
+  /** a tus upload: @tus/s3-store's `<key>.info` and `<key>.part` sit beside the object */
+  tus?: boolean;
+  /** what the client saw of the service's part of the time, printed under the table */
+  note?: string;
 }
 
 /**

@@ -1,8 +1,10 @@
 // Resumable uploads (tus 1.0 at /files) over real sockets, the real S3-protocol server and Postgres:
 // tus-js-client uploads end in the same upload resource as POST /uploads; a connection cut midway is
 // resumed from HEAD's offset; the stored object is exactly the file (SHA-256); concurrent PATCHes to
-// one upload are refused; other tenants see nothing; client mistakes are 4xx with stable codes.
+// one upload are refused; other tenants see nothing; client mistakes are 4xx with stable codes; a gzip
+// file passes the finish sniff and the worker loads it.
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import * as tus from 'tus-js-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -191,6 +193,28 @@ describe('tus: resumable uploads', () => {
     }
   });
 
+  it('PATCHes alternating between two API instances (A, B, A): the hash A carried is not reused past B\'s bytes; SHA-256 exact', async () => {
+    const other = await startApi(env.t);
+    try {
+      const { key } = await env.t.newTenantKey();
+      const file = generateCsv(60_000, { seed: 8 });
+      const { path } = await tusCreate(env.api.url, key, file.length);
+      const [x, y] = [Math.floor(file.length / 3), Math.floor((2 * file.length) / 3)];
+      let offset = 0;
+      for (const [url, end] of [[env.api.url, x], [other.url, y], [env.api.url, file.length]] as const) {
+        const res = await tusPatch(url, key, path, offset, file.subarray(offset, end));
+        expect(res.status, res.text).toBe(204);
+        offset = Number(res.headers['upload-offset']);
+        expect(offset).toBe(end);
+      }
+      const uploadId = path.split('/').pop()!;
+      const row = (await env.t.pool.query('SELECT sha256, size_bytes FROM uploads WHERE id = $1', [uploadId])).rows[0];
+      expect(row).toEqual({ sha256: sha256(file), size_bytes: file.length });
+    } finally {
+      await other.close();
+    }
+  });
+
   it("another tenant's HEAD, PATCH and DELETE are 404; the owner's upload is untouched", async () => {
     const owner = await env.t.newTenantKey();
     const stranger = await env.t.newTenantKey();
@@ -246,6 +270,24 @@ describe('tus: resumable uploads', () => {
     expect(options.headers['tus-version']).toBe('1.0.0');
     expect(options.headers['tus-max-size']).toBe(String(env.t.config.maxUploadBytes));
     expect(options.headers['tus-extension']).toContain('termination');
+  });
+
+  it('a gzip file (found by its magic bytes, named .csv) passes the finish sniff and loads exactly: the worker decompresses', async () => {
+    const { key } = await env.t.newTenantKey();
+    const csv = generateCsv(40_000, { seed: 7 });
+    const packed = gzipSync(csv);
+    // PATCHes of 512 KiB: under S3's part minimum, so the bytes also pass through the carried-over tail
+    const { uploadId } = await tusJsUpload(packed, key, { chunkSize: 512 * 1024 });
+    expect(packed.length).toBeGreaterThan(2 * 512 * 1024);
+
+    const state = await waitForStatus(env.t, uploadId, ['completed', 'failed']);
+    expect(state.status, String(state.error)).toBe('completed');
+    expect(state.rows_processed).toBe(40_000);
+    expect(await countRows(env.t, uploadId)).toEqual({ total: 40_000, distinct: 40_000 });
+    const status = await request(env.api.url, key, 'GET', `/uploads/${uploadId}`);
+    expect(status.body).toMatchObject({
+      compression: 'gzip', sizeBytes: packed.length, sha256: sha256(packed), rowsFailed: 0, uncompressedBytesProcessed: csv.length,
+    });
   });
 
   it('a file that is not CSV text is refused when complete (415) and nothing stays stored', async () => {

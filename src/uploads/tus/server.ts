@@ -11,6 +11,7 @@ import type { AddressList } from '../../notify/ssrf.ts';
 import { objectKeyFor, type ObjectStore } from '../../storage/object-store.ts';
 import { tusErrorBody, tusPublicError } from './errors.ts';
 import { finishTusUpload, type TusUploadRef } from './finish.ts';
+import type { KnownDigest } from './hashes.ts';
 import { PgAdvisoryLocker } from './locker.ts';
 import { assertDatasetDefined, parseOptions } from '../receive.ts';
 import { checkCreationMetadata, optionFields, type TusMetadata } from './metadata.ts';
@@ -66,8 +67,8 @@ export function createTusEndpoint(deps: TusServerDeps): TusEndpoint {
     if (!context) throw new Error('tus request without a tenant context');
     return context;
   };
-  const finish = (ref: TusUploadRef, metadata: TusMetadata | undefined, log: TusRequestContext['log']) =>
-    finishTusUpload({ db: deps.db, store: deps.store, jobMaxAttempts: deps.jobMaxAttempts, allowedCidrs: deps.allowedCidrs, log }, ref, metadata);
+  const finish = (ref: TusUploadRef, metadata: TusMetadata | undefined, log: TusRequestContext['log'], digest?: KnownDigest | null) =>
+    finishTusUpload({ db: deps.db, store: deps.store, jobMaxAttempts: deps.jobMaxAttempts, allowedCidrs: deps.allowedCidrs, log }, ref, metadata, digest);
 
   const store: TusS3Store = new TusS3Store({
     s3: deps.store.options,
@@ -101,7 +102,7 @@ export function createTusEndpoint(deps: TusServerDeps): TusEndpoint {
     },
     onUploadFinish: async (req, upload) => {
       const ref = parseTusId(upload.id);
-      const finished = ref && (await finish(ref, upload.metadata, contextOf(req).log));
+      const finished = ref && (await finish(ref, upload.metadata, contextOf(req).log, store.takeDigest(upload.id, upload.size)));
       if (!finished) throw new Error(`tus upload ${upload.id} finished but its object is missing`);
       return {
         headers: {

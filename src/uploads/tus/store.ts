@@ -5,10 +5,11 @@
 //   <key>.part     the last bytes of a PATCH too few for an S3 part (< 5 MiB), until the next PATCH
 // @tus/s3-store buffers each part in a temporary file (os.tmpdir()) before sending it: the one place
 // the service touches local disk, at most `maxConcurrentPartUploads` parts per process.
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { S3Store, type MetadataValue } from '@tus/s3-store';
 import { ERRORS, type KvStore, type Upload } from '@tus/server';
 import { s3ClientConfig, type ObjectStoreOptions } from '../../storage/object-store.ts';
+import { RunningHashes, type KnownDigest } from './hashes.ts';
 
 export interface TusStoreOptions {
   s3: ObjectStoreOptions;
@@ -48,6 +49,8 @@ class NoCache implements KvStore<MetadataValue> {
  *   and succeeds, so the finish hook answers it again with the upload id.
  */
 export class TusS3Store extends S3Store {
+  private readonly hashes = new RunningHashes();
+
   constructor(private readonly opts: TusStoreOptions) {
     super({
       s3ClientConfig: { ...s3ClientConfig(opts.s3), bucket: opts.s3.bucket },
@@ -57,6 +60,14 @@ export class TusS3Store extends S3Store {
       partSize: PART_SIZE,
       maxConcurrentPartUploads: CONCURRENT_PARTS,
     });
+  }
+
+  /**
+   * The SHA-256 of upload `id`, complete at `size` bytes, if every byte of it passed through this
+   * process's writes in order (RunningHashes); else null, and the object must be read back to hash it.
+   */
+  takeDigest(id: string, size: number | undefined): KnownDigest | null {
+    return this.hashes.take(id, size);
   }
 
   /** The Upload-Metadata the upload was created with (from its `.info` object). */
@@ -104,12 +115,17 @@ export class TusS3Store extends S3Store {
   }
 
   override async write(src: Readable, id: string, offset: number): Promise<number> {
+    const hashing = this.hashes.write(id, offset);
+    // An error on either side destroys both, as the handler's own pipeline would with `src` alone.
+    pipeline(src, hashing.stream, () => {});
     try {
-      return await super.write(src, id, offset);
+      const newOffset = await super.write(hashing.stream, id, offset);
+      hashing.settle(newOffset);
+      return newOffset;
     } catch (err) {
       // The handler has just seen offset = size (getUpload): the upload is complete, nothing is left to write.
       if (!isNoSuchUpload(err)) throw err;
-      src.resume();
+      hashing.stream.resume();
       return offset;
     }
   }
