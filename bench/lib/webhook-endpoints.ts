@@ -2,7 +2,7 @@
 // finish (the worker's real final transaction: one event each) in committed transactions spread over
 // --spread-ms, and the dispatchers expand each event into E deliveries. Run twice in one invocation,
 // each on a fresh database: with `hanging` endpoints that never answer (each attempt runs into
-// WEBHOOK_TIMEOUT_MS) and `failing` ones answering 500, then with every endpoint healthy. Prints
+// WEBHOOK_TIMEOUT_MS) and `failing` ones answering 500, then with the healthy endpoints alone. Prints
 // deliveries/s and commit→receipt latency of the HEALTHY endpoints in both runs, and their ratio.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';

@@ -22,6 +22,15 @@ const ENDPOINT_FLOWING = `(deliveries.endpoint_id IS NULL
   OR EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled AND e.breaker_state = 'closed'))`;
 
 /**
+ * ENDPOINT_FLOWING for a claim that looks at every due row (claimDue ranks them all): the held
+ * endpoints are read once into a hashed set instead of one lookup per row, as the rows of open or
+ * disabled endpoints pile up while they wait. Equivalent, as a delivery's endpoint_id is either NULL
+ * or an existing endpoint (ON DELETE SET NULL).
+ */
+const ENDPOINT_FLOWING_HASHED = `(deliveries.endpoint_id IS NULL
+  OR deliveries.endpoint_id NOT IN (SELECT e.id FROM endpoints e WHERE NOT e.enabled OR e.breaker_state <> 'closed'))`;
+
+/**
  * Per-upload order: a delivery waits while an older one of the same upload to the same target is
  * pending, so a receiver gets an upload's notices in the order they happened (and a newer outcome
  * supersedes the older pending ones instead of waiting behind them: expand.ts, finishAttempt).
@@ -95,7 +104,7 @@ export async function claimDue(
   maxInFlight = DEFAULT_MAX_IN_FLIGHT,
 ): Promise<ClaimedDelivery[]> {
   const ready = `delivery_status = 'pending' AND next_attempt_at <= now()
-          AND (locked_until IS NULL OR locked_until < now()) AND ${ENDPOINT_FLOWING} AND ${NO_OLDER_PENDING}`;
+          AND (locked_until IS NULL OR locked_until < now()) AND ${ENDPOINT_FLOWING_HASHED} AND ${NO_OLDER_PENDING}`;
   const sql = claimSql(fairDueCtes(ready), false);
   const params = [limit, leaseMs, maxRetries, INTERRUPTED_MESSAGE, startedAt, maxInFlight];
   if ('release' in db) {
