@@ -240,14 +240,14 @@ async function mainFleet(): Promise<void> {
         row('commits over', (r) => `${fixed(r.commitSeconds, 1)} s`),
         row('latency p50 (commit → receipt)', (r) => `${fixed(percentile(r.latencies, 50), 1)} ms`),
         row('latency p90', (r) => `${fixed(percentile(r.latencies, 90), 1)} ms`),
-        row('latency p99', (r) => `${fixed(percentile(r.latencies, 99), 1)} ms`, `≤ ${TARGET_P99_MS} ms`, badP99 <= TARGET_P99_MS && cleanP99 <= TARGET_P99_MS),
+        row('latency p99', (r) => `${fixed(percentile(r.latencies, 99), 1)} ms`, `≤ ${TARGET_P99_MS} ms (beside failing)`, badP99 <= TARGET_P99_MS),
         row('latency max', (r) => `${fixed(r.latencies.at(-1), 1)} ms`),
         row('duplicates (healthy)', (r) => String(r.duplicates), '0', bad.duplicates === 0 && clean.duplicates === 0),
         row('requests to hanging/failing endpoints', (r) => int(r.badRequests)),
       ],
     ) + '\n',
   );
-  process.stdout.write(`healthy p99 ratio (with failing / none failing): ${fixed(ratio, 2)}× — target ≤ ${TARGET_ISOLATION_RATIO}× ${verdict(ratio <= TARGET_ISOLATION_RATIO)}\n`);
+  process.stdout.write(`healthy p99 ratio (with failing endpoints / without): ${fixed(ratio, 2)}× — target ≤ ${TARGET_ISOLATION_RATIO}× ${verdict(ratio <= TARGET_ISOLATION_RATIO)}\n`);
 }
 
 (FLEET ? mainFleet() : main()).then(
