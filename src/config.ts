@@ -58,8 +58,8 @@ export interface Config {
     /** an endpoint failing without a success for this long is disabled (its pending deliveries are kept) */
     disableAfterHours: number;
     /**
-     * leased (in-flight) deliveries per receiver — an endpoint, or a callbackUrl's host — across
-     * all dispatchers: a hanging receiver holds at most this many slots (src/notify/isolation.ts)
+     * leased (in-flight) deliveries per endpoint across all dispatchers: a hanging endpoint holds
+     * at most this many slots (src/notify/isolation.ts)
      */
     maxInFlight: number;
   };

@@ -1,9 +1,9 @@
 // The dispatcher role. Expands committed events into deliveries (one per target), then sends them.
 // Wakes when an event or a delivery commits (LISTEN/NOTIFY), when a retry or an expired
 // lease falls due (a timer set from the database), and on a slow fallback sweep; keeps up to
-// `concurrency` attempts in flight, claiming more as slots free up; a receiver holds at most
-// ENDPOINT_MAX_IN_FLIGHT of them across all dispatchers and is claimed fairly beside the others
-// (isolation.ts), so one slow receiver never holds up the others. Any number of dispatchers may run: claims are disjoint (SKIP LOCKED) and fenced.
+// `concurrency` attempts in flight, claiming more as slots free up; an endpoint holds at most
+// ENDPOINT_MAX_IN_FLIGHT of them across all dispatchers and every receiver is claimed fairly beside
+// the others (isolation.ts), so one slow receiver never holds up the others. Any number of dispatchers may run: claims are disjoint (SKIP LOCKED) and fenced.
 import { readFileSync } from 'node:fs';
 import { observeDeliveryAttempt } from '../metrics/index.ts';
 import type { Runtime } from '../runtime.ts';
@@ -126,7 +126,7 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
     const ms = await msUntilNextDue(rt.pool);
     if (stopping || ms === null || ms >= sweepIntervalMs) return;
     if (dueTimer) clearTimeout(dueTimer);
-    // Rows due now that the claim left are held by a receiver's cap: a finishing attempt wakes us.
+    // Rows due now that the claim left are held by an endpoint's cap: a finishing attempt wakes us.
     dueTimer = setTimeout(() => {
       dueTimer = null;
       wake();

@@ -1,9 +1,11 @@
 // Isolation between receivers, as SQL fragments of the claim (outbox.repository.ts). A slow, hanging
 // or rate-limited receiver must never hold up the others, whatever the number of dispatchers, so
 // every rule lives in PostgreSQL and is applied by the claim statement itself:
-// - per-receiver in-flight cap: a receiver (an endpoint, or a callbackUrl's host) has at most
-//   `maxInFlight` leased deliveries across all dispatchers — counted from the leases, no counter to
-//   drift; a hanging receiver thus occupies at most its own slots until the attempt timeout;
+// - per-endpoint in-flight cap: an endpoint has at most `maxInFlight` leased deliveries across all
+//   dispatchers — counted from the leases, no counter to drift; a hanging endpoint thus occupies at
+//   most its own slots until the attempt timeout. (callbackUrl deliveries are not capped: one
+//   receiver taking every upload's callback is the common case, and capping its host would cap the
+//   whole callback throughput; they are claimed fairly by host, below);
 // - rate limit: an endpoint's `rate_limit_per_second` is enforced with GCRA (the generic cell rate
 //   algorithm of ATM, ITU-T I.371): endpoints.rate_next_at is the theoretical arrival time of its
 //   next request, advanced by 1/rate for each delivery claimed;
@@ -24,8 +26,8 @@ export const CLAIM_LOCK_KEY = 0x69736f6c617465n.toString();
 export const RATE_BURST_MS = 100;
 
 /**
- * The receiver a delivery counts against: its endpoint, or for a callbackUrl delivery the host (and
- * port) of the URL, lower-cased, so one tenant's hanging callback host is capped like an endpoint.
+ * The receiver a delivery is claimed fairly within: its endpoint, or for a callbackUrl delivery the
+ * host (and port) of the URL, lower-cased.
  */
 export const RECEIVER_KEY = `COALESCE('endpoint:' || deliveries.endpoint_id,
   'host:' || lower(substring(deliveries.target from '^[^:]+://(?:[^@/?#]*@)?([^/?#]*)')))`;
@@ -33,14 +35,14 @@ export const RECEIVER_KEY = `COALESCE('endpoint:' || deliveries.endpoint_id,
 /**
  * CTEs ending in `due` (id, attempts, run_first_attempt, redeliver_requested: the rows picked and
  * locked). `ready` is the condition of a claimable row (due, not leased, flowing, in order).
- * Parameters: $1 the claim's limit, $6 the in-flight cap per receiver.
+ * Parameters: $1 the claim's limit, $6 the in-flight cap per endpoint.
  */
 export function fairDueCtes(ready: string): string {
   return `ready AS (
        SELECT id, endpoint_id, next_attempt_at, seq, ${RECEIVER_KEY} AS receiver FROM deliveries WHERE ${ready}),
      in_flight AS (
        SELECT ${RECEIVER_KEY} AS receiver, count(*)::int AS n FROM deliveries
-        WHERE delivery_status = 'pending' AND locked_until >= now()
+        WHERE delivery_status = 'pending' AND locked_until >= now() AND endpoint_id IS NOT NULL
         GROUP BY 1),
      rate_room AS (
        SELECT e.id,
@@ -55,7 +57,7 @@ export function fairDueCtes(ready: string): string {
          SELECT ready.*, row_number() OVER (PARTITION BY receiver ORDER BY next_attempt_at, seq) AS rn FROM ready) r
          LEFT JOIN in_flight f ON f.receiver = r.receiver
          LEFT JOIN rate_room rr ON rr.id = r.endpoint_id
-        WHERE r.rn <= LEAST($6::int - COALESCE(f.n, 0), COALESCE(rr.n, $6::int))
+        WHERE r.endpoint_id IS NULL OR r.rn <= LEAST($6::int - COALESCE(f.n, 0), COALESCE(rr.n, $6::int))
         ORDER BY r.rn, r.next_attempt_at, r.seq
         LIMIT $1),
      due AS (

@@ -8,7 +8,7 @@ import type { Outcome } from './retry-policy.ts';
 import type { AttemptResult } from './types.ts';
 import { CHARGE_RATE, CLAIM_LOCK_KEY, fairDueCtes, NEXT_RATE_SLOT } from './isolation.ts';
 
-/** In-flight deliveries per receiver across all dispatchers when the caller names no cap. */
+/** In-flight deliveries per endpoint across all dispatchers when the caller names no cap. */
 export const DEFAULT_MAX_IN_FLIGHT = 10;
 
 type Queryable = Pick<pg.Pool, 'query'>;
@@ -83,9 +83,9 @@ export interface ClaimedDelivery {
  * advanced — before anything is sent, so a request that leaves a dispatcher always has its row, even
  * if the dispatcher dies.
  *
- * Receivers are isolated (isolation.ts): rows are taken round-robin across receivers, none beyond
- * `maxInFlight` leased deliveries per receiver across all dispatchers, nor beyond an endpoint's
- * rate_limit_per_second. Claims are serialized by a transaction-level advisory lock so each counts
+ * Receivers are isolated (isolation.ts): rows are taken round-robin across receivers (endpoints,
+ * callbackUrl hosts), none beyond `maxInFlight` leased deliveries per endpoint across all
+ * dispatchers, nor beyond an endpoint's rate_limit_per_second. Claims are serialized by a transaction-level advisory lock so each counts
  * the leases of the one before: given a pool, claimDue runs its own transaction; given a client, it
  * must be inside one (the lock is held to its end).
  *
@@ -277,7 +277,7 @@ export async function finishAttempt(db: Queryable, delivery: ClaimedDelivery, at
  * Milliseconds (by the database clock) until the earliest pending delivery can be claimed — its
  * next attempt, the end of the lease it is under, the next probe of an open breaker, or a
  * rate-limited endpoint's next slot — null if none is pending. Asked after a claim that took fewer
- * rows than it could, so rows due now are ignored: they are held by a receiver's in-flight cap
+ * rows than it could, so rows due now are ignored: they are held by an endpoint's in-flight cap
  * (a finishing attempt wakes its dispatcher), by per-upload order, or were committed since (their
  * NOTIFY wakes us). Index lookups rather than one scan of every pending row, so it stays cheap
  * under a backlog.

@@ -1,13 +1,14 @@
 // Isolation between receivers, with real loopback receivers, real Postgres and two real dispatchers:
 // a hanging endpoint does not delay a healthy one (judged against the same run without it), the
 // in-flight cap and an endpoint's rateLimitPerSecond hold across both dispatchers as counted at the
-// receiver, and one claim takes due deliveries round-robin across receivers.
+// receiver, and one claim takes due deliveries round-robin across receivers (endpoints, callback hosts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { claimDue } from '../../src/notify/outbox.repository.ts';
 import { createEndpoint, runDispatcher } from '../helpers/endpoints.ts';
 import { useApi } from '../helpers/env.ts';
+import { insertPendingDeliveries } from '../helpers/outbox.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -147,6 +148,18 @@ describe('isolation between receivers', () => {
     // The cap applies to the same claim: 6 of big's are leased, so a cap of 8 leaves it 2.
     const next = await claimDue(ctx.t.pool, 10, 60_000, 3, new Date(), 8);
     expect(next.map((c) => c.endpoint_id)).toEqual([big.id, big.id]);
+    await ctx.t.pool.query(`UPDATE deliveries SET delivery_status = 'skipped' WHERE tenant_id = $1`, [tenantId]);
+  });
+
+  it('callbackUrl deliveries are claimed round-robin by host, and not capped (one receiver often takes every callback)', async () => {
+    const { tenantId } = await ctx.t.newTenantKey();
+    await insertPendingDeliveries(ctx.t.pool, tenantId, 'http://127.0.0.1:9/a', 50); // older
+    const small = await insertPendingDeliveries(ctx.t.pool, tenantId, 'http://LOCALHOST:9/b', 4);
+    const claimed = await claimDue(ctx.t.pool, 10, 60_000, 3, new Date(), 3);
+    expect(claimed).toHaveLength(10);
+    expect(claimed.filter((c) => small.includes(c.id))).toHaveLength(4);
+    // A cap of 3 applies to endpoints only: the next claim still takes 10 callbacks to one host.
+    expect(await claimDue(ctx.t.pool, 10, 60_000, 3, new Date(), 3)).toHaveLength(10);
     await ctx.t.pool.query(`UPDATE deliveries SET delivery_status = 'skipped' WHERE tenant_id = $1`, [tenantId]);
   });
 });
