@@ -4,6 +4,9 @@
 // from commit to receipt (p50/p90/p99/max), and checks every webhook-id arrived exactly once.
 //
 // Usage: npm run bench:webhooks -- [--deliveries 1000] [--spread-ms 1500] [--dispatchers 1] [--producers 8]
+//        npm run bench:webhooks -- --endpoints 50 [--hanging 5] [--failing 5] [--deliveries 10000]
+//            [--spread-ms 40000] [--dispatchers 2]: isolation between receivers (lib/webhook-endpoints.ts),
+//            WEBHOOK_TIMEOUT_MS=1000 unless set; ENDPOINT_MAX_IN_FLIGHT / WEBHOOK_CONCURRENCY from the env
 //   DATABASE_URL  server to use (default postgres://postgres@127.0.0.1:5432/postgres); a database
 //                 bench_<random> is created there, migrated, and dropped at the end (also on error)
 // Exits 0 when the target is missed (it is a measurement) and prints MISSED; non-zero only on errors.
@@ -21,20 +24,27 @@ import { startDispatcher, type DispatcherHandle } from '../src/notify/dispatcher
 import { ensureTenant } from '../src/tenants/tenants.repository.ts';
 import { adminExec, DEFAULT_ADMIN_URL, dropBenchDatabase, randomDatabaseName, withDatabase } from './lib/db.ts';
 import { fixed, int, table, verdict } from './lib/format.ts';
+import { fleetKinds, runFleet, type FleetOptions, type FleetRun } from './lib/webhook-endpoints.ts';
 
 const TARGET_P99_MS = 250;
+/** healthy endpoints' p99 beside failing ones, against the run with none failing */
+const TARGET_ISOLATION_RATIO = 1.5;
 
 const { values } = parseArgs({
   options: {
-    deliveries: { type: 'string', default: '1000' },
-    'spread-ms': { type: 'string', default: '1500' },
-    dispatchers: { type: 'string', default: '1' },
+    deliveries: { type: 'string' },
+    'spread-ms': { type: 'string' },
+    dispatchers: { type: 'string' },
     producers: { type: 'string', default: '8' },
+    endpoints: { type: 'string' },
+    hanging: { type: 'string', default: '5' },
+    failing: { type: 'string', default: '5' },
   },
 });
-const N = positiveInt(values.deliveries, '--deliveries');
-const SPREAD_MS = positiveInt(values['spread-ms'], '--spread-ms');
-const DISPATCHERS = positiveInt(values.dispatchers, '--dispatchers');
+const FLEET = values.endpoints !== undefined;
+const N = positiveInt(values.deliveries ?? (FLEET ? '10000' : '1000'), '--deliveries');
+const SPREAD_MS = positiveInt(values['spread-ms'] ?? (FLEET ? '40000' : '1500'), '--spread-ms');
+const DISPATCHERS = positiveInt(values.dispatchers ?? (FLEET ? '2' : '1'), '--dispatchers');
 const PRODUCERS = positiveInt(values.producers, '--producers');
 
 function positiveInt(raw: string | undefined, name: string): number {
@@ -187,7 +197,60 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
+/** --endpoints: the same load with and without the failing endpoints, healthy endpoints' figures compared. */
+async function mainFleet(): Promise<void> {
+  const endpoints = positiveInt(values.endpoints, '--endpoints');
+  const hanging = Number(values.hanging);
+  const failing = Number(values.failing);
+  if (!(Number.isInteger(hanging) && Number.isInteger(failing) && hanging >= 0 && failing >= 0 && hanging + failing < endpoints)) {
+    throw new Error('--hanging and --failing must be integers ≥ 0 leaving at least one healthy endpoint');
+  }
+  const env: Record<string, string> = { WEBHOOK_TIMEOUT_MS: process.env.WEBHOOK_TIMEOUT_MS ?? '1000' };
+  for (const name of ['ENDPOINT_MAX_IN_FLIGHT', 'WEBHOOK_CONCURRENCY', 'ENDPOINT_BREAKER_THRESHOLD']) {
+    if (process.env[name]) env[name] = process.env[name]!;
+  }
+  const opts: FleetOptions = {
+    adminUrl: process.env.DATABASE_URL ?? DEFAULT_ADMIN_URL,
+    deliveries: N, endpoints, hanging, failing, spreadMs: SPREAD_MS, dispatchers: DISPATCHERS, producers: PRODUCERS, env,
+  };
+  const config = loadConfig({ DATABASE_URL: opts.adminUrl, ...env });
+  process.stderr.write(
+    `${int(N)} deliveries to ${endpoints} endpoints (${hanging} hanging, ${failing} answering 500) over ~${SPREAD_MS} ms, ` +
+      `${DISPATCHERS} dispatcher(s) × ${config.webhook.concurrency} slots, ENDPOINT_MAX_IN_FLIGHT ${config.endpoints.maxInFlight}, ` +
+      `WEBHOOK_TIMEOUT_MS ${config.webhook.timeoutMs} …\n`,
+  );
+  const bad = await runFleet(opts, fleetKinds(endpoints, hanging, failing));
+  // The baseline: the same healthy endpoints and events without the failing ones, so both runs
+  // deliver the same healthy work and the ratio is the failing endpoints' effect alone.
+  process.stderr.write(`… and again with only the ${endpoints - hanging - failing} healthy endpoints\n`);
+  const clean = await runFleet(opts, fleetKinds(endpoints - hanging - failing, 0, 0));
+
+  const badP99 = percentile(bad.latencies, 99);
+  const cleanP99 = percentile(clean.latencies, 99);
+  const ratio = badP99 / cleanP99;
+  const row = (name: string, f: (r: FleetRun) => string, target = '', ok?: boolean) =>
+    [name, f(bad), f(clean), target, ok === undefined ? '' : verdict(ok)];
+  process.stdout.write(`\nisolation: ${int(N)} deliveries over ${endpoints} endpoints, healthy endpoints' figures\n\n`);
+  process.stdout.write(
+    table(
+      ['metric', `>${hanging} hanging + ${failing} failing`, '>no failing endpoints', 'target', 'verdict'],
+      [
+        row('healthy deliveries', (r) => int(r.healthyDeliveries)),
+        row('healthy deliveries/s (first commit → last receipt)', (r) => fixed(r.perSecond, 0)),
+        row('commits over', (r) => `${fixed(r.commitSeconds, 1)} s`),
+        row('latency p50 (commit → receipt)', (r) => `${fixed(percentile(r.latencies, 50), 1)} ms`),
+        row('latency p90', (r) => `${fixed(percentile(r.latencies, 90), 1)} ms`),
+        row('latency p99', (r) => `${fixed(percentile(r.latencies, 99), 1)} ms`, `≤ ${TARGET_P99_MS} ms (beside failing)`, badP99 <= TARGET_P99_MS),
+        row('latency max', (r) => `${fixed(r.latencies.at(-1), 1)} ms`),
+        row('duplicates (healthy)', (r) => String(r.duplicates), '0', bad.duplicates === 0 && clean.duplicates === 0),
+        row('requests to hanging/failing endpoints', (r) => int(r.badRequests)),
+      ],
+    ) + '\n',
+  );
+  process.stdout.write(`healthy p99 ratio (with failing endpoints / without): ${fixed(ratio, 2)}× — target ≤ ${TARGET_ISOLATION_RATIO}× ${verdict(ratio <= TARGET_ISOLATION_RATIO)}\n`);
+}
+
+(FLEET ? mainFleet() : main()).then(
   () => process.exit(0),
   (err: unknown) => {
     process.stderr.write(`bench:webhooks failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

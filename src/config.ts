@@ -42,6 +42,8 @@ export interface Config {
     backoffBaseMs: number;
     backoffMaxMs: number;
     timeoutMs: number;
+    /** attempts in flight at once per dispatcher process */
+    concurrency: number;
     /** networks callbacks may reach despite the SSRF rules (parsed here, so a typo stops the start) */
     allowedCidrs: readonly CidrEntry[];
   };
@@ -55,6 +57,11 @@ export interface Config {
     probeMaxMs: number;
     /** an endpoint failing without a success for this long is disabled (its pending deliveries are kept) */
     disableAfterHours: number;
+    /**
+     * leased (in-flight) deliveries per endpoint across all dispatchers: a hanging endpoint holds
+     * at most this many slots (src/notify/isolation.ts)
+     */
+    maxInFlight: number;
   };
   /**
    * the email channel (nodemailer over SMTP): null when SMTP_URL is unset, and `email` endpoints are
@@ -198,6 +205,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       backoffBaseMs: read.int('WEBHOOK_BACKOFF_BASE_MS', 5_000, 1, 86_400_000),
       backoffMaxMs: read.int('WEBHOOK_BACKOFF_MAX_MS', 3_600_000, 1, 7 * 86_400_000),
       timeoutMs: read.int('WEBHOOK_TIMEOUT_MS', 10_000, 100, 600_000),
+      concurrency: read.int('WEBHOOK_CONCURRENCY', 32, 1, 1024),
       allowedCidrs: read.parsed('WEBHOOK_ALLOWED_CIDRS', [], parseCidrList),
     },
     endpoints: {
@@ -206,6 +214,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       probeMaxMs: read.int('ENDPOINT_PROBE_MAX_MS', 3_600_000, 10, 7 * 86_400_000),
       // Svix's figure: five days of failing before an endpoint is disabled.
       disableAfterHours: read.int('ENDPOINT_DISABLE_AFTER_HOURS', 120, 1, 24 * 365),
+      maxInFlight: read.int('ENDPOINT_MAX_IN_FLIGHT', 10, 1, 1024),
     },
     smtp: smtpSettings(read),
     http: {

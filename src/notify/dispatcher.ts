@@ -1,8 +1,9 @@
 // The dispatcher role. Expands committed events into deliveries (one per target), then sends them.
 // Wakes when an event or a delivery commits (LISTEN/NOTIFY), when a retry or an expired
 // lease falls due (a timer set from the database), and on a slow fallback sweep; keeps up to
-// `concurrency` attempts in flight, claiming more as slots free up, so one slow receiver never holds
-// up the others. Any number of dispatchers may run: claims are disjoint (SKIP LOCKED) and fenced.
+// `concurrency` attempts in flight, claiming more as slots free up; an endpoint holds at most
+// ENDPOINT_MAX_IN_FLIGHT of them across all dispatchers and every receiver is claimed fairly beside
+// the others (isolation.ts), so one slow receiver never holds up the others. Any number of dispatchers may run: claims are disjoint (SKIP LOCKED) and fenced.
 import { readFileSync } from 'node:fs';
 import { observeDeliveryAttempt } from '../metrics/index.ts';
 import type { Runtime } from '../runtime.ts';
@@ -21,7 +22,7 @@ export interface DispatcherHandle {
 }
 
 export interface DispatcherOptions {
-  /** attempts in flight at once */
+  /** attempts in flight at once; defaults to WEBHOOK_CONCURRENCY */
   concurrency?: number;
   /** rows claimed per query */
   batchSize?: number;
@@ -52,7 +53,8 @@ export function defaultLeaseMs(timeoutMs: number): number {
 export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOptions = {}): Promise<DispatcherHandle> {
   const log = rt.logger.child({ role: 'dispatcher' });
   const cfg = rt.config.webhook;
-  const concurrency = opts.concurrency ?? 32;
+  const concurrency = opts.concurrency ?? cfg.concurrency;
+  const maxInFlight = rt.config.endpoints.maxInFlight;
   const batchSize = Math.min(opts.batchSize ?? 16, concurrency);
   const sweepIntervalMs = opts.sweepIntervalMs ?? 5000;
   const leaseMs = opts.leaseMs ?? defaultLeaseMs(cfg.timeoutMs);
@@ -113,7 +115,7 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
         for (;;) {
           const room = Math.min(batchSize, concurrency - inFlight.size);
           if (stopping || room <= 0) return; // a finishing attempt wakes us again
-          const batch = await claimDue(rt.pool, room, leaseMs, cfg.maxRetries, new Date(deps.now()));
+          const batch = await claimDue(rt.pool, room, leaseMs, cfg.maxRetries, new Date(deps.now()), maxInFlight);
           for (const delivery of batch) track(delivery);
           if (batch.length < room) break;
         }
@@ -129,7 +131,7 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
     const ms = await msUntilNextDue(rt.pool);
     if (stopping || ms === null || ms >= sweepIntervalMs) return;
     if (dueTimer) clearTimeout(dueTimer);
-    // A row due now that we could not claim is mid-claim by another dispatcher: look again shortly.
+    // Rows due now that the claim left are held by an endpoint's cap: a finishing attempt wakes us.
     dueTimer = setTimeout(() => {
       dueTimer = null;
       wake();
@@ -188,7 +190,7 @@ export async function startDispatcher(rt: DispatcherRuntime, opts: DispatcherOpt
     applicationName: 'stream-api:dispatcher-listen',
   });
   const sweep = setInterval(wake, sweepIntervalMs);
-  log.info({ concurrency, batchSize, leaseMs, maxRetries: cfg.maxRetries, timeoutMs: cfg.timeoutMs }, 'dispatcher started');
+  log.info({ concurrency, maxInFlight, batchSize, leaseMs, maxRetries: cfg.maxRetries, timeoutMs: cfg.timeoutMs }, 'dispatcher started');
 
   let stopped: Promise<void> | null = null;
   async function stop(): Promise<void> {

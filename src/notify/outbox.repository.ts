@@ -6,6 +6,10 @@ import type pg from 'pg';
 import { OUTCOME_EVENT_TYPES } from './event-types.ts';
 import type { Outcome } from './retry-policy.ts';
 import type { AttemptResult } from './types.ts';
+import { CHARGE_RATE, CLAIM_LOCK_KEY, fairDueCtes, NEXT_RATE_SLOT } from './isolation.ts';
+
+/** In-flight deliveries per endpoint across all dispatchers when the caller names no cap. */
+export const DEFAULT_MAX_IN_FLIGHT = 10;
 
 type Queryable = Pick<pg.Pool, 'query'>;
 
@@ -16,6 +20,15 @@ type Queryable = Pick<pg.Pool, 'query'>;
  */
 const ENDPOINT_FLOWING = `(deliveries.endpoint_id IS NULL
   OR EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled AND e.breaker_state = 'closed'))`;
+
+/**
+ * ENDPOINT_FLOWING for a claim that looks at every due row (claimDue ranks them all): the held
+ * endpoints are read once into a hashed set instead of one lookup per row, as the rows of open or
+ * disabled endpoints pile up while they wait. Equivalent, as a delivery's endpoint_id is either NULL
+ * or an existing endpoint (ON DELETE SET NULL).
+ */
+const ENDPOINT_FLOWING_HASHED = `(deliveries.endpoint_id IS NULL
+  OR deliveries.endpoint_id NOT IN (SELECT e.id FROM endpoints e WHERE NOT e.enabled OR e.breaker_state <> 'closed'))`;
 
 /**
  * Per-upload order: a delivery waits while an older one of the same upload to the same target is
@@ -65,10 +78,16 @@ export interface ClaimedDelivery {
 }
 
 /**
- * Claims up to `limit` due rows (FOR UPDATE SKIP LOCKED, so concurrent dispatchers take disjoint
- * rows), leases each for `leaseMs` under a fresh token, and records each claim's attempt as started
- * at `startedAt` — a row with no outcome yet, the attempt counter advanced — before anything is
- * sent, so a request that leaves a dispatcher always has its row, even if the dispatcher dies.
+ * Claims up to `limit` due rows, leases each for `leaseMs` under a fresh token, and records each
+ * claim's attempt as started at `startedAt` — a row with no outcome yet, the attempt counter
+ * advanced — before anything is sent, so a request that leaves a dispatcher always has its row, even
+ * if the dispatcher dies.
+ *
+ * Receivers are isolated (isolation.ts): rows are taken round-robin across receivers (endpoints,
+ * callbackUrl hosts), none beyond `maxInFlight` leased deliveries per endpoint across all
+ * dispatchers, nor beyond an endpoint's rate_limit_per_second. Claims are serialized by a transaction-level advisory lock so each counts
+ * the leases of the one before: given a pool, claimDue runs its own transaction; given a client, it
+ * must be inside one (the lock is held to its end).
  *
  * A dispatcher that dies mid-send leaves a lease that lapses and an attempt with no outcome; the
  * claim that takes the row next closes that attempt as `interrupted` (the receiver may have it) and
@@ -77,21 +96,34 @@ export interface ClaimedDelivery {
  * last, the claim settles the delivery `failed` instead and starts nothing (`budget_spent`).
  */
 export async function claimDue(
-  db: Queryable,
+  db: pg.Pool | pg.PoolClient,
   limit: number,
   leaseMs: number,
   maxRetries: number,
   startedAt: Date,
+  maxInFlight = DEFAULT_MAX_IN_FLIGHT,
 ): Promise<ClaimedDelivery[]> {
-  const due = `due AS (
-       SELECT id, attempts, run_first_attempt, redeliver_requested FROM deliveries
-        WHERE delivery_status = 'pending' AND next_attempt_at <= now()
-          AND (locked_until IS NULL OR locked_until < now()) AND ${ENDPOINT_FLOWING} AND ${NO_OLDER_PENDING}
-        ORDER BY next_attempt_at, seq
-        LIMIT $1
-        FOR UPDATE SKIP LOCKED)`;
-  const { rows } = await db.query<ClaimedDelivery>(claimSql(due, false), [limit, leaseMs, maxRetries, INTERRUPTED_MESSAGE, startedAt]);
-  return rows;
+  const ready = `delivery_status = 'pending' AND next_attempt_at <= now()
+          AND (locked_until IS NULL OR locked_until < now()) AND ${ENDPOINT_FLOWING_HASHED} AND ${NO_OLDER_PENDING}`;
+  const sql = claimSql(fairDueCtes(ready), false);
+  const params = [limit, leaseMs, maxRetries, INTERRUPTED_MESSAGE, startedAt, maxInFlight];
+  if ('release' in db) {
+    await db.query('SELECT pg_advisory_xact_lock($1::bigint)', [CLAIM_LOCK_KEY]);
+    return (await db.query<ClaimedDelivery>(sql, params)).rows;
+  }
+  const client = await db.connect();
+  try {
+    // One round trip for BEGIN and the lock; the claim's snapshot is then taken after the lock.
+    await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${CLAIM_LOCK_KEY})`);
+    const { rows } = await client.query<ClaimedDelivery>(sql, params);
+    await client.query('COMMIT');
+    return rows;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
 }
 
 /**
@@ -130,7 +162,8 @@ export async function claimProbes(
 /**
  * The claim proper, after a `due` CTE (id, attempts, run_first_attempt, redeliver_requested) has
  * picked and locked the rows. Parameters: $1 limit, $2 leaseMs, $3 maxRetries, $4 the interrupted
- * message, $5 the start time of the attempts. A probe claim also marks each endpoint's probe lease.
+ * message, $5 the start time of the attempts. A probe claim also marks each endpoint's probe lease;
+ * any other charges each rate-limited endpoint for the deliveries claimed.
  */
 function claimSql(due: string, probe: boolean): string {
   return `WITH ${due},
@@ -166,12 +199,12 @@ function claimSql(due: string, probe: boolean): string {
      started AS (
        INSERT INTO delivery_attempts (delivery_id, attempt, trigger, started_at)
        SELECT id, attempt, CASE WHEN ${probe} THEN 'probe' WHEN manual THEN 'manual' ELSE 'scheduled' END, $5::timestamptz
-         FROM claimed WHERE NOT budget_spent)${probe ? `,
-     probing AS (
+         FROM claimed WHERE NOT budget_spent),
+     ${probe ? `probing AS (
        UPDATE endpoints e
           SET probe_delivery_id = claimed.id, probe_lease_token = claimed.lease_token,
               probe_until = now() + make_interval(secs => $2::double precision / 1000)
-         FROM claimed WHERE e.id = claimed.endpoint_id AND NOT claimed.budget_spent)` : ''}
+         FROM claimed WHERE e.id = claimed.endpoint_id AND NOT claimed.budget_spent)` : CHARGE_RATE}
      SELECT * FROM claimed`;
 }
 
@@ -242,16 +275,21 @@ export async function finishAttempt(db: Queryable, delivery: ClaimedDelivery, at
 
 /**
  * Milliseconds (by the database clock) until the earliest pending delivery can be claimed — its
- * next attempt, the end of the lease it is under, or the next probe of an open breaker; 0 if one is
- * due now, null if none is pending. Index lookups rather than one scan of every pending row, so it
- * stays cheap under a backlog.
+ * next attempt, the end of the lease it is under, the next probe of an open breaker, or a
+ * rate-limited endpoint's next slot — null if none is pending. Asked after a claim that took fewer
+ * rows than it could, so rows due now are ignored: they are held by an endpoint's in-flight cap
+ * (a finishing attempt wakes its dispatcher), by per-upload order, or were committed since (their
+ * NOTIFY wakes us). Index lookups rather than one scan of every pending row, so it stays cheap
+ * under a backlog.
  */
 export async function msUntilNextDue(db: Queryable): Promise<number | null> {
   const { rows } = await db.query<{ ms: number | null }>(
     `SELECT GREATEST(0, EXTRACT(EPOCH FROM LEAST(
               (SELECT next_attempt_at FROM deliveries
-                WHERE delivery_status = 'pending' AND (locked_until IS NULL OR locked_until < now()) AND ${ENDPOINT_FLOWING}
+                WHERE delivery_status = 'pending' AND next_attempt_at > now()
+                  AND (locked_until IS NULL OR locked_until < now()) AND ${ENDPOINT_FLOWING}
                 ORDER BY next_attempt_at LIMIT 1),
+              ${NEXT_RATE_SLOT},
               (SELECT min(locked_until) FROM deliveries
                 WHERE delivery_status = 'pending' AND locked_until IS NOT NULL),
               -- the next probe of an open breaker (or the end of a probe's lease)
