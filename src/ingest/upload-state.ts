@@ -138,6 +138,8 @@ export async function completeUpload(
         SET status = 'completed', rows_processed = $3, rows_failed = $4, bytes_processed = $5,
             unknown_columns = $6, csv_header = $7, uncompressed_bytes_processed = $8, compression = $9,
             rows_inserted = $10, rows_updated = $11,
+            -- the load backend commits this very transaction: nothing of it is left for a later attempt to end
+            load_backend_pid = NULL, load_backend_start = NULL,
             completed_at = clock_timestamp(), updated_at = clock_timestamp()
       WHERE id = $1 AND attempt = $2 AND status = 'processing'`,
     [upload.id, upload.attempt, final.rowsProcessed, final.rowsFailed, final.bytesProcessed, final.unknownColumns, final.csvHeader, final.uncompressedBytesProcessed, final.compression,
@@ -241,6 +243,10 @@ async function markFailed(
             csv_header = COALESCE($${tail}, csv_header),
             uncompressed_bytes_processed = COALESCE($${tail + 1}, uncompressed_bytes_processed),
             compression = COALESCE($${tail + 2}, compression),
+            -- An attempt that failed by itself has ended its load transaction: a pooled connection that a
+            -- retry must never terminate. A lost worker's backend may still hold its locks (frozen): kept.
+            load_backend_pid = CASE WHEN $2 = 'worker_lost' THEN load_backend_pid END,
+            load_backend_start = CASE WHEN $2 = 'worker_lost' THEN load_backend_start END,
             completed_at = clock_timestamp(), updated_at = clock_timestamp()
       WHERE id = $1 ${guard}`,
     [uploadId, error.code, error.message, error.rowsFailed, error.bytesProcessed, ...guardParams, error.csvHeader, error.uncompressedBytesProcessed, error.compression],
