@@ -2,8 +2,9 @@
 // normal form (what is stored and versioned), and the DatasetDef the CSV → COPY transform runs on.
 // Pure: no I/O. Every problem is a DefinitionError whose message says which field and why.
 import { Type, type Static } from '@sinclair/typebox';
+import { RE2JS } from 're2js';
 import { checkField, compileColumn } from '../ingest/csv/fields.ts';
-import type { ColumnDef, ColumnType, DatasetDef } from '../ingest/datasets/types.ts';
+import type { ColumnDef, ColumnType, DatasetDef, ValuePattern } from '../ingest/datasets/types.ts';
 import { identifierProblem, SYSTEM_COLUMNS, tenantSchema } from './identifiers.ts';
 
 /** Names the service keeps for its built-in datasets. */
@@ -24,7 +25,7 @@ export const ColumnBody = Type.Object(
     required: Type.Optional(Type.Boolean({ description: 'an empty field rejects the row (unless a default is given); the header must have the column' })),
     default: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, description: 'loaded for an empty field or a column missing from the header' })),
     maxLength: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TEXT_LENGTH, description: 'text: most characters (varchar(n))' })),
-    pattern: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, description: 'text: a JavaScript regular expression (u flag) each value must match' })),
+    pattern: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, description: 'text: a regular expression in RE2 syntax (no backreferences or lookaround; matched in linear time) each value must match somewhere (anchor with ^ and $)' })),
     values: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { minItems: 1, maxItems: 1000, description: 'enum: the allowed values (case-sensitive)' })),
     aliases: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 20, description: 'other header names for this column (case-insensitive)' })),
   },
@@ -134,9 +135,9 @@ function normaliseColumn(c: Static<typeof ColumnBody>, where: string, headers: M
   if (c.pattern !== undefined) {
     if (type !== 'text') throw new DefinitionError(`${where}: pattern applies to text columns only`);
     try {
-      new RegExp(c.pattern, 'u');
+      compileTenantPattern(c.pattern);
     } catch (err) {
-      throw new DefinitionError(`${where}: pattern is not a valid regular expression (${(err as Error).message})`);
+      throw new DefinitionError(`${where}: pattern is not a valid regular expression in RE2 syntax (${(err as Error).message})`);
     }
     spec.pattern = c.pattern;
   }
@@ -158,6 +159,17 @@ function normaliseColumn(c: Static<typeof ColumnBody>, where: string, headers: M
   return spec;
 }
 
+/**
+ * A tenant's `pattern`, compiled with RE2JS (RE2 syntax: no backreferences, no lookaround). RE2 matches in
+ * time linear in the value's length: a JavaScript RegExp backtracks, and one pattern such as `(a+)+$`
+ * against a 30-character value would stall the loader's event loop (and, in role `all`, the API) for
+ * seconds. Throws RE2JS's syntax error for a pattern RE2 does not accept.
+ */
+export function compileTenantPattern(source: string): ValuePattern {
+  const re = RE2JS.compile(source);
+  return { source, test: (value) => re.matcher(value).find() };
+}
+
 /** The reject code a (trimmed, non-empty) value would get in this column, or null. */
 export function checkValue(def: ColumnDef, value: string): string | null {
   const b = Buffer.from(value);
@@ -168,7 +180,7 @@ function toColumnDef(spec: ColumnSpec, type: ColumnType, precision?: number, sca
   const def: ColumnDef = { name: spec.name, type, required: spec.required };
   if (precision !== undefined) Object.assign(def, { precision, scale });
   if (spec.maxLength !== undefined) def.maxLength = spec.maxLength;
-  if (spec.pattern !== undefined) def.pattern = new RegExp(spec.pattern, 'u');
+  if (spec.pattern !== undefined) def.pattern = compileTenantPattern(spec.pattern);
   if (spec.values) def.values = spec.values;
   if (spec.aliases) def.aliases = spec.aliases;
   if (spec.default !== undefined) def.default = spec.default;

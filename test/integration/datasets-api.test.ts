@@ -91,6 +91,8 @@ describe('definitions', () => {
     ['maxLength on an integer', [{ name: 'a', type: 'integer', maxLength: 3 }], 'text columns only'],
     ['an enum without values', [{ name: 'a', type: 'enum' }], 'needs values'],
     ['a bad pattern', [{ name: 'a', type: 'text', pattern: '(' }], 'not a valid regular expression'],
+    ['a backreference (RE2 has none: it would need backtracking)', [{ name: 'a', type: 'text', pattern: '^(a)\\1$' }], 'not a valid regular expression'],
+    ['a lookahead (RE2 has none)', [{ name: 'a', type: 'text', pattern: '^(?=a)' }], 'not a valid regular expression'],
     ['a default of the wrong type', [{ name: 'a', type: 'integer', default: 'ten' }], 'not valid for the column'],
   ])('refuses %s: 400 with the reason, nothing created', async (_what, columns, reason) => {
     const res = await post({ name: 'bad_one', columns });

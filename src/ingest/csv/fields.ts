@@ -92,10 +92,7 @@ function checkText(b: Buffer, s: number, e: number, flags: number, def: ColumnDe
   if (def.maxLength !== undefined && e - s > def.maxLength) {
     if (charLength(b, s, e, flags) > def.maxLength) return 'too_long';
   }
-  if (def.pattern) {
-    def.pattern.lastIndex = 0;
-    if (!def.pattern.test(decodeValue(b, s, e, flags))) return 'pattern';
-  }
+  if (def.pattern && !def.pattern.test(decodeValue(b, s, e, flags))) return 'pattern';
   return null;
 }
 
@@ -110,7 +107,7 @@ export function describeReject(code: RejectCode, def: ColumnDef, value: string):
     case 'too_long':
       return `${def.name}: ${[...value].length} characters, at most ${def.maxLength} allowed`;
     case 'pattern':
-      return `${def.name}: ${shown} does not match ${String(def.pattern)}`;
+      return `${def.name}: ${shown} does not match /${def.pattern?.source ?? ""}/`;
     case 'invalid_enum':
       return `${def.name}: ${shown} is not one of ${(def.values ?? []).join(', ')}`;
     case 'out_of_range':

@@ -22,8 +22,8 @@ export interface ColumnDef {
   required?: boolean;
   /** text / enum: maximum length in characters (Unicode code points, as PostgreSQL counts). */
   maxLength?: number;
-  /** text: the trimmed value must match. Avoid the g / y flags (stateful). */
-  pattern?: RegExp;
+  /** text: the trimmed value must match (found anywhere in it, as RegExp.test; anchor with ^ and $). */
+  pattern?: ValuePattern;
   /** enum: the allowed values, compared exactly (case-sensitive) after trimming. */
   values?: readonly string[];
   /** numeric(p,s): total significant digits p and digits after the point s (PostgreSQL rounds to s
@@ -47,4 +47,15 @@ export interface DatasetDef {
   /** A tenant's dataset's unique key (its columns): what mode=upsert matches rows by. */
   key?: readonly string[];
   columns: readonly ColumnDef[];
+}
+
+/**
+ * A pattern a text value must match. A built-in dataset's may be a RegExp literal (written here, trusted,
+ * without the stateful g / y flags); a tenant's is compiled by compileTenantPattern (RE2 syntax, linear time).
+ */
+export interface ValuePattern {
+  /** whether the pattern matches somewhere in `value` */
+  test(value: string): boolean;
+  /** the pattern as written */
+  readonly source: string;
 }
