@@ -27,6 +27,7 @@ describe('formatting', () => {
   it('bytes in binary units, three significant digits', () => {
     expect(formatBytes(0)).toBe('0 B');
     expect(formatBytes(1023)).toBe('1023 B');
+    expect(formatBytes(30.65134099616858)).toBe('31 B'); // a slow rate: B/s, no raw float
     expect(formatBytes(1024)).toBe('1.00 KiB');
     expect(formatBytes(37.4 * 1024 * 1024)).toBe('37.4 MiB');
     expect(formatBytes(2 * 1024 ** 3)).toBe('2.00 GiB');

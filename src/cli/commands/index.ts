@@ -19,7 +19,7 @@ export const CLIENT_USAGE = `
 client commands (talk to a running service: STREAM_API_URL, default http://localhost:3002, and STREAM_API_KEY,
 or --url / --key; --json prints machine-readable output only):
   upload FILE [--dataset D] [--callback URL] [--wait]   upload a CSV; --wait follows it to the end
-    [--max-errors N] [--max-error-ratio R] [--idempotency-key K]
+    [--mode append|upsert|replace] [--max-errors N] [--max-error-ratio R] [--idempotency-key K]
     [--tus | --no-tus]                                  resumable (tus) from STREAM_API_TUS_THRESHOLD bytes (64 MiB)
   status ID                                             one upload
   list [--status S] [--limit N]                         uploads, newest first
