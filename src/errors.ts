@@ -44,6 +44,7 @@ export const errorTable = {
   object_gone: { status: 410, message: 'the stored file is no longer available; upload it again' },
   tus_version_unsupported: { status: 412, message: 'tus requests need the header Tus-Resumable: 1.0.0' },
   tus_invalid_request: { status: 400, message: 'the request does not follow the tus 1.0 protocol' },
+  upload_length_exceeded: { status: 413, message: 'the request sends more bytes than the upload\'s Upload-Length' },
   upload_offset_conflict: { status: 409, message: 'Upload-Offset is not the offset of the upload; ask HEAD for it and resume from there' },
   upload_expired: { status: 410, message: 'the resumable upload expired or was removed; start a new one' },
   upload_locked: { status: 423, message: 'another request is writing to this upload; try again shortly' },

@@ -252,7 +252,7 @@ describe('tus: resumable uploads', () => {
       { name: 'bad idempotency key', res: tusRequest(env.api.url, key, 'POST', '/files', { headers: { 'Upload-Length': '10', 'Idempotency-Key': 'ü' } }), code: 'invalid_idempotency_key' },
       { name: 'wrong offset', res: tusPatch(env.api.url, key, path, 7, Buffer.from('abc')), code: 'upload_offset_conflict' },
       { name: 'no offset', res: tusRequest(env.api.url, key, 'PATCH', path, { headers: { 'Content-Type': 'application/offset+octet-stream' }, body: Buffer.from('a') }), code: 'tus_invalid_request' },
-      { name: 'bytes past the length', res: tusPatch(env.api.url, key, path, 0, Buffer.alloc(101, 'a')), code: 'file_too_large' },
+      { name: 'bytes past the length', res: tusPatch(env.api.url, key, path, 0, Buffer.alloc(101, 'a')), code: 'upload_length_exceeded' },
       { name: 'not a uuid', res: tusPatch(env.api.url, key, '/files/not-a-uuid', 0, Buffer.from('a')), code: 'not_found' },
       { name: 'no such upload', res: tusPatch(env.api.url, key, '/files/00000000-0000-4000-8000-000000000000', 0, Buffer.from('a')), code: 'not_found' },
       { name: 'concatenation', res: tusRequest(env.api.url, key, 'POST', '/files', { headers: { 'Upload-Concat': 'partial', 'Upload-Length': '10' } }), code: 'tus_invalid_request' },

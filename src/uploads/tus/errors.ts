@@ -21,7 +21,8 @@ const BY_TUS_ERROR = new Map<object, ErrorCode>([
   [ERRORS.FILE_NOT_FOUND, 'not_found'],
   [ERRORS.INVALID_OFFSET, 'upload_offset_conflict'],
   [ERRORS.FILE_NO_LONGER_EXISTS, 'upload_expired'],
-  [ERRORS.ERR_SIZE_EXCEEDED, 'file_too_large'],
+  [ERRORS.ERR_SIZE_EXCEEDED, 'upload_length_exceeded'], // beyond the upload's own Upload-Length
+  // beyond MAX_UPLOAD_BYTES
   [ERRORS.ERR_MAX_SIZE_EXCEEDED, 'file_too_large'],
   [ERRORS.INVALID_TERMINATION, 'invalid_state'],
   [ERRORS.ERR_LOCK_TIMEOUT, 'upload_locked'],
