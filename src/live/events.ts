@@ -32,14 +32,8 @@ export function progressFraction(status: string, bytesProcessed: number, sizeByt
 
 /** A NOTIFY payload is text from the database: parsed and checked, never trusted. */
 export function parseUploadEvent(payload: string | undefined): UploadEvent | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(payload ?? '');
-  } catch {
-    return null;
-  }
-  if (typeof value !== 'object' || value === null) return null;
-  const v = value as Record<string, unknown>;
+  const v = parseJsonObject(payload);
+  if (v === null) return null;
   const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
   if (typeof v.uploadId !== 'string' || typeof v.tenantId !== 'string' || typeof v.status !== 'string') return null;
   if (!isNum(v.attempt) || !isNum(v.rowsProcessed) || !isNum(v.rowsFailed)) return null;
@@ -173,15 +167,19 @@ export interface TenantNotice {
 
 /** Narrows a NOTIFY payload to a tenant notice; null for anything else (an upload event above all). */
 export function parseTenantNotice(payload: string | undefined): TenantNotice | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(payload ?? '');
-  } catch {
-    return null;
-  }
-  if (typeof value !== 'object' || value === null) return null;
-  const v = value as Record<string, unknown>;
+  const v = parseJsonObject(payload);
+  if (v === null) return null;
   if (v.kind !== 'endpoint.disabled' || typeof v.tenantId !== 'string') return null;
   if (typeof v.data !== 'object' || v.data === null || Array.isArray(v.data)) return null;
   return { kind: v.kind, tenantId: v.tenantId, data: v.data as Record<string, unknown> };
+}
+
+/** A NOTIFY payload parsed as a JSON object (arrays count as objects here; the callers check fields), else null. */
+function parseJsonObject(payload: string | undefined): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(payload ?? '');
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
 }

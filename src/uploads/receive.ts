@@ -177,7 +177,8 @@ export function replay(previous: StoredResponse, requestHash: string): { replaye
   return { replayed: true, body: previous.response as UploadAccepted };
 }
 
-function uploadRecord(
+/** The uploads row of an upload received whole (multipart or tus): who, where, what, and its options. */
+export function uploadRecord(
   tenantId: string,
   id: string,
   objectKey: string,

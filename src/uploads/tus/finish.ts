@@ -12,7 +12,7 @@ import type { AddressList } from '../../notify/ssrf.ts';
 import type { ObjectStore } from '../../storage/object-store.ts';
 import { claimIdempotencyKey, findIdempotentResponse } from '../idempotency.repository.ts';
 import { InspectStream, sniffNonCsv, SNIFF_BYTES } from '../inspect.ts';
-import { hashRequest, parseOptions, replay, type UploadAccepted } from '../receive.ts';
+import { hashRequest, parseOptions, replay, uploadRecord, type UploadAccepted } from '../receive.ts';
 import { findUpload, insertUploadWithJob } from '../uploads.repository.ts';
 import type { KnownDigest } from './hashes.ts';
 import { optionFields, tusFilename, type TusMetadata } from './metadata.ts';
@@ -69,20 +69,7 @@ export async function finishTusUpload(
     await deps.store.delete(ref.objectKey).catch(() => {});
     return replay(previous, requestHash);
   }
-  const record = {
-    id: ref.uploadId,
-    tenantId: ref.tenantId,
-    objectKey: ref.objectKey,
-    dataset: options.dataset,
-    mode: options.mode,
-    filename: file.filename,
-    sizeBytes: file.bytes,
-    sha256: file.sha256,
-    callbackUrl: options.callbackUrl,
-    callbackChannel: options.callbackChannel,
-    maxErrors: options.maxErrors,
-    maxErrorRatio: options.maxErrorRatio,
-  };
+  const record = uploadRecord(ref.tenantId, ref.uploadId, ref.objectKey, file, options);
   try {
     await deps.db.transaction().execute(async (trx) => {
       await insertUploadWithJob(trx, record, deps.jobMaxAttempts);
