@@ -258,8 +258,8 @@ describe('a bomb in a worker process', () => {
 
     // A CSV header, then 1 GiB of zeros: one endless record the loader reads on until the limit stops it.
     const id = await send({ content: zeroBomb(1024 ** 3, 'event_id,event_type,occurred_at\n'), filename: 'bomb.csv.gz' });
-    let peak = baseline;
-    const sampler = setInterval(() => (peak = Math.max(peak, rssOf(child!.pid!))), 25);
+    const samples: number[] = [];
+    const sampler = setInterval(() => samples.push(rssOf(child!.pid!)), 25);
     const state = await waitForStatus(env.t, id, ['completed', 'failed'], 150_000).finally(() => clearInterval(sampler));
     const body = await status(id);
     expect(body, output).toMatchObject({ status: 'failed', rowsProcessed: 0, error: { code: 'decompression_limit' } });
@@ -267,9 +267,18 @@ describe('a bomb in a worker process', () => {
     // The whole limit went through the pipeline, not a byte more …
     expect(body.uncompressedBytesProcessed).toBeLessThanOrEqual(limit);
     expect(body.uncompressedBytesProcessed).toBeGreaterThan(limit - (4 << 20));
-    // … in flat memory: 192 MiB decompressed, the worker's resident set grew by a fraction of it.
-    const growthMb = (peak - baseline) / 2 ** 20;
-    console.log(`bomb in a worker process: RSS ${(baseline / 2 ** 20).toFixed(0)} MB → peak ${(peak / 2 ** 20).toFixed(0)} MB (+${growthMb.toFixed(1)} MB) while decompressing ${limit >> 20} MiB`);
-    expect(growthMb).toBeLessThan(64);
+    // … in flat memory: the second half of the run costs no more than the first (memory that grows with
+    // the bytes decompressed would), and the whole growth is a fraction of the 192 MiB. The constant
+    // differs by runtime, measured: Node 20 ~32 MB, Node 24 ~65 MB (its collector frees buffers later).
+    const mb = (bytes: number) => bytes / 2 ** 20;
+    const half = Math.floor(samples.length / 2);
+    const [firstHalf, secondHalf] = [Math.max(baseline, ...samples.slice(0, half)), Math.max(baseline, ...samples.slice(half))];
+    const growthMb = mb(Math.max(firstHalf, secondHalf) - baseline);
+    console.log(
+      `bomb in a worker process: RSS ${mb(baseline).toFixed(0)} MB → peak ${mb(firstHalf).toFixed(0)} MB in the first half, ` +
+        `${mb(secondHalf).toFixed(0)} MB in the second (+${growthMb.toFixed(1)} MB) while decompressing ${limit >> 20} MiB`,
+    );
+    expect(mb(secondHalf - firstHalf)).toBeLessThan(24);
+    expect(growthMb).toBeLessThan(96);
   });
 });
