@@ -167,7 +167,7 @@ function normaliseColumn(c: Static<typeof ColumnBody>, where: string, headers: M
  */
 export function compileTenantPattern(source: string): ValuePattern {
   const re = RE2JS.compile(source);
-  return { source, test: (value) => re.matcher(value).find() };
+  return { source, test: (value) => re.test(value) };
 }
 
 /** The reject code a (trimmed, non-empty) value would get in this column, or null. */
