@@ -1,18 +1,12 @@
 // Direct-to-storage uploads as a client drives them: start (POST /uploads/direct), PUT the parts to
 // their presigned URLs with a plain HTTP client (fetch), complete (POST /uploads/:id/complete).
 import { expect } from 'vitest';
+import type { DirectUploadStarted } from '../../src/uploads/direct-start.ts';
 import type { TestApi, TestEnv } from './env.ts';
 import { sendJson, type HttpResult } from './http.ts';
 
-export interface DirectStarted {
-  uploadId: string;
-  partSizeBytes: number;
-  partCount: number;
-  expiresAt: string;
-  parts: { partNumber: number; url: string }[];
-  completeUrl: string;
-  statusUrl: string;
-}
+/** The 201 body of POST /uploads/direct, as the service types it. */
+export type DirectStarted = DirectUploadStarted;
 
 export interface DirectClient {
   start(body: Record<string, unknown>, headers?: Record<string, string>, key?: string): Promise<HttpResult>;
