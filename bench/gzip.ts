@@ -20,14 +20,12 @@ import { PassThrough } from 'node:stream';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { loadConfig } from '../src/config.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { createDb, createPool } from '../src/db/pool.ts';
 import { webhookEvents } from '../src/ingest/datasets/index.ts';
 import { startEmbeddedS3 } from '../src/storage/embedded-s3.ts';
 import { ObjectStore, objectKeyFor, type ObjectStoreOptions } from '../src/storage/object-store.ts';
-import { ensureTenant } from '../src/tenants/tenants.repository.ts';
-import { killChildren, REPO_ROOT, runHelper, trackChild } from './lib/child.ts';
-import { adminExec, DEFAULT_ADMIN_URL, dropBenchDatabase, randomDatabaseName, withDatabase } from './lib/db.ts';
+import { REPO_ROOT, runHelper, trackChild } from './lib/child.ts';
+import { onCleanup, runBench } from './lib/cleanup.ts';
+import { createBenchDatabase, DEFAULT_ADMIN_URL } from './lib/db.ts';
 import { fixed, int, mbytes, mib, table } from './lib/format.ts';
 import type { RunTaskInput, RunTaskResult } from './lib/run-task.ts';
 
@@ -45,15 +43,6 @@ const count = (name: 'rows' | 'repeat'): number => {
 };
 const ROWS = count('rows');
 const REPEAT = count('repeat');
-
-const undo: (() => Promise<unknown>)[] = [];
-let cleaning: Promise<void> | null = null;
-const cleanup = () =>
-  (cleaning ??= (async () => {
-    killChildren();
-    for (const fn of undo.reverse()) await fn().catch((err: Error) => console.error(`cleanup: ${err.message}`));
-  })());
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void cleanup().finally(() => process.exit(130)));
 
 /** `stream-api generate --rows N [--gzip]` into `file` (a child process: not in this process's memory). */
 async function generate(file: string, gzip: boolean): Promise<number> {
@@ -143,27 +132,19 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const adminUrl = config.databaseUrl ?? DEFAULT_ADMIN_URL;
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'stream-api-gzip-bench-'));
-  undo.push(() => rm(tmp, { recursive: true, force: true }));
-  const dbName = randomDatabaseName();
-  await adminExec(adminUrl, `CREATE DATABASE ${dbName}`);
-  undo.push(() => dropBenchDatabase(adminUrl, dbName));
-  const databaseUrl = withDatabase(adminUrl, dbName);
-  const pool = createPool(databaseUrl, 'stream-api-bench', 2);
-  const db = createDb(pool);
-  undo.push(() => db.destroy());
-  await migrate(pool);
+  onCleanup(() => rm(tmp, { recursive: true, force: true }));
+  const { name: dbName, databaseUrl, pool, tenantId } = await createBenchDatabase(adminUrl, 'stream-api-bench', 'bench');
 
   let endpoint = config.s3.endpoint;
   if (!endpoint) {
     const s3 = await startEmbeddedS3({ dataDir: tmp, port: 0, bucket: config.s3.bucket });
-    undo.push(() => s3.stop());
+    onCleanup(() => s3.stop());
     endpoint = s3.endpoint;
   }
   const s3: ObjectStoreOptions = { ...config.s3, endpoint };
   const store = new ObjectStore(s3);
-  undo.push(async () => store.destroy());
+  onCleanup(async () => store.destroy());
   await store.ensureBucket();
-  const tenantId = (await ensureTenant(db, 'bench')).id;
 
   const plain: Variant = { name: 'plain .csv', file: path.join(tmp, 'events.csv'), bytes: 0, compression: 'none' };
   const gz: Variant = { name: '.csv.gz', file: path.join(tmp, 'events.csv.gz'), bytes: 0, compression: 'gzip' };
@@ -205,10 +186,4 @@ async function main(): Promise<void> {
   );
 }
 
-main()
-  .then(() => cleanup())
-  .catch(async (err: unknown) => {
-    console.error(err);
-    await cleanup();
-    process.exitCode = 1;
-  });
+runBench(main);

@@ -49,5 +49,5 @@ export async function createBenchDatabase(adminUrl: string, applicationName: str
   onCleanup(() => db.destroy());
   await migrate(pool);
   const tenantId = (await ensureTenant(db, tenant)).id;
-  return { databaseUrl, db, tenantId, apiKey: await createApiKey(db, tenantId) };
+  return { name, databaseUrl, pool, db, tenantId, apiKey: await createApiKey(db, tenantId) };
 }
