@@ -4,6 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { RE2JS } from 're2js';
 import { checkField, compileColumn } from '../ingest/csv/fields.ts';
+import { InputFormatBody, InputFormatError, normaliseInputFormat, type InputFormat } from '../ingest/csv/input-format.ts';
 import type { ColumnDef, ColumnType, DatasetDef, ValuePattern } from '../ingest/datasets/types.ts';
 import { identifierProblem, SYSTEM_COLUMNS, tenantSchema } from './identifiers.ts';
 
@@ -37,6 +38,7 @@ export const DatasetBody = Type.Object(
     name: Type.String({ maxLength: 200, description: 'the table name: [a-z_][a-z0-9_]*, at most 63 characters, not a reserved word' }),
     columns: Type.Array(ColumnBody, { minItems: 1, maxItems: MAX_COLUMNS }),
     key: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { minItems: 1, maxItems: 32, description: 'unique key columns (stored; used by upserts)' })),
+    format: Type.Optional(InputFormatBody),
   },
   { additionalProperties: false },
 );
@@ -60,6 +62,8 @@ export interface DatasetSpec {
   name: string;
   columns: ColumnSpec[];
   key?: string[];
+  /** How this dataset's files are written, where it differs from RFC 4180's defaults (src/ingest/csv/input-format.ts). */
+  format?: Partial<InputFormat>;
 }
 
 export class DefinitionError extends Error {
@@ -110,6 +114,15 @@ export function normaliseDefinition(input: DatasetInput, pathName?: string): Dat
       seen.add(k);
     }
     spec.key = [...input.key];
+  }
+  if (input.format) {
+    try {
+      const format = normaliseInputFormat(input.format);
+      if (Object.keys(format).length > 0) spec.format = format;
+    } catch (err) {
+      if (err instanceof InputFormatError) throw new DefinitionError(err.message);
+      throw err;
+    }
   }
   return spec;
 }
@@ -195,6 +208,7 @@ export function compileDefinition(spec: DatasetSpec, tenantId: string, version: 
     table: spec.name,
     version,
     ...(spec.key ? { key: spec.key } : {}),
+    ...(spec.format ? { format: spec.format } : {}),
     columns: spec.columns.map((c) => {
       const { type, precision, scale } = parseType(c.type, c.name);
       return toColumnDef(c, type, precision, scale);

@@ -1,6 +1,7 @@
 // Declarative description of an uploadable dataset: which table it lands in and what each
 // column must look like. The CSV → COPY transform validates every value against these
 // definitions so that nothing it forwards can make PostgreSQL abort the COPY.
+import type { InputFormat } from '../csv/input-format.ts';
 
 export type ColumnType =
   | 'text'
@@ -46,6 +47,8 @@ export interface DatasetDef {
   version?: number;
   /** A tenant's dataset's unique key (its columns): what mode=upsert matches rows by. */
   key?: readonly string[];
+  /** A tenant's dataset's default input format (delimiter, encoding, …) where it differs from RFC 4180's. */
+  format?: Partial<InputFormat>;
   columns: readonly ColumnDef[];
 }
 
