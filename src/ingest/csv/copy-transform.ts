@@ -1,5 +1,7 @@
 // Raw CSV bytes in, PostgreSQL `COPY … (FORMAT csv)` bytes out: one line per valid record,
-// `<line_number>,<fields>\n`. Invalid records go to onReject and are not sent.
+// `<line_number><delimiter><fields>\n`, in the file's own delimiter (copyStatement names it). Invalid
+// records go to onReject and are not sent. The bytes are UTF-8: another encoding is decoded before
+// this transform (decode.ts).
 //
 // Why it looks like this (see PERFORMANCE.md): the cost that matters is JS work per row. A
 // valid record whose bytes are already canonical is copied to the output as its ORIGINAL bytes
@@ -10,13 +12,15 @@
 import { isUtf8 } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { DatasetDef } from '../datasets/types.ts';
-import { checkField, decodeValue, describeReject } from './fields.ts';
+import { type DateLayout, isoDate, pointDecimal } from './convert.ts';
+import { checkField, CONVERT_DECIMAL, CONVERT_NONE, CONVERT_TIMESTAMP, decodeValue, describeReject } from './fields.ts';
+import { DEFAULT_INPUT_FORMAT } from './input-format.ts';
 import { type HeaderPlan, planHeader } from './header.ts';
 import { ACCEPTED, BLANK, BROKEN, bookRecord, checkAccounting, HEADER, LineLedger, REJECTED } from './accounting.ts';
 import { ChunkWriter } from './output.ts';
 import { RAW_CAP, SpanningRecord } from './spanning.ts';
 import {
-  COMMA,
+  F_LITERAL,
   F_QUOTED,
   LF,
   MALFORMED_BARE_CR,
@@ -41,7 +45,7 @@ const LINE_OVERHEAD = 24;
 
 const MALFORMED_MESSAGES: Record<number, string> = {
   [MALFORMED_QUOTE_IN_FIELD]: 'quote inside an unquoted field',
-  [MALFORMED_INVALID_CLOSING_QUOTE]: 'quote inside a quoted field that is neither doubled nor followed by a comma or line end',
+  [MALFORMED_INVALID_CLOSING_QUOTE]: 'quote inside a quoted field that is neither doubled nor followed by the delimiter or line end',
   [MALFORMED_BARE_CR]: 'carriage return outside quotes that does not end the line',
 };
 
@@ -57,7 +61,9 @@ export class CopyTransform extends Transform {
   private readonly dataset: DatasetDef;
   private readonly opts: CopyTransformOptions;
   private readonly maxRecordBytes: number;
-  private readonly scanner = new RecordScanner();
+  private readonly scanner: RecordScanner;
+  /** The file's delimiter byte, which the output keeps. */
+  private readonly delimiter: number;
   private readonly out: ChunkWriter;
   private plan: HeaderPlan | null = null;
   /** Physical line where the next record starts. */
@@ -73,7 +79,11 @@ export class CopyTransform extends Transform {
     this.dataset = dataset;
     this.opts = opts;
     this.maxRecordBytes = opts.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
-    this.spanning = new SpanningRecord(this.maxRecordBytes);
+    const format = opts.format ?? DEFAULT_INPUT_FORMAT;
+    this.delimiter = format.delimiter.charCodeAt(0);
+    const relaxed = format.quotes === 'relaxed';
+    this.scanner = new RecordScanner(this.delimiter, relaxed);
+    this.spanning = new SpanningRecord(this.maxRecordBytes, this.delimiter, relaxed);
     this.out = new ChunkWriter(chunkBytes, (b) => this.push(b));
   }
 
@@ -225,6 +235,7 @@ export class CopyTransform extends Transform {
     }
     const f = sc.fields;
     let fill = false; // an empty field takes its column's default: the record must be rebuilt
+    let convert = false; // a value is rewritten (a date or decimal in the file's spelling): likewise
     for (let j = 0; j < n; j++) {
       const col = columns[j];
       if (col == null) continue;
@@ -238,12 +249,15 @@ export class CopyTransform extends Transform {
       if (col.free) continue;
       const code = checkField(buf, s, e, f[3 * j + 2]!, col);
       if (code !== null) return this.reject(buf, start, j, code, '');
+      if (col.convert !== CONVERT_NONE) convert = true;
     }
     const out = this.out;
-    out.reserve(end - start + LINE_OVERHEAD + (fill ? plan.defaultBytes : 0));
+    // A literal field (relaxed quotes) is quoted in the output and its quotes doubled: at most twice its size + 2.
+    const bytes = end - start;
+    out.reserve((sc.literal ? 2 * bytes + 2 * n : bytes) + LINE_OVERHEAD + (fill ? plan.defaultBytes : 0));
     out.writeInt(this.line);
-    if (!sc.rebuild && !plan.hasUnknown && !fill) {
-      out.byte(COMMA);
+    if (!sc.rebuild && !plan.hasUnknown && !fill && !convert) {
+      out.byte(this.delimiter);
       out.copy(buf, start, end);
     } else {
       this.stats.rowsRebuilt++;
@@ -253,22 +267,37 @@ export class CopyTransform extends Transform {
     this.book(ACCEPTED, lines);
   }
 
-  // Same fields, trimmed, blanks as NULL (nothing) or the column's default, unknown columns dropped.
-  // Quoted values stay quoted with their doubled quotes as they were, so no value needs re-escaping.
+  // Same fields, trimmed, blanks as NULL (nothing) or the column's default, unknown columns dropped,
+  // dates and decimals in ISO / decimal-point form (unquoted: they hold no delimiter, quote or line end).
+  // Quoted values stay quoted with their doubled quotes as they were, so no value needs re-escaping;
+  // only a literal value (relaxed quotes) is quoted here and its quotes doubled.
   private writeRebuilt(buf: Buffer, plan: HeaderPlan): void {
     const out = this.out;
     const f = this.scanner.fields;
+    const delimiter = this.delimiter;
     for (let j = 0; j < plan.columns.length; j++) {
-      if (plan.columns[j] == null) continue;
-      out.byte(COMMA);
+      const col = plan.columns[j];
+      if (col == null) continue;
+      out.byte(delimiter);
       const s = f[3 * j]!;
       const e = f[3 * j + 1]!;
       if (s === e) {
-        const fill = plan.columns[j]!.defaultCsv;
+        const fill = col.defaultCsv;
         if (fill !== null) out.copy(fill, 0, fill.length);
         continue;
       }
-      if (f[3 * j + 2]! & F_QUOTED) {
+      const flags = f[3 * j + 2]!;
+      if (col.convert !== CONVERT_NONE) {
+        this.writeConverted(buf, s, e, col.convert, col.date);
+      } else if (flags & F_LITERAL) {
+        out.byte(QUOTE);
+        for (let i = s; i < e; i++) {
+          const c = buf[i]!;
+          if (c === QUOTE) out.byte(QUOTE);
+          out.byte(c);
+        }
+        out.byte(QUOTE);
+      } else if (flags & F_QUOTED) {
         out.byte(QUOTE);
         out.copy(buf, s, e);
         out.byte(QUOTE);
@@ -276,6 +305,18 @@ export class CopyTransform extends Transform {
         out.copy(buf, s, e);
       }
     }
+  }
+
+  /** A checked date, timestamp or numeric value b[s, e) in the form COPY reads (as long as the original). */
+  private writeConverted(buf: Buffer, s: number, e: number, convert: number, date: DateLayout | null): void {
+    const out = this.out;
+    if (convert === CONVERT_DECIMAL) {
+      out.pos += pointDecimal(buf, s, e, out.buffer, out.pos);
+      return;
+    }
+    isoDate(buf, s, date!, out.buffer, out.pos);
+    out.pos += 10;
+    if (convert === CONVERT_TIMESTAMP) out.copy(buf, s + 10, e);
   }
 
   /**
@@ -295,7 +336,7 @@ export class CopyTransform extends Transform {
     if (this.scanner.malformed !== MALFORMED_NONE) this.refuseCrLineEndings();
     if (!utf8Ok) throw new CsvFileError('bad_header', 'header is not valid UTF-8');
     if (hasNul) throw new CsvFileError('bad_header', 'header contains a NUL byte');
-    this.plan = planHeader(this.dataset, buf, start, this.scanner, this.line);
+    this.plan = planHeader(this.dataset, buf, start, this.scanner, this.line, this.opts.format);
     this.header = this.plan.info;
     this.opts.onHeader(this.header);
   }

@@ -1,6 +1,10 @@
-// Per-column validation of one non-empty, trimmed field, on its bytes where the type allows.
+// Per-column validation of one non-empty, trimmed field, on its bytes where the type allows; dates and
+// decimals written in the file's own spelling (its InputFormat) are checked as the ISO / decimal-point
+// value the output will carry (see convert.ts).
 
 import type { ColumnDef } from '../datasets/types.ts';
+import { COMMA, DOT, dateLayout, isoDate, type DateLayout } from './convert.ts';
+import { DEFAULT_INPUT_FORMAT, type InputFormat } from './input-format.ts';
 import { checkJsonb } from './json.ts';
 import { isJsonb } from './json-bytes.ts';
 import { F_ESCAPED } from './scan.ts';
@@ -13,11 +17,22 @@ import {
   INT_OUT_OF_RANGE,
   isBoolean,
   isDate,
+  isDateAt,
   isNumeric,
+  isTimeAfterDate,
   numericFits,
   isTimestamp,
   isUuid,
 } from './validate.ts';
+
+/** How a valid value is written to the output: as it is, or converted (see convert.ts). */
+export const CONVERT_NONE = 0;
+/** date: the file's date spelling → YYYY-MM-DD */
+export const CONVERT_DATE = 1;
+/** timestamptz: its first 10 bytes as CONVERT_DATE, the rest as it is */
+export const CONVERT_TIMESTAMP = 2;
+/** numeric: decimal comma → point */
+export const CONVERT_DECIMAL = 3;
 
 export interface CompiledColumn {
   def: ColumnDef;
@@ -26,12 +41,32 @@ export interface CompiledColumn {
   values: ReadonlySet<string> | null;
   /** The default as a quoted CSV field, sent for an empty value; null without a default. */
   defaultCsv: Buffer | null;
+  /** CONVERT_*: a non-empty value of this column is rewritten in the output. */
+  convert: number;
+  /** date / timestamptz: the file's date layout; null for ISO 8601's own. */
+  date: DateLayout | null;
+  /** numeric: the decimal separator byte. */
+  point: number;
 }
 
-export function compileColumn(def: ColumnDef): CompiledColumn {
+/** The column's checks and output rules for files written in `format` (default: RFC 4180 / ISO 8601). */
+export function compileColumn(def: ColumnDef, format: InputFormat = DEFAULT_INPUT_FORMAT): CompiledColumn {
   const plainText = def.type === 'text' && def.maxLength === undefined && def.pattern === undefined;
   const defaultCsv = def.default === undefined ? null : Buffer.from(`"${def.default.replaceAll('"', '""')}"`);
-  return { def, free: plainText, values: def.values ? new Set(def.values) : null, defaultCsv };
+  const date = def.type === 'date' || def.type === 'timestamptz' ? dateLayout(format.dateFormat) : null;
+  const point = def.type === 'numeric' && format.decimalSeparator === ',' ? COMMA : DOT;
+  let convert = CONVERT_NONE;
+  if (date !== null) convert = def.type === 'date' ? CONVERT_DATE : CONVERT_TIMESTAMP;
+  else if (point === COMMA) convert = CONVERT_DECIMAL;
+  return { def, free: plainText, values: def.values ? new Set(def.values) : null, defaultCsv, convert, date, point };
+}
+
+/** A date's ISO form while it is checked. */
+const SCRATCH = new Uint8Array(10);
+
+/** b[s, s+10) is a real date written in `layout`. */
+function isDateIn(b: Uint8Array, s: number, layout: DateLayout): boolean {
+  return isoDate(b, s, layout, SCRATCH, 0) && isDateAt(SCRATCH, 0);
 }
 
 /** The value as PostgreSQL will see it: decoded, doubled quotes unescaped. */
@@ -71,15 +106,22 @@ export function checkField(b: Buffer, s: number, e: number, flags: number, col: 
       if (r === INT_OK) return null;
       return r === INT_OUT_OF_RANGE ? 'out_of_range' : 'invalid_integer';
     }
-    case 'numeric':
-      if (!isNumeric(b, s, e)) return 'invalid_numeric';
-      return def.precision === undefined || numericFits(b, s, e, def.precision, def.scale ?? 0) ? null : 'out_of_range';
+    case 'numeric': {
+      const point = col.point;
+      if (!isNumeric(b, s, e, point)) return 'invalid_numeric';
+      return def.precision === undefined || numericFits(b, s, e, def.precision, def.scale ?? 0, point) ? null : 'out_of_range';
+    }
     case 'boolean':
       return isBoolean(b, s, e) ? null : 'invalid_boolean';
-    case 'date':
-      return isDate(b, s, e) ? null : 'invalid_date';
-    case 'timestamptz':
-      return isTimestamp(b, s, e) ? null : 'invalid_timestamp';
+    case 'date': {
+      const layout = col.date;
+      return (layout === null ? isDate(b, s, e) : e - s === 10 && isDateIn(b, s, layout)) ? null : 'invalid_date';
+    }
+    case 'timestamptz': {
+      const layout = col.date;
+      if (layout === null) return isTimestamp(b, s, e) ? null : 'invalid_timestamp';
+      return e - s >= 16 && isDateIn(b, s, layout) && isTimeAfterDate(b, s, e) ? null : 'invalid_timestamp';
+    }
     case 'jsonb':
       return isJsonb(b, s, e, flags & F_ESCAPED ? 2 : 1) ? null : 'invalid_json';
     case 'enum':

@@ -2,6 +2,7 @@
 
 import type { DatasetDef } from '../datasets/types.ts';
 import { type CompiledColumn, compileColumn, decodeValue } from './fields.ts';
+import { DEFAULT_INPUT_FORMAT, type InputFormat } from './input-format.ts';
 import { MALFORMED_NONE, type RecordScanner } from './scan.ts';
 import { CsvFileError, type HeaderInfo } from './types.ts';
 
@@ -18,9 +19,10 @@ export interface HeaderPlan {
 
 /**
  * Matches the parsed header record (in `scanner`) to the dataset: names trimmed and compared
- * case-insensitively. The caller has already stripped a UTF-8 BOM and checked the bytes.
+ * case-insensitively. The caller has already stripped a UTF-8 BOM and checked the bytes. `format`: how
+ * the file writes its values (the columns' checks and conversions follow it).
  */
-export function planHeader(dataset: DatasetDef, buf: Buffer, start: number, scanner: RecordScanner, line: number): HeaderPlan {
+export function planHeader(dataset: DatasetDef, buf: Buffer, start: number, scanner: RecordScanner, line: number, format: InputFormat = DEFAULT_INPUT_FORMAT): HeaderPlan {
   if (scanner.malformed !== MALFORMED_NONE) {
     throw new CsvFileError('bad_header', `header (line ${line}) is not valid CSV: misplaced quote or bare carriage return`);
   }
@@ -44,7 +46,7 @@ export function planHeader(dataset: DatasetDef, buf: Buffer, start: number, scan
       const earlier = fed.get(def.name);
       if (earlier !== undefined) throw new CsvFileError('bad_header', `columns "${earlier}" and "${name}" both name dataset column ${def.name}`);
       fed.set(def.name, name);
-      columns.push(compileColumn(def));
+      columns.push(compileColumn(def, format));
       info.columns.push(def.name);
     } else {
       columns.push(null);

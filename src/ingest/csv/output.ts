@@ -15,6 +15,11 @@ export class ChunkWriter {
     this.buf = Buffer.allocUnsafe(chunkBytes);
   }
 
+  /** The Buffer being filled: a caller that reserved room may write into it at `pos`, then advance `pos`. */
+  get buffer(): Buffer {
+    return this.buf;
+  }
+
   /** Makes room for n more bytes; returns the Buffer to write into at `pos`. */
   reserve(n: number): Buffer {
     if (this.pos + n > this.buf.length) {

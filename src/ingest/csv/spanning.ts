@@ -3,7 +3,7 @@
 // and the rest is scanned for the end and dropped, so a quote that is never closed cannot
 // make memory grow with the file (it is still scanned to the end: an unterminated quote fails it).
 
-import { endsInsideQuotes, findRecordEnd, newFinderState } from './scan.ts';
+import { COMMA, endsInsideQuotes, findRecordEnd, newFinderState, resetFinderState } from './scan.ts';
 
 export const RAW_CAP = 8192;
 
@@ -23,9 +23,16 @@ export class SpanningRecord {
   private pieces: Buffer[] = [];
   private bytes = 0;
   private prefix: Buffer | null = null; // set once the record is known too large
-  private readonly finder = newFinderState();
+  private readonly finder: ReturnType<typeof newFinderState>;
 
-  constructor(private readonly maxBytes: number) {}
+  /** `delimiter` and `relaxed`: the file's, as the RecordScanner reading it has them. */
+  constructor(
+    private readonly maxBytes: number,
+    delimiter = COMMA,
+    relaxed = false,
+  ) {
+    this.finder = newFinderState(delimiter, relaxed);
+  }
 
   get active(): boolean {
     return this.bytes > 0;
@@ -33,7 +40,7 @@ export class SpanningRecord {
 
   /** Starts with the unfinished tail of a chunk (the scanner found no end in it). */
   start(tail: Buffer): void {
-    Object.assign(this.finder, newFinderState());
+    resetFinderState(this.finder);
     if (findRecordEnd(tail, 0, this.finder) >= 0) throw new Error('csv scanner and record finder disagree');
     this.add(tail);
   }

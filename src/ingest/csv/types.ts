@@ -1,4 +1,5 @@
 // Public types of the CSV → COPY transform.
+import type { InputFormat } from './input-format.ts';
 
 export type RejectCode =
   | 'malformed_csv' // quote rules broken (see scan.ts) or a bare CR; counts one failed row per line it covers
@@ -70,6 +71,9 @@ export class CsvFileError extends Error {
 
 export interface CopyTransformOptions {
   onHeader(h: HeaderInfo): void;
+  /** How the file is written (delimiter, quotes, dates, decimals); default RFC 4180's. Its encoding is
+   * not read here: a file in another encoding than UTF-8 is decoded before (see decode.ts). */
+  format?: InputFormat;
   onReject(r: Reject): void;
   /** Target size of each output Buffer (COPY write). Default 1 MiB. */
   chunkBytes?: number;

@@ -60,8 +60,9 @@ export const NUMERIC_MAX_DIGITS = 1000;
 export const NUMERIC_MAX_EXPONENT = 1000;
 
 /** `[+-]?(digits[.digits?] | .digits)([eE][+-]?digits)?` — no NaN/Infinity (not numeric in every
- * server version), no underscores or hex (PostgreSQL 16+ only). */
-export function isNumeric(b: Uint8Array, s: number, e: number): boolean {
+ * server version), no underscores or hex (PostgreSQL 16+ only). `point`: the decimal separator byte
+ * (default `.`; `,` for a decimal comma, which the output then writes as a point). */
+export function isNumeric(b: Uint8Array, s: number, e: number, point = DOT): boolean {
   let i = s;
   if (b[i] === MINUS || b[i] === PLUS) i++;
   let digits = 0;
@@ -69,7 +70,7 @@ export function isNumeric(b: Uint8Array, s: number, e: number): boolean {
     i++;
     digits++;
   }
-  if (i < e && b[i] === DOT) {
+  if (i < e && b[i] === point) {
     i++;
     while (i < e && isDigit(b[i]!)) {
       i++;
@@ -128,7 +129,7 @@ function digitsAt(b: Uint8Array, p: number, n: number): number {
 const DAYS_IN_MONTH = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /** `YYYY-MM-DD` at b[p..p+10): a real (proleptic Gregorian) date, year 0001–9999. */
-function isDateAt(b: Uint8Array, p: number): boolean {
+export function isDateAt(b: Uint8Array, p: number): boolean {
   if (b[p + 4] !== MINUS || b[p + 7] !== MINUS) return false;
   const y = digitsAt(b, p, 4);
   const m = digitsAt(b, p + 5, 2);
@@ -150,7 +151,11 @@ const MAX_OFFSET_HOURS = 15;
 /** ISO 8601 `YYYY-MM-DD[T ]HH:MM[:SS[.fraction]][Z|±HH[:MM]|±HHMM]`, every field in range
  * (seconds ≤ 59: no leap second). Without an offset PostgreSQL uses the session TimeZone. */
 export function isTimestamp(b: Uint8Array, s: number, e: number): boolean {
-  if (e - s < 16 || !isDateAt(b, s)) return false;
+  return e - s >= 16 && isDateAt(b, s) && isTimeAfterDate(b, s, e);
+}
+
+/** The part of isTimestamp after the date at b[s, s+10): `[T ]HH:MM…` to e (e − s ≥ 16). */
+export function isTimeAfterDate(b: Uint8Array, s: number, e: number): boolean {
   const sep = b[s + 10];
   if (sep !== 0x54 && sep !== 0x20) return false; // 'T' or ' '
   const hh = digitsAt(b, s + 11, 2);
@@ -188,9 +193,9 @@ export function isTimestamp(b: Uint8Array, s: number, e: number): boolean {
 /**
  * numeric(precision, scale): does a value that passed isNumeric fit? PostgreSQL rounds it to `scale`
  * digits after the point (half away from zero) and refuses it when the rounded absolute value is
- * ≥ 10^(precision − scale). Decided on the digits, without floating point.
+ * ≥ 10^(precision − scale). Decided on the digits, without floating point. `separator`: as isNumeric's `point`.
  */
-export function numericFits(b: Uint8Array, s: number, e: number, precision: number, scale: number): boolean {
+export function numericFits(b: Uint8Array, s: number, e: number, precision: number, scale: number, separator = DOT): boolean {
   let i = s;
   if (b[i] === MINUS || b[i] === PLUS) i++;
   // Digits without leading zeros: d = b[first…] skipping the point; `point` = digits before the point.
@@ -200,7 +205,7 @@ export function numericFits(b: Uint8Array, s: number, e: number, precision: numb
   let digitsEnd = i;
   for (; i < e; i++) {
     const c = b[i]!;
-    if (c === DOT) {
+    if (c === separator) {
       seenPoint = true;
       continue;
     }
@@ -227,7 +232,7 @@ export function numericFits(b: Uint8Array, s: number, e: number, precision: numb
   }
   // Digit k (0-based) of the significant digits, skipping the point.
   const digits: number[] = [];
-  for (let j = first; j < digitsEnd; j++) if (b[j] !== DOT) digits.push(b[j]! - D0);
+  for (let j = first; j < digitsEnd; j++) if (b[j] !== separator) digits.push(b[j]! - D0);
   const keep = point + scale; // significant digits left after rounding to `scale`
   let intDigits = Math.max(point, 0);
   if (keep < 0) return true; // rounds to zero
