@@ -1,5 +1,5 @@
-// The reference the CSV→COPY transform is tested against: csv-parse (strict quoting: no relax_quotes)
-// for the records, plus straightforward checks (regexes, BigInt, JSON.parse) for the values — nothing of
+// The reference the CSV→COPY transform is tested against: csv-parse (strict quoting: no relax_quotes;
+// with a format, its delimiter and relax_quotes for `quotes: relaxed`) for the records, plus straightforward checks (regexes, BigInt, JSON.parse) for the values — nothing of
 // the transform's own code. Both sides are reduced to the same shape: the file's outcome (loaded, or the
 // code it failed with) and, per physical line, what became of it.
 //
@@ -18,6 +18,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse/sync';
 import { createCopyTransform, CsvFileError, type Reject } from '../../src/ingest/csv/index.ts';
+import { DEFAULT_INPUT_FORMAT, type InputFormat } from '../../src/ingest/csv/input-format.ts';
 import type { ColumnDef, DatasetDef } from '../../src/ingest/datasets/types.ts';
 
 /** What became of a file: loaded (with per-line outcomes and the loaded values), or failed with a code. */
@@ -92,17 +93,29 @@ interface Field {
   quoted: boolean;
 }
 
-const trim = (b: Buffer): string => b.toString('utf8').replace(/^[ \t]+|[ \t]+$/g, '');
-const blank = (fields: Field[]): boolean => fields.length === 1 && !fields[0]!.quoted && /^[ \t]*$/.test(fields[0]!.bytes.toString('latin1'));
+/** Blanks are spaces and tabs, or spaces only when TAB is the delimiter. */
+const blanks = (format: InputFormat): string => (format.delimiter === '\t' ? ' ' : ' \t');
+const trimmer = (format: InputFormat) => {
+  const edges = new RegExp(`^[${blanks(format)}]+|[${blanks(format)}]+$`, 'g');
+  return (b: Buffer): string => b.toString('utf8').replace(edges, '');
+};
+const blankTest = (format: InputFormat) => {
+  const only = new RegExp(`^[${blanks(format)}]*$`);
+  return (fields: Field[]): boolean => fields.length === 1 && !fields[0]!.quoted && only.test(fields[0]!.bytes.toString('latin1'));
+};
 
-/** The reference reading of `input` for `dataset`. */
-export function referenceLoad(input: Buffer, dataset: DatasetDef): Outcome {
+/** The reference reading of `input` for `dataset`, written in `format` (its delimiter and quotes; UTF-8). */
+export function referenceLoad(input: Buffer, dataset: DatasetDef, format: InputFormat = DEFAULT_INPUT_FORMAT): Outcome {
+  const trim = trimmer(format);
+  const blank = blankTest(format);
   const body = input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf ? input.subarray(3) : input;
   if (body.includes(SOH)) throw new Error('reference: the input may not hold 0x01 (it stands in for NUL)');
   const swapped = Buffer.from(body.map((b) => (b === 0 ? SOH : b)));
   const skipped: string[] = [];
   const parsed = parse(swapped, {
     encoding: 'latin1',
+    delimiter: format.delimiter,
+    relax_quotes: format.quotes === 'relaxed',
     record_delimiter: ['\r\n', '\n'],
     relax_column_count: true,
     skip_empty_lines: false, // empty lines come back as records, so every line of a skipped record is known
@@ -155,7 +168,7 @@ export function referenceLoad(input: Buffer, dataset: DatasetDef): Outcome {
       if (dataset.columns.some((c) => c.required && !header!.includes(c))) return fail('missing_columns');
       continue;
     }
-    const code = classify(record, header);
+    const code = classify(record, header, trim);
     const outcome = typeof code === 'string' ? code : 'loaded';
     for (let l = first; l <= last; l++) out.lines.set(l, outcome);
     if (typeof code !== 'string') out.rows.push([String(first), ...code]);
@@ -173,7 +186,7 @@ export function referenceLoad(input: Buffer, dataset: DatasetDef): Outcome {
 }
 
 /** A data record's reject code, or its loaded values (known columns, in header order). */
-function classify(record: Field[], header: (ColumnDef | undefined)[]): string | (string | null)[] {
+function classify(record: Field[], header: (ColumnDef | undefined)[], trim: (b: Buffer) => string): string | (string | null)[] {
   if (record.some((f) => !f.quoted && f.bytes.includes(0x0d))) return 'malformed_csv';
   if (!record.every((f) => isUtf8(f.bytes))) return 'invalid_utf8';
   if (record.some((f) => f.bytes.includes(0))) return 'nul_byte';
@@ -195,15 +208,20 @@ function classify(record: Field[], header: (ColumnDef | undefined)[]): string | 
   return values;
 }
 
-/** COPY csv semantics: unquoted empty = NULL, quoted = string. */
-export const readCopy = (out: Buffer): (string | null)[][] =>
-  parse(out, { cast: (v: string, ctx: { quoting: boolean }) => (ctx.quoting ? v : v === '' ? null : v) } as never) as (string | null)[][];
+/** COPY csv semantics: unquoted empty = NULL, quoted = string; `delimiter` as the COPY's. */
+export const readCopy = (out: Buffer, delimiter = ','): (string | null)[][] =>
+  parse(out, { delimiter, cast: (v: string, ctx: { quoting: boolean }) => (ctx.quoting ? v : v === '' ? null : v) } as never) as (string | null)[][];
 
-/** The transform's reading of `input`, fed in `chunkSize`-byte chunks, reduced to an Outcome. */
-export async function transformLoad(input: Buffer, dataset: DatasetDef, chunkSize: number): Promise<Outcome & { rejects: Reject[]; out: Buffer }> {
+/** The transform's reading of `input` (written in `format`), fed in `chunkSize`-byte chunks, reduced to an Outcome. */
+export async function transformLoad(
+  input: Buffer,
+  dataset: DatasetDef,
+  chunkSize: number,
+  format: InputFormat = DEFAULT_INPUT_FORMAT,
+): Promise<Outcome & { rejects: Reject[]; out: Buffer }> {
   const rejects: Reject[] = [];
   const chunks: Buffer[] = [];
-  const t = createCopyTransform(dataset, { onHeader: () => {}, onReject: (r) => rejects.push(r), chunkBytes: 64 * 1024 });
+  const t = createCopyTransform(dataset, { onHeader: () => {}, onReject: (r) => rejects.push(r), chunkBytes: 64 * 1024, format });
   const pieces: Buffer[] = [];
   for (let i = 0; i < input.length; i += chunkSize) pieces.push(input.subarray(i, i + chunkSize));
   try {
@@ -213,7 +231,7 @@ export async function transformLoad(input: Buffer, dataset: DatasetDef, chunkSiz
     throw err;
   }
   const out = Buffer.concat(chunks);
-  const rows = readCopy(out);
+  const rows = readCopy(out, format.delimiter);
   // The COPY output has a loaded record's first line only (a multi-line value may sit in a dropped
   // column): it runs to the last non-blank line before the next record starts.
   const body = input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf ? input.subarray(3) : input;

@@ -56,6 +56,7 @@ export type CsvFileErrorCode =
   | 'bad_header'
   | 'unterminated_quote'
   | 'unsupported_line_endings' // lines end with a lone CR (classic Mac OS): only LF and CRLF are read
+  | 'missing_bom' // encoding utf-16 without a byte order mark: the byte order is unknown
   | 'line_accounting';
 
 export class CsvFileError extends Error {
