@@ -22,6 +22,7 @@ export const errorTable = {
   dataset_change_refused: { status: 409, message: 'the change is not additive: it could drop, retype or invalidate loaded rows' },
   dataset_in_use: { status: 409, message: 'an upload that is not finished uses the dataset' },
   invalid_mode: { status: 400, message: 'mode must be append, upsert or replace' },
+  invalid_format: { status: 400, message: 'an input format field (delimiter, encoding, dateFormat, decimalSeparator, quotes) has a value that is not supported' },
   mode_not_supported: { status: 400, message: 'the built-in dataset webhook_events is loaded with mode=append only' },
   dataset_has_no_key: { status: 400, message: 'mode=upsert needs a dataset with a key; add one with PUT /datasets/:name' },
   dataset_busy: { status: 409, message: 'the dataset is being loaded or changed; try again shortly' },

@@ -145,10 +145,14 @@ export async function deleteDataset(db: Kysely<DB>, tenantId: string, name: stri
 }
 
 /**
- * The current version (and key) of a tenant's dataset, share-locked for the caller's transaction (so it cannot be
+ * The current version (and key and input format) of a tenant's dataset, share-locked for the caller's transaction (so it cannot be
  * changed or deleted before that commits); undefined when there is none. Used where an upload is accepted.
  */
-export async function shareDatasetVersion(trx: Transaction<DB>, tenantId: string, name: string): Promise<{ version: number; key?: string[] } | undefined> {
+export async function shareDatasetVersion(
+  trx: Transaction<DB>,
+  tenantId: string,
+  name: string,
+): Promise<{ version: number; key?: string[]; format?: DatasetSpec['format'] } | undefined> {
   const row = await trx
     .selectFrom('datasets')
     .select(['version', 'definition'])
@@ -156,7 +160,8 @@ export async function shareDatasetVersion(trx: Transaction<DB>, tenantId: string
     .where('name', '=', name)
     .forShare()
     .executeTakeFirst();
-  return row && { version: row.version, key: (row.definition as DatasetSpec).key };
+  const spec = row?.definition as DatasetSpec | undefined;
+  return row && { version: row.version, key: spec!.key, format: spec!.format };
 }
 
 /**

@@ -1,5 +1,6 @@
 // Row types of the tables (the migrations are the truth; these mirror them for Kysely).
 import type { ColumnType, Generated } from 'kysely';
+import type { InputFormat } from '../ingest/csv/input-format.ts';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 type DefaultTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -57,6 +58,8 @@ export interface UploadsTable {
   /** rows an upsert or replace inserted / an upsert updated; null for append (rows_processed are inserted) */
   rows_inserted: number | null;
   rows_updated: number | null;
+  /** migrations/019_input_formats.sql: the format the file is read with, resolved when accepted; null: the defaults */
+  input_format: InputFormat | null;
   created_at: DefaultTimestamp;
   started_at: Timestamp | null;
   completed_at: Timestamp | null;
@@ -88,6 +91,8 @@ export interface DirectUploadsTable {
   max_errors: number | null;
   max_error_ratio: number | null;
   mode: ColumnType<'append' | 'upsert' | 'replace', 'append' | 'upsert' | 'replace' | undefined, never>;
+  /** migrations/019_input_formats.sql: the input format fields the client stated (defaults left out) */
+  input_format: ColumnType<Partial<InputFormat>, Partial<InputFormat> | undefined, never>;
   idempotency_key: string | null;
   request_hash: string;
   created_at: DefaultTimestamp;

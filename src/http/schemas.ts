@@ -16,6 +16,16 @@ export const UploadStatusBody = Type.Object(
     mode: Type.Union([Type.Literal('append'), Type.Literal('upsert'), Type.Literal('replace')], {
       description: 'how the load treats the dataset\'s rows: append, upsert by its key, or replace them all',
     }),
+    format: Type.Object(
+      {
+        delimiter: Type.String(),
+        encoding: Type.String(),
+        dateFormat: Type.String(),
+        decimalSeparator: Type.String(),
+        quotes: Type.String(),
+      },
+      { description: 'how the file is read: the upload\'s format fields over its dataset\'s `format` over the defaults, resolved when it was accepted' },
+    ),
     filename: Type.String(),
     sizeBytes: Type.Integer({ description: 'bytes stored: the file as sent (compressed, for a gzip file)' }),
     sha256: Nullable(Type.String({ description: 'hex SHA-256 of the file; null for a direct upload (its bytes never pass through the API)' })),

@@ -1,5 +1,6 @@
-// The `process-upload` task: object store → (gunzip) → CSV → validate → COPY, in one stream.pipeline
-// with backpressure end to end; the rows, the final status and the outbox row commit in one transaction.
+// The `process-upload` task: object store → (gunzip) → (decode to UTF-8) → CSV → validate → COPY, in one
+// stream.pipeline with backpressure end to end; the rows, the final status and the outbox row commit in
+// one transaction. The file is read in the input format recorded on the upload when it was accepted.
 import { pipeline } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import type { Task } from 'graphile-worker';
@@ -7,7 +8,8 @@ import type pg from 'pg';
 import type { Logger } from '../logger.ts';
 import { observeLoad } from '../metrics/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import { copyStatement, createCopyTransform, type CopyTransform, type HeaderInfo } from './csv/index.ts';
+import { copyStatement, createCopyTransform, decoderFor, type CopyTransform, type HeaderInfo, type TextDecodeStream } from './csv/index.ts';
+import { resolveInputFormat } from './csv/input-format.ts';
 import { CopySink } from './copy-sink.ts';
 import { lockDatasetForLoad } from '../datasets/datasets.repository.ts';
 import { compileDefinition } from '../datasets/definition.ts';
@@ -113,9 +115,13 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Progress
   await rejects.reset();
 
   let header: HeaderInfo | null = null;
+  const format = resolveInputFormat(upload.input_format ?? undefined);
   // Made once the dataset is known (in the load transaction for a tenant's own).
   let transform!: CopyTransform;
+  // Only for a file in another encoding than UTF-8.
+  let textDecoder: TextDecodeStream | null = null;
   const makeTransform = (def: DatasetDef) => createCopyTransform(def, {
+    format,
     onHeader: (h) => {
       header = h;
       progress.csvHeader = h.text; // errors.csv starts with the header as the loader read it
@@ -150,20 +156,22 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Progress
     const decoding = decodingFor(await peekHead(source, GZIP_MAGIC.length, deps.abortSignal), deps.gzip);
     progress.compression = decoding.compression;
     if (decoding.compression !== 'none') log.info({ compression: decoding.compression }, 'decompressing while loading');
+    textDecoder = decoderFor(format.encoding);
     const plan = await prepareMode(client, dataset, upload.mode ?? 'append');
-    const sink = new CopySink(client, () => copyStatement(plan.copyTarget, header!));
+    const sink = new CopySink(client, () => copyStatement(plan.copyTarget, header!, format.delimiter));
     const destination = deps.wrapSink ? deps.wrapSink(sink) : sink;
     timer = setInterval(() => {
-      Object.assign(progress, countsOf(transform, decoding));
+      Object.assign(progress, countsOf(transform, decoding, textDecoder));
       reportProgress(deps.pool, upload.id, upload.attempt, progress).catch((err) => log.warn({ err }, 'progress update failed'));
     }, deps.progressIntervalMs ?? 1000);
     try {
-      await pipeline([source, ...decoding.stages, transform, destination], { signal: deps.abortSignal });
+      const stages = textDecoder ? [...decoding.stages, textDecoder] : decoding.stages;
+      await pipeline([source, ...stages, transform, destination], { signal: deps.abortSignal });
     } catch (err) {
       throw asGzipFailure(err) ?? err;
     } finally {
       clearInterval(timer);
-      Object.assign(progress, countsOf(transform, decoding));
+      Object.assign(progress, countsOf(transform, decoding, textDecoder));
     }
     await rejects.flush();
 
@@ -225,13 +233,17 @@ async function tenantDataset(client: pg.PoolClient, upload: ClaimedUpload): Prom
 /** node-postgres honours a per-query `query_timeout` (its types do not list it). */
 const ROLLBACK: pg.QueryConfig & { query_timeout: number } = { text: 'ROLLBACK', query_timeout: 5000 };
 
-/** bytesProcessed counts stored bytes (compressed, for a gzip file: progress is by them); uncompressed, the CSV's. */
-function countsOf(transform: ReturnType<typeof createCopyTransform>, decoding: Decoding): Counts {
+/**
+ * bytesProcessed counts stored bytes (compressed, for a gzip file: progress is by them); uncompressed, the
+ * CSV's as written (in its own encoding: a UTF-16 file's bytes, not the UTF-8 the transform reads).
+ */
+function countsOf(transform: ReturnType<typeof createCopyTransform>, decoding: Decoding, textDecoder: TextDecodeStream | null): Counts {
+  const csvBytes = textDecoder ? textDecoder.bytesIn : transform.stats.bytesIn;
   return {
     rowsProcessed: transform.stats.rowsAccepted,
     rowsFailed: transform.stats.rowsRejected,
-    bytesProcessed: decoding.storedBytes(transform.stats.bytesIn),
-    uncompressedBytesProcessed: transform.stats.bytesIn,
+    bytesProcessed: decoding.storedBytes(csvBytes),
+    uncompressedBytesProcessed: csvBytes,
     compression: decoding.compression,
   };
 }

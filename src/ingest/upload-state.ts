@@ -3,6 +3,7 @@
 // knows nothing of who listens.
 import type pg from 'pg';
 import { UPLOAD_EVENTS_CHANNEL, uploadChannel } from '../uploads/channels.ts';
+import type { InputFormat } from './csv/input-format.ts';
 import { StaleRun } from './failures.ts';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -13,6 +14,8 @@ export interface ClaimedUpload {
   dataset: string;
   /** append | upsert | replace (migrations/016_loading_modes.sql); absent: append */
   mode?: 'append' | 'upsert' | 'replace';
+  /** the format the file is read with, resolved when accepted (migrations/019_input_formats.sql); null: the defaults */
+  input_format?: InputFormat | null;
   object_key: string;
   size_bytes: number;
   max_errors: number | null;
@@ -46,7 +49,7 @@ export async function claimUpload(db: Queryable, uploadId: string): Promise<(Cla
             error_code = NULL, error = NULL,
             load_backend_pid = NULL, load_backend_start = NULL, updated_at = now()
        FROM previous WHERE u.id = previous.id
-  RETURNING u.id, u.tenant_id, u.dataset, u.mode, u.object_key, u.size_bytes, u.max_errors, u.max_error_ratio, u.attempt,
+  RETURNING u.id, u.tenant_id, u.dataset, u.mode, u.input_format, u.object_key, u.size_bytes, u.max_errors, u.max_error_ratio, u.attempt,
             u.started_at, previous.load_backend_pid AS previous_pid, previous.load_backend_start::text AS previous_start),
      started AS (
        INSERT INTO outbox_events (tenant_id, event_type, upload_id, upload_attempt, payload)
@@ -55,7 +58,7 @@ export async function claimUpload(db: Queryable, uploadId: string): Promise<(Cla
                                  'timestamp', to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
          FROM claimed
        ON CONFLICT ON CONSTRAINT outbox_events_once DO NOTHING)
-     SELECT id, tenant_id, dataset, mode, object_key, size_bytes, max_errors, max_error_ratio, attempt, previous_pid, previous_start
+     SELECT id, tenant_id, dataset, mode, input_format, object_key, size_bytes, max_errors, max_error_ratio, attempt, previous_pid, previous_start
        FROM claimed`,
     [uploadId],
   );

@@ -124,6 +124,7 @@ function uploadRecord(row: DirectUploadRow) {
     callbackChannel: row.callback_channel,
     maxErrors: row.max_errors,
     maxErrorRatio: row.max_error_ratio,
+    format: row.input_format,
   };
 }
 

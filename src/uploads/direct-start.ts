@@ -37,6 +37,12 @@ export interface DirectUploadRequest {
   callbackChannel?: 'webhook' | 'slack';
   maxErrors?: number;
   maxErrorRatio?: number;
+  /** input format fields (src/ingest/csv/input-format.ts), as POST /uploads takes them */
+  delimiter?: string;
+  encoding?: string;
+  dateFormat?: string;
+  decimalSeparator?: string;
+  quotes?: string;
 }
 
 /** What the client needs to send the parts and complete the upload. */
@@ -113,6 +119,7 @@ export async function startDirectUpload(
         callback_channel: options.callbackChannel,
         max_errors: options.maxErrors,
         max_error_ratio: options.maxErrorRatio,
+        input_format: options.format,
         idempotency_key: key ?? null,
         request_hash: requestHash,
       },

@@ -22,6 +22,9 @@ const BINARY_SIGNATURES: readonly (readonly number[])[] = [
 export function sniffNonCsv(head: Buffer): string | null {
   // Compressed bytes are binary (NULs included); what they hold is judged as it is decompressed.
   if (isGzip(head)) return null;
+  // UTF-16 text starts with its byte order mark and is half NULs when mostly ASCII: it is judged as it is
+  // decoded (an upload stating encoding=utf-16), or fails its header as UTF-8 text would.
+  if (head.length >= 2 && ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff))) return null;
   for (const sig of BINARY_SIGNATURES) {
     if (head.length >= sig.length && sig.every((byte, i) => head[i] === byte)) {
       return 'file looks like a binary format, not CSV text';

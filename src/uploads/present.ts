@@ -1,4 +1,5 @@
 // The public shape of an upload: camelCase, ISO-8601 timestamps, explicit nulls.
+import { resolveInputFormat } from '../ingest/csv/input-format.ts';
 import type { UploadRow } from './uploads.repository.ts';
 
 export function presentUpload(row: UploadRow) {
@@ -7,6 +8,8 @@ export function presentUpload(row: UploadRow) {
     status: row.status,
     dataset: row.dataset,
     mode: row.mode,
+    // NULL on uploads accepted before input formats existed: they were read with the defaults
+    format: resolveInputFormat(row.input_format ?? undefined),
     filename: row.filename,
     sizeBytes: row.size_bytes,
     sha256: row.sha256,

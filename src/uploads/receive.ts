@@ -8,6 +8,7 @@ import type { DB } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
 import { findDataset } from '../datasets/datasets.repository.ts';
 import { identifierProblem } from '../datasets/identifiers.ts';
+import { InputFormatError, normaliseInputFormat, type InputFormat } from '../ingest/csv/input-format.ts';
 import { getDataset } from '../ingest/datasets/index.ts';
 import { checkUrl, type AddressList, type UrlRejection } from '../notify/ssrf.ts';
 import { objectKeyFor, type ObjectStore } from '../storage/object-store.ts';
@@ -49,6 +50,8 @@ interface UploadOptions {
   callbackChannel: 'webhook' | 'slack';
   maxErrors: number | null;
   maxErrorRatio: number | null;
+  /** the input format fields stated (defaults left out); the dataset's `format` fills the rest when recorded */
+  format: Partial<InputFormat>;
 }
 
 class KeyTaken extends Error {}
@@ -56,7 +59,10 @@ class KeyTaken extends Error {}
 /** An Idempotency-Key: 1–255 printable ASCII characters. */
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-const OPTION_FIELDS = ['dataset', 'mode', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio'] as const;
+/** How the file is written (src/ingest/csv/input-format.ts): fields beside the other options. */
+export const FORMAT_FIELDS = ['delimiter', 'encoding', 'dateFormat', 'decimalSeparator', 'quotes'] as const;
+
+const OPTION_FIELDS = ['dataset', 'mode', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio', ...FORMAT_FIELDS] as const;
 
 /**
  * Receives one multipart upload: checks the options (query first, then form fields before the file),
@@ -198,6 +204,7 @@ export function uploadRecord(
     callbackChannel: options.callbackChannel,
     maxErrors: options.maxErrors,
     maxErrorRatio: options.maxErrorRatio,
+    format: options.format,
   };
 }
 
@@ -247,7 +254,23 @@ export function parseOptions(raw: Record<string, string>, allowedCidrs?: Address
       throw new AppError('validation_failed', 'maxErrorRatio must be a number between 0 and 1');
     }
   }
-  return { dataset, mode, callbackUrl, callbackChannel, maxErrors, maxErrorRatio };
+  return { dataset, mode, callbackUrl, callbackChannel, maxErrors, maxErrorRatio, format: parseFormat(raw) };
+}
+
+/**
+ * The input format fields of `raw` (an empty one counts as not sent), checked and spelled canonically,
+ * defaults left out. Throws 400 invalid_format naming the field and the values it takes.
+ */
+function parseFormat(raw: Record<string, string>): Partial<InputFormat> {
+  const fields: Partial<Record<(typeof FORMAT_FIELDS)[number], string>> = {};
+  // A tab is a blank to trim, so only the other fields are trimmed here (the normaliser trims what it may).
+  for (const name of FORMAT_FIELDS) if (raw[name] !== undefined && raw[name] !== '') fields[name] = raw[name];
+  try {
+    return normaliseInputFormat(fields, '');
+  } catch (err) {
+    if (err instanceof InputFormatError) throw new AppError('invalid_format', err.message);
+    throw err;
+  }
 }
 
 /** What makes two keyed uploads "the same request": the file's hash, size and name, and the options. */

@@ -3,6 +3,7 @@ import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { DB, UploadStatus, UploadsTable } from '../db/schema.ts';
 import { shareDatasetVersion } from '../datasets/datasets.repository.ts';
 import { AppError } from '../errors.ts';
+import { resolveInputFormat, type InputFormat } from '../ingest/csv/input-format.ts';
 import { getDataset } from '../ingest/datasets/index.ts';
 import { assertModeFits, type LoadMode } from './receive.ts';
 
@@ -23,23 +24,29 @@ export interface NewUpload {
   callbackChannel: 'webhook' | 'slack';
   maxErrors: number | null;
   maxErrorRatio: number | null;
+  /** the input format fields the client stated (parseOptions checked them); the dataset's `format` fills the rest */
+  format: Partial<InputFormat>;
 }
 
 export const PROCESS_UPLOAD_TASK = 'process-upload';
 
 /**
  * Records the upload and enqueues its processing job in the caller's transaction, so there is
- * never an upload without its job, or a job without its upload.
+ * never an upload without its job, or a job without its upload. The input format is resolved now (the
+ * upload's fields over the dataset's `format`) and recorded whole: the file is read as it was written
+ * when accepted, whatever later becomes of the dataset's default.
  */
 export async function insertUploadWithJob(trx: Transaction<DB>, upload: NewUpload, maxAttempts: number): Promise<void> {
   // A tenant's own dataset must exist now; its share lock keeps it from being deleted before this commits.
   let datasetVersion: number | null = null;
+  let datasetFormat: Partial<InputFormat> | undefined = getDataset(upload.dataset)?.format;
   if (!getDataset(upload.dataset)) {
     const shared = await shareDatasetVersion(trx, upload.tenantId, upload.dataset);
     if (!shared) throw new AppError('unknown_dataset', `unknown dataset "${upload.dataset}": define it with POST /datasets`);
     // A key cannot be removed (dataset_change_refused), so an upsert accepted now still has one when it loads.
     assertModeFits(upload.mode, upload.dataset, shared.key);
     datasetVersion = shared.version;
+    datasetFormat = shared.format;
   }
   await trx
     .insertInto('uploads')
@@ -57,6 +64,7 @@ export async function insertUploadWithJob(trx: Transaction<DB>, upload: NewUploa
       max_errors: upload.maxErrors,
       max_error_ratio: upload.maxErrorRatio,
       dataset_version: datasetVersion,
+      input_format: resolveInputFormat(datasetFormat, upload.format),
     })
     .execute();
   await enqueueProcessing(trx, upload.id, maxAttempts);

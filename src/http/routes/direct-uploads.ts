@@ -2,6 +2,7 @@
 // parts to the object store, POST /uploads/:id/complete records the upload and enqueues it.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { InputFormatBody } from '../../ingest/csv/input-format.ts';
 import { allowListOf } from '../../notify/ssrf.ts';
 import { completeDirectUpload } from '../../uploads/direct-complete.ts';
 import { startDirectUpload, type DirectDeps } from '../../uploads/direct-start.ts';
@@ -19,6 +20,7 @@ const DirectUploadBody = Type.Object(
     callbackChannel: Type.Optional(Type.Union([Type.Literal('webhook'), Type.Literal('slack')])),
     maxErrors: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
     maxErrorRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    ...InputFormatBody.properties,
   },
   { additionalProperties: false },
 );

@@ -2,6 +2,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors.ts';
+import { resolveInputFormat } from '../../ingest/csv/input-format.ts';
 import { errorsCsvHeader, errorsCsvLine } from '../../uploads/errors-csv.ts';
 import { presentUpload } from '../../uploads/present.ts';
 import { listUploadErrors, resetForRetry } from '../../uploads/upload-errors.repository.ts';
@@ -74,13 +75,14 @@ export async function uploadProcessingRoutes(app: FastifyInstance, deps: AppDeps
     const upload = await visibleUpload(request);
     const db = deps.db;
     async function* csv() {
-      const header = errorsCsvHeader(upload.csv_header);
+      const { delimiter } = resolveInputFormat(upload.input_format ?? undefined);
+      const header = errorsCsvHeader(upload.csv_header, delimiter);
       yield header.line;
       let afterLine = 0;
       for (;;) {
         const rows = await listUploadErrors(db, upload.id, afterLine, 1000);
         if (rows.length === 0) return;
-        yield rows.map((r) => errorsCsvLine(r, header.fields)).join('');
+        yield rows.map((r) => errorsCsvLine(r, header.fields, delimiter)).join('');
         afterLine = rows.at(-1)!.line;
       }
     }

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { UploadStatus } from '../../db/schema.ts';
 import { AppError, errorTable } from '../../errors.ts';
 import { latestDeliverySummary } from '../../notify/deliveries.repository.ts';
+import { InputFormatBody } from '../../ingest/csv/input-format.ts';
 import { allowListOf } from '../../notify/ssrf.ts';
 import { isFinal, presentUpload } from '../../uploads/present.ts';
 import { boundaryProblem } from '../../uploads/multipart-errors.ts';
@@ -37,6 +38,7 @@ const UploadOptionsQuery = Type.Object({
   callbackChannel: Type.Optional(Type.Union([Type.Literal('webhook'), Type.Literal('slack')])),
   maxErrors: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   maxErrorRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  ...InputFormatBody.properties,
 });
 
 type IdParams = { Params: { id: string } };
@@ -79,7 +81,9 @@ export async function uploadRoutes(app: FastifyInstance, deps: RouteDeps): Promi
     summary: 'Upload a CSV (multipart/form-data): stored in object storage, then processed in the background',
     description:
       'Fields: `file` (required), `dataset` (default webhook_events), `mode` (append|upsert|replace, default append), `callbackUrl`, `callbackChannel` (webhook|slack), ' +
-      '`maxErrors`, `maxErrorRatio`; each may also be a query parameter. Header `Idempotency-Key` replays the first response for 24 h.',
+      '`maxErrors`, `maxErrorRatio`, and how the file is written: `delimiter` (, ; tab |), `encoding` (utf-8, utf-16 with BOM, windows-1252, latin1), ' +
+      '`dateFormat` (e.g. DD/MM/YYYY), `decimalSeparator` (. or ,), `quotes` (strict|relaxed) — each defaults to the dataset\'s `format`, then to RFC 4180 / UTF-8 / ISO 8601 ' +
+      '(400 invalid_format names a field with a value not supported); each may also be a query parameter. Header `Idempotency-Key` replays the first response for 24 h.',
     consumes: ['multipart/form-data'],
     querystring: UploadOptionsQuery,
     response: {

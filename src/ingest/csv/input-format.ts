@@ -80,23 +80,24 @@ function pick<T extends string>(value: string, allowed: readonly T[], field: str
 
 /**
  * The given keys checked and spelled canonically, defaults left out (so equal formats are equal JSON and
- * applying the same definition twice changes nothing). `where` prefixes messages (e.g. "format").
- * Throws InputFormatError naming the field.
+ * applying the same definition twice changes nothing). `where` prefixes messages (e.g. "format"; "" names
+ * the bare field, as an upload's form fields are named). Throws InputFormatError naming the field.
  */
 export function normaliseInputFormat(input: InputFormatInput, where = 'format'): Partial<InputFormat> {
   const out: Partial<InputFormat> = {};
+  const at = (field: keyof InputFormat): string => (where === '' ? field : `${where}.${field}`);
   if (input.delimiter !== undefined) {
     const d = input.delimiter.toLowerCase() === 'tab' || input.delimiter === '\\t' ? '\t' : input.delimiter;
-    out.delimiter = pick(d, DELIMITERS, `${where}.delimiter`);
+    out.delimiter = pick(d, DELIMITERS, at('delimiter'));
   }
   if (input.encoding !== undefined) {
     const e = ENCODING_ALIASES[input.encoding.trim().toLowerCase()];
-    if (!e) throw new InputFormatError(`${where}.encoding ${JSON.stringify(input.encoding.slice(0, 40))} is not supported; use one of ${names(ENCODINGS)}`);
+    if (!e) throw new InputFormatError(`${at('encoding')} ${JSON.stringify(input.encoding.slice(0, 40))} is not supported; use one of ${names(ENCODINGS)}`);
     out.encoding = e;
   }
-  if (input.dateFormat !== undefined) out.dateFormat = pick(input.dateFormat.trim().toUpperCase() as DateFormat, DATE_FORMATS, `${where}.dateFormat`);
-  if (input.decimalSeparator !== undefined) out.decimalSeparator = pick(input.decimalSeparator, DECIMAL_SEPARATORS, `${where}.decimalSeparator`);
-  if (input.quotes !== undefined) out.quotes = pick(input.quotes.trim().toLowerCase() as QuoteMode, QUOTE_MODES, `${where}.quotes`);
+  if (input.dateFormat !== undefined) out.dateFormat = pick(input.dateFormat.trim().toUpperCase() as DateFormat, DATE_FORMATS, at('dateFormat'));
+  if (input.decimalSeparator !== undefined) out.decimalSeparator = pick(input.decimalSeparator, DECIMAL_SEPARATORS, at('decimalSeparator'));
+  if (input.quotes !== undefined) out.quotes = pick(input.quotes.trim().toLowerCase() as QuoteMode, QUOTE_MODES, at('quotes'));
   for (const key of Object.keys(out) as (keyof InputFormat)[]) {
     if (out[key] === DEFAULT_INPUT_FORMAT[key]) delete out[key];
   }
