@@ -13,7 +13,7 @@ import { isUtf8 } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { DatasetDef } from '../datasets/types.ts';
 import { type DateLayout, isoDate, pointDecimal } from './convert.ts';
-import { checkField, CONVERT_DECIMAL, CONVERT_NONE, CONVERT_TIMESTAMP, decodeValue, describeReject } from './fields.ts';
+import { checkField, CONVERT_DECIMAL, CONVERT_NONE, CONVERT_TIMESTAMP, decodeValue, describeReject, spellingHint } from './fields.ts';
 import { DEFAULT_INPUT_FORMAT } from './input-format.ts';
 import { type HeaderPlan, planHeader } from './header.ts';
 import { ACCEPTED, BLANK, BROKEN, bookRecord, checkAccounting, HEADER, LineLedger, REJECTED } from './accounting.ts';
@@ -356,7 +356,7 @@ export class CopyTransform extends Transform {
     if (message === '' && col) {
       const f = this.scanner.fields;
       const value = decodeValue(buf, f[3 * field]!, f[3 * field + 1]!, f[3 * field + 2]!);
-      message = describeReject(code, col.def, value);
+      message = describeReject(code, col.def, value) + spellingHint(code, col, this.opts.format ?? DEFAULT_INPUT_FORMAT);
     }
     this.emitReject(name, code, message, buf, start, this.scanner.contentEnd, this.scanner.newlines + 1);
   }

@@ -138,6 +138,13 @@ function checkText(b: Buffer, s: number, e: number, flags: number, def: ColumnDe
   return null;
 }
 
+/** What a reject message adds when the file spells the column's values its own way, e.g. " (dates written DD/MM/YYYY)". */
+export function spellingHint(code: RejectCode, col: CompiledColumn, format: InputFormat): string {
+  if (col.date !== null && (code === 'invalid_date' || code === 'invalid_timestamp')) return ` (dates written ${format.dateFormat})`;
+  if (col.point === COMMA && (code === 'invalid_numeric' || code === 'out_of_range')) return ' (decimal comma)';
+  return '';
+}
+
 /** Human-readable reason for a field reject (cold path: may recompute). */
 export function describeReject(code: RejectCode, def: ColumnDef, value: string): string {
   const shown = JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
