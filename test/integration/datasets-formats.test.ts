@@ -2,6 +2,11 @@
 // or relaxed quotes are uploaded over real HTTP (multipart, tus, direct), stored in the embedded S3,
 // loaded by the real worker into real PostgreSQL, and read back with SQL; the format is recorded on the
 // upload (GET /uploads/:id); a dataset's `format` is the default, an upload's field overrides it.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import iconv from 'iconv-lite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerHandle } from '../../src/ingest/worker.ts';
@@ -165,6 +170,30 @@ describe("a dataset's format is the default; an upload's field overrides it", ()
     const completed = await direct.complete(started.uploadId, await putParts(started, file));
     expect(completed.status, completed.text).toBe(202);
     expect((await loaded(started.uploadId)).rows.map((r) => [r.name, r.city])).toEqual([['Direct', 'München']]);
+  });
+});
+
+describe('the CLI', () => {
+  it('upload --delimiter --encoding --date-format --decimal-separator --quotes sends the fields', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'formats-cli-'));
+    try {
+      const file = path.join(dir, 'people.csv');
+      await writeFile(file, iconv.encode('name;city;born;balance\nCLI 5\'10";Zürich;24.12.1999;7,25\n', 'windows-1252'));
+      const bin = fileURLToPath(new URL('../../bin/stream-api.mjs', import.meta.url));
+      const args = [bin, 'upload', file, '--dataset', 'people', '--delimiter', ';', '--encoding', 'cp1252', '--date-format', 'DD.MM.YYYY', '--decimal-separator', ',', '--quotes', 'relaxed', '--json'];
+      const env = { ...process.env, STREAM_API_URL: ctx.api.url, STREAM_API_KEY: key };
+      const stdout = await new Promise<string>((resolve, reject) => {
+        const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+        child.on('error', reject);
+        child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${out}`))));
+      });
+      const { uploadId } = JSON.parse(stdout) as { uploadId: string };
+      expect((await loaded(uploadId)).rows.map((r) => [r.name, r.city, r.born, r.balance])).toEqual([['CLI 5\'10"', 'Zürich', '1999-12-24', '7.25']]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -20,6 +20,7 @@ client commands (talk to a running service: STREAM_API_URL, default http://local
 or --url / --key; --json prints machine-readable output only):
   upload FILE [--dataset D] [--callback URL] [--wait]   upload a CSV; --wait follows it to the end
     [--mode append|upsert|replace] [--max-errors N] [--max-error-ratio R] [--idempotency-key K]
+    [--delimiter ,|;|tab|\|] [--encoding E] [--date-format F] [--decimal-separator .|,] [--quotes strict|relaxed]
     [--tus | --no-tus]                                  resumable (tus) from STREAM_API_TUS_THRESHOLD bytes (64 MiB)
   status ID                                             one upload
   list [--status S] [--limit N]                         uploads, newest first

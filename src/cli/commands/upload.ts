@@ -13,14 +13,20 @@ import { runCommand } from './common.ts';
 import { waitAndSummarize } from './wait.ts';
 
 export const UPLOAD_USAGE =
-  'upload FILE [--dataset D] [--mode append|upsert|replace] [--callback URL] [--max-errors N] [--max-error-ratio R] [--idempotency-key K] [--tus | --no-tus] [--wait]';
+  'upload FILE [--dataset D] [--mode append|upsert|replace] [--callback URL] [--max-errors N] [--max-error-ratio R] [--idempotency-key K] ' +
+  '[--delimiter D] [--encoding E] [--date-format F] [--decimal-separator S] [--quotes strict|relaxed] [--tus | --no-tus] [--wait]';
+
+/** The input format options and the upload fields they set (the service checks them: 400 invalid_format). */
+const FORMAT_OPTIONS = { delimiter: 'delimiter', encoding: 'encoding', 'date-format': 'dateFormat', 'decimal-separator': 'decimalSeparator', quotes: 'quotes' } as const;
 
 export function uploadCommand(argv: string[]): Promise<number> {
   const spec = {
     usage: `${UPLOAD_USAGE}
   files of STREAM_API_TUS_THRESHOLD bytes (default 64 MiB) or more are sent resumably (tus): after a network
   failure it resumes by itself; stopped or killed, the same command run again picks up where it stopped.
-  --tus / --no-tus force either way.`,
+  --tus / --no-tus force either way. How the file is written (default: the dataset's format, else RFC 4180,
+  UTF-8, ISO dates): --delimiter , ; tab |, --encoding utf-8 utf-16 windows-1252 latin1, --date-format
+  e.g. DD/MM/YYYY, --decimal-separator , and --quotes relaxed (a quote inside an unquoted field is a literal).`,
     options: {
       dataset: { type: 'string' },
       mode: { type: 'string' },
@@ -28,6 +34,11 @@ export function uploadCommand(argv: string[]): Promise<number> {
       'max-errors': { type: 'string' },
       'max-error-ratio': { type: 'string' },
       'idempotency-key': { type: 'string' },
+      delimiter: { type: 'string' },
+      encoding: { type: 'string' },
+      'date-format': { type: 'string' },
+      'decimal-separator': { type: 'string' },
+      quotes: { type: 'string' },
       tus: { type: 'boolean', default: false },
       'no-tus': { type: 'boolean', default: false },
       wait: { type: 'boolean', default: false },
@@ -46,6 +57,10 @@ export function uploadCommand(argv: string[]): Promise<number> {
     if (values.callback !== undefined) fields.callbackUrl = values.callback;
     if (values['max-errors'] !== undefined) fields.maxErrors = values['max-errors'];
     if (values['max-error-ratio'] !== undefined) fields.maxErrorRatio = values['max-error-ratio'];
+    for (const [option, field] of Object.entries(FORMAT_OPTIONS)) {
+      const value = values[option as keyof typeof FORMAT_OPTIONS];
+      if (value !== undefined) fields[field] = value;
+    }
     const idempotencyKey = values['idempotency-key'];
     const resumable = values.tus || (!values['no-tus'] && file.size >= settings.tusThresholdBytes);
 

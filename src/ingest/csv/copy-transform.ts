@@ -13,7 +13,7 @@ import { isUtf8 } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { DatasetDef } from '../datasets/types.ts';
 import { type DateLayout, isoDate, pointDecimal } from './convert.ts';
-import { checkField, CONVERT_DECIMAL, CONVERT_NONE, CONVERT_TIMESTAMP, decodeValue, describeReject, spellingHint } from './fields.ts';
+import { checkField, type CompiledColumn, CONVERT_DECIMAL, CONVERT_NONE, CONVERT_TIMESTAMP, decodeValue, describeReject, spellingHint } from './fields.ts';
 import { DEFAULT_INPUT_FORMAT } from './input-format.ts';
 import { type HeaderPlan, planHeader } from './header.ts';
 import { ACCEPTED, BLANK, BROKEN, bookRecord, checkAccounting, HEADER, LineLedger, REJECTED } from './accounting.ts';
@@ -287,16 +287,8 @@ export class CopyTransform extends Transform {
         continue;
       }
       const flags = f[3 * j + 2]!;
-      if (col.convert !== CONVERT_NONE) {
-        this.writeConverted(buf, s, e, col.convert, col.date);
-      } else if (flags & F_LITERAL) {
-        out.byte(QUOTE);
-        for (let i = s; i < e; i++) {
-          const c = buf[i]!;
-          if (c === QUOTE) out.byte(QUOTE);
-          out.byte(c);
-        }
-        out.byte(QUOTE);
+      if (col.convert !== CONVERT_NONE || flags & F_LITERAL) {
+        this.writeRewritten(buf, s, e, flags, col);
       } else if (flags & F_QUOTED) {
         out.byte(QUOTE);
         out.copy(buf, s, e);
@@ -305,6 +297,19 @@ export class CopyTransform extends Transform {
         out.copy(buf, s, e);
       }
     }
+  }
+
+  /** A value that is not written as it is: a literal one quoted, its quotes doubled; a converted one. */
+  private writeRewritten(buf: Buffer, s: number, e: number, flags: number, col: CompiledColumn): void {
+    const out = this.out;
+    if (col.convert !== CONVERT_NONE) return this.writeConverted(buf, s, e, col.convert, col.date);
+    out.byte(QUOTE);
+    for (let i = s; i < e; i++) {
+      const c = buf[i]!;
+      if (c === QUOTE) out.byte(QUOTE);
+      out.byte(c);
+    }
+    out.byte(QUOTE);
   }
 
   /** A checked date, timestamp or numeric value b[s, e) in the form COPY reads (as long as the original). */

@@ -227,7 +227,9 @@ export class RecordScanner {
       }
       if (c === LF) return this.endUnquoted(nf, fs, vs, i, i, i + 1, buf, literal);
       // the delimiter
-      this.endUnquoted(nf++, fs, vs, i, -1, -1, buf, literal);
+      let te = i;
+      while (te > vs && ((c = buf[te - 1]!) === SP || c === B)) te--;
+      this.setField(nf++, vs, te, literal ? this.literalField() : te !== i || vs !== fs ? F_REBUILD : 0);
       i++;
     }
   }
@@ -243,23 +245,20 @@ export class RecordScanner {
     this.fields = bigger;
   }
 
-  // fs: where the field's bytes start; vs: after its leading blanks; fe: where it ends. Sets the field;
-  // with contentEnd ≥ 0 it is the record's last (see endAt).
+  // fs: where the field's bytes start; vs: after its leading blanks; fe: where it ends.
   private endUnquoted(nf: number, fs: number, vs: number, fe: number, contentEnd: number, next: number, buf: Uint8Array, literal: boolean): number {
     let te = fe;
     let c = 0;
     const B = this.blank;
     while (te > vs && ((c = buf[te - 1]!) === SP || c === B)) te--;
-    let flags = te !== fe || vs !== fs ? F_REBUILD : 0;
-    if (literal) {
-      flags = F_LITERAL | F_REBUILD;
-      this.literal = true;
-    }
-    if (contentEnd < 0) {
-      this.setField(nf, vs, te, flags);
-      return -1;
-    }
+    const flags = literal ? this.literalField() : te !== fe || vs !== fs ? F_REBUILD : 0;
     return this.endAt(nf, vs, te, flags, contentEnd, next);
+  }
+
+  /** The flags of a literal field (relaxed quotes), noted for the record. */
+  private literalField(): number {
+    this.literal = true;
+    return F_LITERAL | F_REBUILD;
   }
 
   private setField(n: number, s: number, e: number, flags: number): void {
