@@ -8,6 +8,15 @@ export const ErrorResponse = Type.Object(
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 
+/** An input format with every key set (src/ingest/csv/input-format.ts): how a file is (or is to be) read. */
+export const ResolvedInputFormat = Type.Object({
+  delimiter: Type.String(),
+  encoding: Type.String(),
+  dateFormat: Type.String(),
+  decimalSeparator: Type.String(),
+  quotes: Type.String(),
+});
+
 export const UploadStatusBody = Type.Object(
   {
     uploadId: Type.String({ format: 'uuid' }),
@@ -16,16 +25,9 @@ export const UploadStatusBody = Type.Object(
     mode: Type.Union([Type.Literal('append'), Type.Literal('upsert'), Type.Literal('replace')], {
       description: 'how the load treats the dataset\'s rows: append, upsert by its key, or replace them all',
     }),
-    format: Type.Object(
-      {
-        delimiter: Type.String(),
-        encoding: Type.String(),
-        dateFormat: Type.String(),
-        decimalSeparator: Type.String(),
-        quotes: Type.String(),
-      },
-      { description: 'how the file is read: the upload\'s format fields over its dataset\'s `format` over the defaults, resolved when it was accepted' },
-    ),
+    format: Type.Object(ResolvedInputFormat.properties, {
+      description: 'how the file is read: the upload\'s format fields over its dataset\'s `format` over the defaults, resolved when it was accepted',
+    }),
     filename: Type.String(),
     sizeBytes: Type.Integer({ description: 'bytes stored: the file as sent (compressed, for a gzip file)' }),
     sha256: Nullable(Type.String({ description: 'hex SHA-256 of the file; null for a direct upload (its bytes never pass through the API)' })),
