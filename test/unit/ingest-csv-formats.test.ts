@@ -155,6 +155,24 @@ describe('encodings: random text encoded by iconv-lite loads as its UTF-8 form d
     expect((err as CsvFileError).code).toBe('missing_bom');
   });
 
+  it.each([
+    ['windows-1252', Buffer.from('\uFEFFa,b,c\n', 'utf8'), 'encoding utf-8'],
+    ['latin1', iconv.encode('a,b,c\n', 'utf-16le', { addBOM: true }), 'encoding utf-16'],
+    ['utf-8', iconv.encode('a,b,c\n', 'utf-16be', { addBOM: true }), 'encoding utf-16'],
+  ] as const)('a file stated %s whose byte order mark says otherwise fails with bad_header naming the encoding', async (encoding, bytes, hint) => {
+    const err = await load(texts, bytes, resolveInputFormat({ encoding })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CsvFileError);
+    expect((err as CsvFileError).code).toBe('bad_header');
+    expect((err as CsvFileError).message).toContain(hint);
+  });
+
+  it('files of a few bytes: a BOM alone is an empty file, two bytes of Latin-1 a header', async () => {
+    const bom = await load(texts, Buffer.from([0xff, 0xfe]), resolveInputFormat({ encoding: 'utf-16' })).catch((e: unknown) => e);
+    expect((bom as CsvFileError).code).toBe('empty_file');
+    const short = await load({ name: 's', table: 's', columns: [{ name: 'é', type: 'text' }] }, Buffer.from([0xe9, 0x0a]), resolveInputFormat({ encoding: 'latin1' }));
+    expect(short).toEqual({ out: Buffer.alloc(0), rejects: [] });
+  });
+
   it('a UTF-8 file passes no decoder', () => {
     expect(decoderFor('utf-8')).toBeNull();
   });

@@ -132,6 +132,9 @@ export class CopyTransform extends Transform {
       return null;
     }
     this.head = null;
+    if ((b[0] === 0xff && b[1] === 0xfe) || (b[0] === 0xfe && b[1] === 0xff)) {
+      throw new CsvFileError('bad_header', 'the file starts with a UTF-16 byte order mark: upload it with encoding utf-16; no row was loaded');
+    }
     return isBomPrefix ? b.subarray(3) : b;
   }
 

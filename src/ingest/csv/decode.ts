@@ -2,7 +2,8 @@
 // by iconv-lite's streaming decoder into UTF-8 before the CSV transform, so the scanner, the checks and
 // the COPY stream stay UTF-8 only; a UTF-8 file passes no stage at all. Byte order marks: a leading BOM is
 // dropped (iconv-lite's stripBOM); `utf-16` must start with one (FF FE little-endian, FE FF big-endian),
-// which says the byte order. What no encoding can hold becomes U+FFFD (iconv-lite's replacement): bytes
+// which says the byte order; a single-byte file that starts with a UTF-8 or UTF-16 BOM was stated with the
+// wrong encoding and fails (`bad_header`, saying which to state). What no encoding can hold becomes U+FFFD (iconv-lite's replacement): bytes
 // 81 8D 8F 90 9D of Windows-1252, an unpaired UTF-16 surrogate. Latin-1 maps every byte.
 import { Transform, type TransformCallback } from 'node:stream';
 import iconv from 'iconv-lite';
@@ -16,36 +17,55 @@ type Decoder = ReturnType<typeof iconv.getDecoder>;
 export class TextDecodeStream extends Transform {
   bytesIn = 0;
   private readonly decoder: Decoder;
-  /** utf-16 only: the first bytes, held until the BOM is seen; null once it was. */
-  private head: Buffer | null;
+  /** The first bytes, held until the byte order mark (or its absence) is known; null once it is. */
+  private head: Buffer | null = Buffer.alloc(0);
   /** A high surrogate that ended the last chunk's text: its pair comes with the next (UTF-8 needs both). */
   private pending = '';
 
   constructor(readonly encoding: Exclude<Encoding, 'utf-8'>) {
     super();
     this.decoder = iconv.getDecoder(encoding, { stripBOM: true });
-    this.head = encoding === 'utf-16' ? Buffer.alloc(0) : null;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytesIn += chunk.length;
     if (this.head !== null) {
       const head = Buffer.concat([this.head, chunk]);
-      if (head.length < 2) {
+      if (head.length < 3) {
         this.head = head;
         return cb();
       }
       this.head = null;
-      if (!hasUtf16Bom(head)) return cb(missingBom());
+      const wrong = this.bomProblem(head);
+      if (wrong) return cb(wrong);
       chunk = head;
     }
     cb(null, this.utf8(this.decoder.write(chunk), false));
   }
 
   override _flush(cb: TransformCallback): void {
-    // One byte in all: not a BOM. None: an empty file, which the CSV transform names.
-    if (this.head !== null && this.head.length > 0) return cb(missingBom());
+    if (this.head !== null) {
+      // A file of fewer than 3 bytes (none: an empty file, which the CSV transform names).
+      const head = this.head;
+      this.head = null;
+      if (head.length > 0) {
+        const wrong = this.bomProblem(head);
+        if (wrong) return cb(wrong);
+        const text = this.utf8(this.decoder.write(head), false);
+        if (text) this.push(text);
+      }
+    }
     cb(null, this.utf8(this.decoder.end() ?? '', true));
+  }
+
+  /** What the first bytes say against the stated encoding, or null. */
+  private bomProblem(head: Buffer): CsvFileError | null {
+    const utf16 = (head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff);
+    if (this.encoding === 'utf-16') return utf16 ? null : missingBom();
+    const utf8 = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf;
+    if (!utf8 && !utf16) return null;
+    const actual = utf8 ? 'utf-8' : 'utf-16';
+    return new CsvFileError('bad_header', `the file starts with a ${actual.toUpperCase()} byte order mark, but encoding ${this.encoding} was stated: upload it with encoding ${actual}; no row was loaded`);
   }
 
   /** `text` (after what was pending) as UTF-8, keeping back a final high surrogate unless `last`. */
@@ -59,10 +79,6 @@ export class TextDecodeStream extends Transform {
     }
     return all.length > 0 ? Buffer.from(all, 'utf8') : undefined;
   }
-}
-
-function hasUtf16Bom(head: Buffer): boolean {
-  return (head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff);
 }
 
 function missingBom(): CsvFileError {
