@@ -263,7 +263,7 @@ export function parseOptions(raw: Record<string, string>, allowedCidrs?: Address
  */
 function parseFormat(raw: Record<string, string>): Partial<InputFormat> {
   const fields: Partial<Record<(typeof FORMAT_FIELDS)[number], string>> = {};
-  // A tab is a blank to trim, so only the other fields are trimmed here (the normaliser trims what it may).
+  // Values go to the normaliser as sent: a delimiter may be a tab, which trimming would lose.
   for (const name of FORMAT_FIELDS) if (raw[name] !== undefined && raw[name] !== '') fields[name] = raw[name];
   try {
     return normaliseInputFormat(fields, '');
