@@ -49,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
     case 'retry':
     case 'deliveries':
     case 'redeliver':
+    case 'endpoints':
       return CLIENT_COMMANDS[command]!(rest);
     case undefined:
     case 'help':

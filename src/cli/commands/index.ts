@@ -1,5 +1,6 @@
 // The client commands: they talk to a running service over HTTP (never to the database).
 import { deliveriesCommand, redeliverCommand } from './deliveries.ts';
+import { endpointsCommand, ENDPOINTS_USAGE } from './endpoints.ts';
 import { errorsCommand } from './errors.ts';
 import { retryCommand } from './retry.ts';
 import { uploadCommand } from './upload.ts';
@@ -13,6 +14,7 @@ export const CLIENT_COMMANDS: Record<string, (argv: string[]) => Promise<number>
   retry: retryCommand,
   deliveries: deliveriesCommand,
   redeliver: redeliverCommand,
+  endpoints: endpointsCommand,
 };
 
 export const CLIENT_USAGE = `
@@ -27,4 +29,4 @@ or --url / --key; --json prints machine-readable output only):
   retry ID [--wait]                                     process a failed upload again
   deliveries ID                                         an upload's notifications and their attempts
   redeliver DELIVERY_ID                                 send a notification again
-`;
+${ENDPOINTS_USAGE}`;
