@@ -20,6 +20,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { errors, UploadIdParams, UploadStatusBody } from '../schemas.ts';
 import { directUploadRoutes } from './direct-uploads.ts';
 import { uploadProcessingRoutes } from './upload-processing.ts';
+import { uploadRowsRoutes } from './upload-rows.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -174,5 +175,6 @@ export async function uploadRoutes(app: FastifyInstance, deps: RouteDeps): Promi
   );
 
   await uploadProcessingRoutes(app, deps);
+  await uploadRowsRoutes(app, deps);
   await directUploadRoutes(app, deps);
 }
