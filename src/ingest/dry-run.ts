@@ -26,8 +26,8 @@ export async function prepareDryRun(client: pg.ClientBase, dataset: DatasetDef, 
  * upsert or replace rejects the later line of a repeated key (duplicate_key, in upload_errors as a load
  * does); an upsert counts as updated the rows whose key the table holds; an append into a keyed
  * dataset fails as its COPY would (PermanentFailure database_rejected_data) when a key repeats in the
- * file or is in the table already; an upsert into a table without the key's unique index fails with
- * dataset_key_not_unique. `columns` are the file's dataset columns (the COPY list).
+ * file or is in the table already; an upsert or keyed replace into a table without the key's unique
+ * index fails with dataset_key_not_unique. `columns` are the file's dataset columns (the COPY list).
  */
 export async function judgeDryRun(
   client: pg.ClientBase,
@@ -39,12 +39,14 @@ export async function judgeDryRun(
   const key = dataset.key ?? [];
   if (key.length > 0 && mode === 'append') await assertNoKeyClash(client, dataset, key);
   const duplicates = key.length > 0 && mode !== 'append' ? await rejectRepeatedKeys(client, dataset, columns, opts) : 0;
-  let updated = 0;
-  if (mode === 'upsert') {
+  if (key.length > 0 && mode !== 'append') {
     // The planner infers ON CONFLICT's unique index: EXPLAIN (which executes nothing) fails as the merge would.
     await client.query(`EXPLAIN ${mergeStatement(dataset, columns)}`).catch((err: unknown) => {
       throw asKeyNotUnique(err, dataset);
     });
+  }
+  let updated = 0;
+  if (mode === 'upsert') {
     const { rows } = await client.query<{ n: string }>(
       `SELECT count(*) AS n FROM ${id(STAGE.table)} s WHERE EXISTS (SELECT 1 FROM ${tableOf(dataset)} t WHERE ${keyMatch(key)})`,
     );

@@ -182,6 +182,18 @@ describe('dry run of a tenant dataset', () => {
       await ctx.t.pool.query(`ALTER TABLE ${table('products')} DROP CONSTRAINT price_positive`);
     }
   });
+  it('a keyed table without the key\'s unique index fails the upsert and replace dry runs as it fails their loads', async () => {
+    expect((await sendJson(url(), key, 'POST', '/datasets', { name: 'legacy', columns: [{ name: 'code', type: 'text' }] })).status).toBe(201);
+    expect((await load('code\nx\nx\n', { dataset: 'legacy' })).state.status).toBe('completed');
+    // as migration 016 leaves such a dataset: the key in the definition, no unique index (the rows repeat it)
+    await ctx.t.pool.query(`UPDATE datasets SET definition = definition || '{"key": ["code"]}' WHERE tenant_id = $1 AND name = 'legacy'`, [tenantId]);
+    for (const mode of ['upsert', 'replace']) {
+      const dry = await load('code\ny\n', { dataset: 'legacy', mode, dryRun: 'true' });
+      const real = await load('code\ny\n', { dataset: 'legacy', mode });
+      expect([dry.state.error_code, real.state.error_code], mode).toEqual(['dataset_key_not_unique', 'dataset_key_not_unique']);
+    }
+    expect((await ctx.t.pool.query(`SELECT code FROM ${table('legacy')}`)).rows).toEqual([{ code: 'x' }, { code: 'x' }]);
+  });
 });
 
 describe('dryRun travels with every way of uploading', () => {
