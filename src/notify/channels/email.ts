@@ -71,9 +71,11 @@ export function composeMail(payload: Payload, filename: string | null, statusUrl
       subject = `stream-api: ${payload.type ?? 'notification'}`;
   }
   const lines = [`Event: ${payload.type ?? 'unknown'}`];
-  if (payload.uploadId) lines.push(`Upload: ${name} (${payload.uploadId})`, `Status: ${payload.status ?? ''}`);
+  if (payload.uploadId) lines.push(`Upload: ${name} (${payload.uploadId})`);
+  if (payload.status) lines.push(`Status: ${payload.status}`);
   if (payload.type === 'upload.completed' || payload.type === 'upload.failed') lines.push(`Rows: ${rows}`);
   if (payload.type === 'upload.processing') lines.push(`Attempt: ${payload.attempt ?? 1}`);
+  if (payload.type === 'upload.rows_removed') lines.push(`Rows removed: ${payload.rowsRemoved ?? 0}`);
   if (payload.error) lines.push(`Error: ${payload.error}${payload.errorCode ? ` (${payload.errorCode})` : ''}`);
   if (payload.type === 'endpoint.disabled') {
     lines.push(`Endpoint: ${payload.endpointId} (${payload.url})`, `Reason: ${payload.reason ?? ''}`);
