@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerHandle } from '../../src/ingest/worker.ts';
 import { useApi } from '../helpers/env.ts';
 import { FIXTURES_DIR } from '../helpers/infer-fixtures.ts';
-import { rawRequest, request, sendJson, upload, type HttpResult } from '../helpers/http.ts';
+import { multipartBody, rawRequest, request, sendJson, upload, type HttpResult } from '../helpers/http.ts';
 import { startTestWorker, waitForStatus } from '../helpers/worker.ts';
 
 const ctx = useApi();
@@ -145,6 +145,9 @@ describe('bodies', () => {
     const b = await inferBody(gzipSync(utf16));
     expect(b.status).toBe(200);
     expect(b.body.dialect).toMatchObject({ encoding: 'utf-16', delimiter: '\t' });
+    const c = await inferBody('a|b\n1|x\n', { contentType: 'text/plain; charset=utf-8' });
+    expect(c.status).toBe(200);
+    expect(c.body.definition).toEqual({ name: 'dataset', columns: [{ name: 'a', type: 'integer', required: true }, { name: 'b', type: 'text', required: true }], format: expect.objectContaining({ delimiter: '|' }) });
   });
 
   it.each([
@@ -154,6 +157,7 @@ describe('bodies', () => {
     ['broken gzip', Buffer.from([0x1f, 0x8b, 0x08, 0x00, 1, 2, 3, 4, 5, 6, 7, 8, 9]), 'text/csv', 415, 'unsupported_media_type'],
     ['data without a header', '1,2.5,2025-01-01\n2,3.5,2025-01-02\n', 'text/csv', 400, 'sample_no_header'],
     ['HTML', '<html></html>', 'text/html', 415, 'unsupported_content_type'],
+    ['multipart', multipartBody('a,b\n1,2\n', { boundary: 'b0' }).body, 'multipart/form-data; boundary=b0', 415, 'unsupported_content_type'],
     ['JSON without uploadId', '{"id":"x"}', 'application/json', 400, 'validation_failed'],
     ['JSON that is not JSON', '{"uploadId":', 'application/json', 400, 'malformed_json'],
   ])('refuses %s', async (_what, body, contentType, status, code) => {

@@ -20,7 +20,7 @@ export const SAMPLE_BYTES = 1024 * 1024;
 /** A larger body is refused (413 body_too_large); up to it, what is past SAMPLE_BYTES is read and dropped. */
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
-const SAMPLE_TYPES = ['text/csv', 'application/octet-stream'];
+const SAMPLE_TYPES = ['text/csv', 'text/plain', 'application/octet-stream'];
 
 /** What the sample parser makes of a text/csv or octet-stream body. */
 interface SampleBody {
@@ -84,6 +84,7 @@ export async function datasetInferRoutes(app: FastifyInstance, deps: RouteDeps):
     body: {
       content: {
         'text/csv': { schema: { description: 'the start of a CSV file (any encoding; gzip is decompressed)' } },
+        'text/plain': { schema: { description: 'the same as text/csv' } },
         'application/octet-stream': { schema: { description: 'the start of a CSV file (any encoding; gzip is decompressed)' } },
         'application/json': { schema: UploadRef },
       },
@@ -91,9 +92,10 @@ export async function datasetInferRoutes(app: FastifyInstance, deps: RouteDeps):
     response: { 200: InferResponse, ...errors(400, 401, 404, 410, 413, 415) },
   };
   app.post<{ Querystring: Static<typeof InferQuery> }>('/datasets/infer', { schema }, async (request) => {
-    const body = request.body as SampleBody | Static<typeof UploadRef> | undefined;
+    const body = request.body as SampleBody | Static<typeof UploadRef> | undefined | null;
+    if (request.isMultipart()) throw new AppError('unsupported_content_type', 'send the start of the CSV file as the body (text/csv), not as multipart/form-data');
     if (body === undefined || body === null) throw new AppError('sample_empty', 'send the start of a CSV file as the body (text/csv), or { "uploadId": … } as JSON');
-    const { sample, complete } = 'uploadId' in body ? await sampleOfUpload(deps, request, body.uploadId) : await gunzipped(body);
+    const { sample, complete } = 'sample' in body ? await gunzipped(body) : await sampleOfUpload(deps, request, body.uploadId);
     try {
       const inference = inferDataset(sample, { name: request.query.name, complete });
       request.log.info({ columns: inference.columns.length, rows: inference.sampledRows, bytes: sample.length }, 'dataset inferred');
