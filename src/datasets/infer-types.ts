@@ -113,6 +113,9 @@ function pointed(value: string, separator: DecimalSeparator): string | null {
   return value.includes('.') ? null : value.replace(',', '.');
 }
 
+/** The types tried in turn: the first that every value fits is the column's. */
+const CANDIDATES = ['boolean', 'integer', 'bigint', 'numeric', 'uuid', 'date', 'timestamptz', 'jsonb'] as const;
+
 /**
  * The most specific type all `values` (non-empty, trimmed) fit, spelled as the file spells them; text
  * for none. 0/1 alone are integers (a boolean needs a true/false/yes/no/t/f spelling); digits with a
@@ -120,21 +123,40 @@ function pointed(value: string, separator: DecimalSeparator): string | null {
  * with at least 10 integer digits of room (a sample's largest value is rarely the file's).
  */
 export function inferType(values: readonly string[], spelling: ValueSpelling): InferredType {
-  const t = (type: InferredType['type'], canonical: string = type): InferredType => ({ type, canonical });
-  if (values.length === 0) return t('text');
-  const bytes = values.map((v) => (isAscii(v) ? ascii(v) : null));
-  const all = (test: (b: Buffer) => boolean) => bytes.every((b) => b !== null && test(b));
-  if (all((b) => isBoolean(b, 0, b.length)) && values.some((v) => v !== '0' && v !== '1')) return t('boolean');
-  const codes = values.some((v) => LEADING_ZERO.test(v));
-  if (!codes && all((b) => checkInteger(b, 0, b.length, INT4_LIMITS) === INT_OK)) return t('integer');
-  if (!codes && all((b) => checkInteger(b, 0, b.length, INT8_LIMITS) === INT_OK)) return t('bigint');
-  const numbers = values.map((v) => pointed(v, spelling.decimalSeparator));
-  if (!codes && numbers.every((v) => v !== null && isAscii(v) && isNumeric(ascii(v), 0, v.length))) return numericType(numbers as string[]);
-  if (all((b) => isUuid(b, 0, b.length))) return t('uuid');
-  const dates = datesIn(values, spelling.dateFormat);
-  if (dates) return t(dates);
-  if (values.every((v) => (v.startsWith('{') || v.startsWith('[')) && checkJsonb(v) === null)) return t('jsonb');
-  return t('text');
+  if (values.length > 0) {
+    for (const type of CANDIDATES) {
+      if (type === 'boolean' && values.every((v) => v === '0' || v === '1')) continue;
+      if (!values.every((v) => fitsType(v, type, spelling))) continue;
+      return type === 'numeric' ? numericType(values.map((v) => pointed(v, spelling.decimalSeparator)!)) : { type, canonical: type };
+    }
+  }
+  return { type: 'text', canonical: 'text' };
+}
+
+/** Whether the single (trimmed) `value` fits `type` as inferType judges it, spelled as the file spells values. */
+export function fitsType(value: string, type: InferredType['type'], spelling: ValueSpelling): boolean {
+  const b = isAscii(value) ? ascii(value) : null;
+  const number = !LEADING_ZERO.test(value);
+  switch (type) {
+    case 'text':
+      return true;
+    case 'boolean':
+      return b !== null && isBoolean(b, 0, b.length);
+    case 'integer':
+    case 'bigint':
+      return b !== null && number && checkInteger(b, 0, b.length, type === 'integer' ? INT4_LIMITS : INT8_LIMITS) === INT_OK;
+    case 'numeric': {
+      const v = pointed(value, spelling.decimalSeparator);
+      return v !== null && number && isAscii(v) && isNumeric(ascii(v), 0, v.length);
+    }
+    case 'uuid':
+      return b !== null && isUuid(b, 0, b.length);
+    case 'date':
+    case 'timestamptz':
+      return dateKind(value, spelling.dateFormat) === type;
+    case 'jsonb':
+      return (value.startsWith('{') || value.startsWith('[')) && checkJsonb(value) === null;
+  }
 }
 
 /** Least integer digits of room a proposed numeric(p,s) leaves. */

@@ -8,7 +8,7 @@
 import type { InputFormat } from '../ingest/csv/input-format.ts';
 import { BUILT_IN_DATASETS, MAX_COLUMNS, type DatasetInput } from './definition.ts';
 import { decodeSample, InferError, readRecords, sniffDelimiter } from './infer-dialect.ts';
-import { chooseDateFormat, chooseDecimalSeparator, inferType, type InferredType, type ValueSpelling } from './infer-types.ts';
+import { chooseDateFormat, chooseDecimalSeparator, fitsType, inferType, type InferredType, type ValueSpelling } from './infer-types.ts';
 import { identifierProblem, MAX_IDENTIFIER_LENGTH, SYSTEM_COLUMNS } from './identifiers.ts';
 
 export { InferError } from './infer-dialect.ts';
@@ -102,7 +102,7 @@ export function inferDataset(sample: Buffer, options: InferOptions): Inference {
   const { dateFormat, ambiguous } = chooseDateFormat(filled, delimiter !== ',' || decimalSeparator === ',');
   if (ambiguous) warnings.push(`every date has day and month ≤ 12: ${dateFormat} is a guess; check it`);
   const types = filled.map((values) => inferType(values, { dateFormat, decimalSeparator }));
-  if (rows.length > 0 && looksLikeData(header, filled, types, { dateFormat, decimalSeparator })) {
+  if (rows.length > 0 && looksLikeData(header, types, { dateFormat, decimalSeparator })) {
     throw new InferError('sample_no_header', `the first line reads as data (${JSON.stringify(header.slice(0, 5).join(delimiter).slice(0, 80))}): a header naming the columns is needed`);
   }
 
@@ -152,9 +152,9 @@ export function inferDataset(sample: Buffer, options: InferOptions): Inference {
 }
 
 /** A header whose every value under a typed (not text) column fits that type too: data, not names. */
-function looksLikeData(header: readonly string[], filled: readonly string[][], types: readonly InferredType[], spelling: ValueSpelling): boolean {
+function looksLikeData(header: readonly string[], types: readonly InferredType[], spelling: ValueSpelling): boolean {
   const typed = types.flatMap((t, j) => (t.type === 'text' ? [] : [j]));
-  return typed.length > 0 && typed.every((j) => header[j]!.trim() !== '' && inferType([header[j]!.trim(), ...filled[j]!], spelling).type === types[j]!.type);
+  return typed.length > 0 && typed.every((j) => header[j]!.trim() !== '' && fitsType(header[j]!.trim(), types[j]!.type, spelling));
 }
 
 /**
