@@ -37,7 +37,8 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-describe('stream-api datasets infer', () => {
+// Each test starts several CLI processes (a few seconds each on a loaded 2-core machine).
+describe('stream-api datasets infer', { timeout: 240_000 }, () => {
   it('prints a definition that `datasets apply` takes unchanged, and a summary on stderr', async () => {
     const res = await run(['datasets', 'infer', path.join(FIXTURES_DIR, 'kunden-win1252.csv')]);
     expect(res.code).toBe(0);
