@@ -67,6 +67,9 @@ describe('a proposal from a stored upload', () => {
     expect(res.body.columns.map((c: { name: string; type: string }) => `${c.name}:${c.type}`)).toContain('sale_date:date');
     expect(res.body.sampledRows).toBe(6);
 
+    const named = await sendJson(url(), key, 'POST', '/datasets/infer', { uploadId });
+    expect(named.body.definition.name).toBe('us_sales');
+
     for (const [k, id] of [[otherKey, uploadId], [key, randomUUID()], [key, 'not-a-uuid']] as const) {
       const refused = await sendJson(url(), k, 'POST', '/datasets/infer', { uploadId: id });
       expect(refused.status).toBe(404);

@@ -27,6 +27,8 @@ interface SampleBody {
   sample: Buffer;
   /** the body was the whole file: at most SAMPLE_BYTES */
   complete: boolean;
+  /** the stored upload's file name, when the sample is one's */
+  filename?: string;
 }
 
 const UploadRef = Type.Object(
@@ -34,7 +36,7 @@ const UploadRef = Type.Object(
   { additionalProperties: false },
 );
 const InferQuery = Type.Object({
-  name: Type.Optional(Type.String({ maxLength: 200, description: 'the proposed dataset name, made an identifier (default "dataset")' })),
+  name: Type.Optional(Type.String({ maxLength: 200, description: 'the proposed dataset name, made an identifier (default: the upload\'s file name for an uploadId, else "dataset")' })),
 });
 
 const InferResponse = Type.Object({
@@ -95,9 +97,10 @@ export async function datasetInferRoutes(app: FastifyInstance, deps: RouteDeps):
     const body = request.body as SampleBody | Static<typeof UploadRef> | undefined | null;
     if (request.isMultipart()) throw new AppError('unsupported_content_type', 'send the start of the CSV file as the body (text/csv), not as multipart/form-data');
     if (body === undefined || body === null) throw new AppError('sample_empty', 'send the start of a CSV file as the body (text/csv), or { "uploadId": … } as JSON');
-    const { sample, complete } = 'sample' in body ? await gunzipped(body) : await sampleOfUpload(deps, request, body.uploadId);
+    const { sample, complete, filename } = 'sample' in body ? await gunzipped(body) : await sampleOfUpload(deps, request, body.uploadId);
+    const name = request.query.name ?? filename?.replace(/(\.(csv|tsv|txt|gz))+$/i, '');
     try {
-      const inference = inferDataset(sample, { name: request.query.name, complete });
+      const inference = inferDataset(sample, { name, complete });
       request.log.info({ columns: inference.columns.length, rows: inference.sampledRows, bytes: sample.length }, 'dataset inferred');
       return { ...inference, sampleBytes: sample.length };
     } catch (err) {
@@ -175,5 +178,5 @@ async function sampleOfUpload(deps: RouteDeps, request: FastifyRequest, id: stri
     if ((await deps.store.head(upload.object_key).catch(() => undefined)) === null) throw new AppError('object_gone');
     throw new AppError('storage_unavailable', undefined, { cause: err });
   }
-  return gunzipped({ sample: head, complete: upload.size_bytes <= SAMPLE_BYTES });
+  return { ...(await gunzipped({ sample: head, complete: upload.size_bytes <= SAMPLE_BYTES })), filename: upload.filename };
 }
