@@ -1,7 +1,8 @@
-// Entry point: the API key, the hash router (#/ and #/uploads/<id>), the live stream and its fallback.
+// Entry point: the API key, the hash router (#/, #/uploads/<id>, #/endpoints[/<id>]), the live stream and its fallback.
 import { api, apiKey } from './api.js';
 import { createDetailView } from './detail-view.js';
 import { refreshRelativeTimes } from './dom.js';
+import { createEndpointPages } from './endpoints-view.js';
 import { createListView } from './list-view.js';
 import { createLiveStream } from './live.js';
 
@@ -15,7 +16,10 @@ const LIVE_LABELS = {
 };
 
 const $ = (selector) => document.querySelector(selector);
-const views = { welcome: $('#view-welcome'), list: $('#view-list'), detail: $('#view-detail') };
+const views = {
+  welcome: $('#view-welcome'), list: $('#view-list'), detail: $('#view-detail'),
+  endpoints: $('#view-endpoints'), endpoint: $('#view-endpoint'),
+};
 const notice = $('#notice');
 const liveBadge = $('#live');
 const keyForm = $('#key-form');
@@ -54,6 +58,7 @@ function onRouteChange() {
 
 const list = createListView(views.list);
 const detail = createDetailView(views.detail, { navigate, onDeleted: (id) => list.remove(id) });
+const endpointPages = createEndpointPages({ list: views.endpoints, detail: views.endpoint }, { navigate, show });
 let liveState = 'off';
 const live = createLiveStream({
   onUpload(event) {
@@ -83,8 +88,11 @@ function show(name) {
 function route({ focus = true } = {}) {
   if (!apiKey.get()) {
     detail.hide();
+    endpointPages.hide();
     return show('welcome');
   }
+  if (endpointPages.route(location.hash, { focus })) return detail.hide();
+  endpointPages.hide();
   const match = /^#\/uploads\/([^/?#]+)$/.exec(location.hash);
   if (match) {
     let id = match[1];

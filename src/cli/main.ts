@@ -47,8 +47,10 @@ async function main(argv: string[]): Promise<number> {
     case 'list':
     case 'errors':
     case 'retry':
+    case 'remove-rows':
     case 'deliveries':
     case 'redeliver':
+    case 'endpoints':
       return CLIENT_COMMANDS[command]!(rest);
     case undefined:
     case 'help':

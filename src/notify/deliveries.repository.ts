@@ -71,17 +71,18 @@ export async function listUploadDeliveries(db: Queryable, tenantId: string, uplo
   return rows;
 }
 
-/** Keyset page, newest first: rows with seq below `beforeSeq`. */
+/** Keyset page, newest first: rows with seq below `beforeSeq`; only those of `endpointId` when given. */
 export async function listDeliveries(
   db: Queryable,
   tenantId: string,
-  opts: { status?: DeliveryStatus; beforeSeq?: number; limit: number },
+  opts: { status?: DeliveryStatus; endpointId?: string; beforeSeq?: number; limit: number },
 ): Promise<DeliveryRow[]> {
   const { rows } = await db.query<DeliveryRow>(
     `SELECT ${DELIVERY_COLUMNS} FROM deliveries
       WHERE tenant_id = $1 AND ($2::text IS NULL OR delivery_status = $2) AND ($3::bigint IS NULL OR seq < $3)
+        AND ($5::uuid IS NULL OR endpoint_id = $5)
       ORDER BY seq DESC LIMIT $4`,
-    [tenantId, opts.status ?? null, opts.beforeSeq ?? null, opts.limit],
+    [tenantId, opts.status ?? null, opts.beforeSeq ?? null, opts.limit, opts.endpointId ?? null],
   );
   return rows;
 }

@@ -14,6 +14,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** socket idle time after which the request fails with ETIMEDOUT */
   idleTimeoutMs?: number;
+  /** sent as JSON (content-type: application/json); a Buffer is sent as it is, with the content-type of `headers` */
+  body?: unknown;
 }
 
 export interface UploadFile {
@@ -49,7 +51,7 @@ export class ApiClient {
     return this.config.url;
   }
 
-  async json<T>(method: 'GET' | 'POST', path: string, opts: RequestOptions = {}): Promise<T> {
+  async json<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, opts: RequestOptions = {}): Promise<T> {
     const res = await this.open(method, path, { ...opts, headers: { accept: 'application/json', ...opts.headers } });
     const text = await readText(res);
     try {
@@ -61,11 +63,14 @@ export class ApiClient {
 
   /** A 2xx response whose body the caller reads (and must consume or destroy). */
   open(method: string, path: string, opts: RequestOptions = {}): Promise<http.IncomingMessage> {
+    const raw = Buffer.isBuffer(opts.body);
+    const payload = opts.body === undefined ? undefined : raw ? (opts.body as Buffer) : Buffer.from(JSON.stringify(opts.body));
+    const headers = payload ? { ...opts.headers, ...(!raw && { 'content-type': 'application/json' }), 'content-length': String(payload.length) } : opts.headers;
     return new Promise((resolve, reject) => {
-      const req = this.request(method, path, opts);
+      const req = this.request(method, path, { ...opts, headers });
       req.on('response', (res) => checked(res).then(resolve, reject));
       req.on('error', (err) => reject(connectionError(err, this.config.url)));
-      req.end();
+      req.end(payload);
     });
   }
 

@@ -1,5 +1,5 @@
-// Notifications of an upload and of the tenant: read them with their attempts, list the failed
-// ones (a pull endpoint for what never arrived), and ask for a redelivery.
+// Notifications of an upload, of an endpoint and of the tenant: read them with their attempts, list the
+// failed ones (a pull endpoint for what never arrived), and ask for a redelivery.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors.ts';
@@ -12,6 +12,7 @@ import {
   type DeliveryRow,
   type DeliveryStatus,
 } from '../../notify/deliveries.repository.ts';
+import { findEndpoint } from '../../notify/endpoints.repository.ts';
 import { requestRedelivery } from '../../notify/redeliver.ts';
 import { findUpload } from '../../uploads/uploads.repository.ts';
 import type { AppDeps } from '../app.ts';
@@ -77,6 +78,7 @@ const AttemptBody = Type.Object({
 
 const DeliveryWithHistory = Type.Composite([DeliveryBody, Type.Object({ history: Type.Array(AttemptBody) })]);
 const DeliveryIdParams = Type.Object({ id: Type.String({ description: 'delivery id (uuid)' }) });
+const EndpointIdParams = Type.Object({ id: Type.String({ description: 'endpoint id (uuid)' }) });
 
 /** A malformed id can name no delivery: 404, like any id the caller cannot see. */
 function deliveryIdParam(request: FastifyRequest<IdParams>): string {
@@ -105,6 +107,29 @@ export async function deliveryRoutes(app: FastifyInstance, deps: AppDeps): Promi
     if (!upload) throw new AppError('not_found', 'upload not found');
     const rows = await listUploadDeliveries(deps.pool, request.tenant.id, upload.id);
     return { uploadId: upload.id, items: await withHistory(rows) };
+  });
+
+  const endpointDeliveriesSchema = {
+    tags: ['endpoints'],
+    summary: "An endpoint's delivery log, newest first, each with every attempt (keyset pagination with nextCursor; ?status= filters)",
+    params: EndpointIdParams,
+    querystring: ListQuery,
+    response: {
+      200: Type.Object({ endpointId: Type.String(), items: Type.Array(DeliveryWithHistory), nextCursor: nullable(Type.String()) }),
+      ...errors(400, 401, 404),
+    },
+  };
+  app.get<IdParams & { Querystring: Static<typeof ListQuery> }>('/endpoints/:id/deliveries', { schema: endpointDeliveriesSchema }, async (request) => {
+    const { id } = request.params;
+    const endpoint = UUID.test(id) ? await findEndpoint(deps.db, request.tenant.id, id.toLowerCase()) : undefined;
+    if (!endpoint) throw new AppError('not_found', 'endpoint not found');
+    const { status, limit, cursor } = request.query;
+    const page = await keysetPage(
+      pageRequest(limit, cursor),
+      (p) => listDeliveries(deps.pool, request.tenant.id, { ...p, endpointId: endpoint.id, ...(status ? { status } : {}) }),
+      (row) => row,
+    );
+    return { endpointId: endpoint.id, items: await withHistory(page.items), nextCursor: page.nextCursor };
   });
 
   const listSchema = {
