@@ -207,6 +207,13 @@ describe('dates and decimals in the file\'s spelling reach COPY as ISO dates and
     });
   });
 
+  it('a decimal comma may group the integer part with points: they are dropped; other points are not numbers', async () => {
+    const csv = 'price;qty\n1.234,56;\n-9.999;\n"1.234.567";\n,5;\n12.34;\n1234.567;\n1.23;\n.5;\n1.234,5.6;\n';
+    const { out, rejects } = await load({ name: 'n', table: 'n', columns: [{ name: 'price', type: 'numeric' }, { name: 'qty', type: 'integer' }] }, Buffer.from(csv), resolveInputFormat({ delimiter: ';', decimalSeparator: ',' }));
+    expect(readCopy(out, ';')).toEqual([['2', '1234.56', null], ['3', '-9999', null], ['4', '1234567', null], ['5', '.5', null]]);
+    expect(rejects.map((r) => [r.line, r.code])).toEqual([[6, 'invalid_numeric'], [7, 'invalid_numeric'], [8, 'invalid_numeric'], [9, 'invalid_numeric'], [10, 'invalid_numeric']]);
+  });
+
   it.each([
     ['MM/DD/YYYY', '12/31/2024', '2024-12-31'],
     ['DD.MM.YYYY', '31.12.2024', '2024-12-31'],

@@ -1,12 +1,12 @@
 // Values written in a file's own spelling (src/ingest/csv/input-format.ts), turned into what PostgreSQL's
 // COPY reads whatever its DateStyle and locale: ISO 8601 dates (YYYY-MM-DD) and a decimal point. Every
 // spelling has the length of its ISO form, so a converted value is as long as the original and a
-// record's output never grows. Byte work only: no JS string per value.
+// record's output never grows (a decimal's thousands separators are dropped). Byte work only: no JS string per value.
 import type { DateFormat } from './input-format.ts';
 
 const MINUS = 0x2d;
-export const DOT = 0x2e;
-export const COMMA = 0x2c;
+const DOT = 0x2e;
+const COMMA = 0x2c;
 
 /** Where a DateFormat puts the year, month and day, and its separator. */
 export interface DateLayout {
@@ -51,11 +51,37 @@ export function isoDate(b: Uint8Array, s: number, layout: DateLayout, out: Uint8
   return true;
 }
 
-/** Copies b[s, e) to out[at…] with its decimal comma (at most one, validated) as a point. Returns e − s. */
+const PLUS = 0x2b;
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+
+/**
+ * A number written with a decimal comma, b[s, e), copied to out[at…] with a decimal point and without its
+ * thousands separators: `1.234,56` → `1234.56`. Points may only group the integer part by three digits
+ * after a first group of one to three (`1.234.567`; not `1.5`, `12.34` or `1234.567`). Returns the length
+ * written (at most e − s), or −1 when the points are not such groups; the rest is left to isNumeric.
+ */
 export function pointDecimal(b: Uint8Array, s: number, e: number, out: Uint8Array, at: number): number {
-  for (let i = s; i < e; i++) {
+  let i = s;
+  let o = at;
+  if (i < e && (b[i] === MINUS || b[i] === PLUS)) out[o++] = b[i++]!;
+  let digits = 0;
+  let group = -1; // digits since the last point; -1 before the first
+  for (; i < e; i++) {
     const c = b[i]!;
-    out[at + i - s] = c === COMMA ? DOT : c;
+    if (isDigit(c)) {
+      out[o++] = c;
+      digits++;
+      if (group >= 0) group++;
+    } else if (c === DOT) {
+      if (group === -1 ? digits < 1 || digits > 3 : group !== 3) return -1;
+      group = 0;
+    } else break;
   }
-  return e - s;
+  if (group !== -1 && group !== 3) return -1;
+  for (; i < e; i++) {
+    const c = b[i]!;
+    if (c === DOT) return -1;
+    out[o++] = c === COMMA ? DOT : c;
+  }
+  return o - at;
 }

@@ -3,7 +3,7 @@
 // value the output will carry (see convert.ts).
 
 import type { ColumnDef } from '../datasets/types.ts';
-import { COMMA, DOT, dateLayout, isoDate, type DateLayout } from './convert.ts';
+import { dateLayout, isoDate, pointDecimal, type DateLayout } from './convert.ts';
 import { DEFAULT_INPUT_FORMAT, type InputFormat } from './input-format.ts';
 import { checkJsonb } from './json.ts';
 import { isJsonb } from './json-bytes.ts';
@@ -45,8 +45,6 @@ export interface CompiledColumn {
   convert: number;
   /** date / timestamptz: the file's date layout; null for ISO 8601's own. */
   date: DateLayout | null;
-  /** numeric: the decimal separator byte. */
-  point: number;
 }
 
 /** The column's checks and output rules for files written in `format` (default: RFC 4180 / ISO 8601). */
@@ -54,15 +52,30 @@ export function compileColumn(def: ColumnDef, format: InputFormat = DEFAULT_INPU
   const plainText = def.type === 'text' && def.maxLength === undefined && def.pattern === undefined;
   const defaultCsv = def.default === undefined ? null : Buffer.from(`"${def.default.replaceAll('"', '""')}"`);
   const date = def.type === 'date' || def.type === 'timestamptz' ? dateLayout(format.dateFormat) : null;
-  const point = def.type === 'numeric' && format.decimalSeparator === ',' ? COMMA : DOT;
   let convert = CONVERT_NONE;
   if (date !== null) convert = def.type === 'date' ? CONVERT_DATE : CONVERT_TIMESTAMP;
-  else if (point === COMMA) convert = CONVERT_DECIMAL;
-  return { def, free: plainText, values: def.values ? new Set(def.values) : null, defaultCsv, convert, date, point };
+  else if (def.type === 'numeric' && format.decimalSeparator === ',') convert = CONVERT_DECIMAL;
+  return { def, free: plainText, values: def.values ? new Set(def.values) : null, defaultCsv, convert, date };
 }
 
 /** A date's ISO form while it is checked. */
 const SCRATCH = new Uint8Array(10);
+/** A decimal-comma number's decimal-point form while it is checked (grown to the longest value seen). */
+let decimalScratch = new Uint8Array(64);
+
+/** isNumeric and numericFits on b[s, e), written with a decimal comma when `comma` (see pointDecimal). */
+function checkNumeric(b: Uint8Array, s: number, e: number, def: ColumnDef, comma: boolean): RejectCode | null {
+  if (comma) {
+    if (decimalScratch.length < e - s) decimalScratch = new Uint8Array(2 * (e - s));
+    const n = pointDecimal(b, s, e, decimalScratch, 0);
+    if (n < 0) return 'invalid_numeric';
+    b = decimalScratch;
+    s = 0;
+    e = n;
+  }
+  if (!isNumeric(b, s, e)) return 'invalid_numeric';
+  return def.precision === undefined || numericFits(b, s, e, def.precision, def.scale ?? 0) ? null : 'out_of_range';
+}
 
 /** b[s, s+10) is a real date written in `layout`. */
 function isDateIn(b: Uint8Array, s: number, layout: DateLayout): boolean {
@@ -106,11 +119,8 @@ export function checkField(b: Buffer, s: number, e: number, flags: number, col: 
       if (r === INT_OK) return null;
       return r === INT_OUT_OF_RANGE ? 'out_of_range' : 'invalid_integer';
     }
-    case 'numeric': {
-      const point = col.point;
-      if (!isNumeric(b, s, e, point)) return 'invalid_numeric';
-      return def.precision === undefined || numericFits(b, s, e, def.precision, def.scale ?? 0, point) ? null : 'out_of_range';
-    }
+    case 'numeric':
+      return checkNumeric(b, s, e, def, col.convert === CONVERT_DECIMAL);
     case 'boolean':
       return isBoolean(b, s, e) ? null : 'invalid_boolean';
     case 'date': {
@@ -141,7 +151,7 @@ function checkText(b: Buffer, s: number, e: number, flags: number, def: ColumnDe
 /** What a reject message adds when the file spells the column's values its own way, e.g. " (dates written DD/MM/YYYY)". */
 export function spellingHint(code: RejectCode, col: CompiledColumn, format: InputFormat): string {
   if (col.date !== null && (code === 'invalid_date' || code === 'invalid_timestamp')) return ` (dates written ${format.dateFormat})`;
-  if (col.point === COMMA && (code === 'invalid_numeric' || code === 'out_of_range')) return ' (decimal comma)';
+  if (col.convert === CONVERT_DECIMAL && (code === 'invalid_numeric' || code === 'out_of_range')) return ' (decimal comma, points only as thousands separators)';
   return '';
 }
 

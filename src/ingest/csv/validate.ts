@@ -60,9 +60,8 @@ export const NUMERIC_MAX_DIGITS = 1000;
 export const NUMERIC_MAX_EXPONENT = 1000;
 
 /** `[+-]?(digits[.digits?] | .digits)([eE][+-]?digits)?` — no NaN/Infinity (not numeric in every
- * server version), no underscores or hex (PostgreSQL 16+ only). `point`: the decimal separator byte
- * (default `.`; `,` for a decimal comma, which the output then writes as a point). */
-export function isNumeric(b: Uint8Array, s: number, e: number, point = DOT): boolean {
+ * server version), no underscores or hex (PostgreSQL 16+ only). */
+export function isNumeric(b: Uint8Array, s: number, e: number): boolean {
   let i = s;
   if (b[i] === MINUS || b[i] === PLUS) i++;
   let digits = 0;
@@ -70,7 +69,7 @@ export function isNumeric(b: Uint8Array, s: number, e: number, point = DOT): boo
     i++;
     digits++;
   }
-  if (i < e && b[i] === point) {
+  if (i < e && b[i] === DOT) {
     i++;
     while (i < e && isDigit(b[i]!)) {
       i++;
@@ -193,9 +192,9 @@ export function isTimeAfterDate(b: Uint8Array, s: number, e: number): boolean {
 /**
  * numeric(precision, scale): does a value that passed isNumeric fit? PostgreSQL rounds it to `scale`
  * digits after the point (half away from zero) and refuses it when the rounded absolute value is
- * ≥ 10^(precision − scale). Decided on the digits, without floating point. `separator`: as isNumeric's `point`.
+ * ≥ 10^(precision − scale). Decided on the digits, without floating point.
  */
-export function numericFits(b: Uint8Array, s: number, e: number, precision: number, scale: number, separator = DOT): boolean {
+export function numericFits(b: Uint8Array, s: number, e: number, precision: number, scale: number): boolean {
   let i = s;
   if (b[i] === MINUS || b[i] === PLUS) i++;
   // Digits without leading zeros: d = b[first…] skipping the point; `point` = digits before the point.
@@ -205,7 +204,7 @@ export function numericFits(b: Uint8Array, s: number, e: number, precision: numb
   let digitsEnd = i;
   for (; i < e; i++) {
     const c = b[i]!;
-    if (c === separator) {
+    if (c === DOT) {
       seenPoint = true;
       continue;
     }
@@ -232,7 +231,7 @@ export function numericFits(b: Uint8Array, s: number, e: number, precision: numb
   }
   // Digit k (0-based) of the significant digits, skipping the point.
   const digits: number[] = [];
-  for (let j = first; j < digitsEnd; j++) if (b[j] !== separator) digits.push(b[j]! - D0);
+  for (let j = first; j < digitsEnd; j++) if (b[j] !== DOT) digits.push(b[j]! - D0);
   const keep = point + scale; // significant digits left after rounding to `scale`
   let intDigits = Math.max(point, 0);
   if (keep < 0) return true; // rounds to zero
