@@ -238,7 +238,6 @@ export class CopyTransform extends Transform {
     }
     const f = sc.fields;
     let fill = false; // an empty field takes its column's default: the record must be rebuilt
-    let convert = false; // a value is rewritten (a date or decimal in the file's spelling): likewise
     for (let j = 0; j < n; j++) {
       const col = columns[j];
       if (col == null) continue;
@@ -252,14 +251,13 @@ export class CopyTransform extends Transform {
       if (col.free) continue;
       const code = checkField(buf, s, e, f[3 * j + 2]!, col);
       if (code !== null) return this.reject(buf, start, j, code, '');
-      if (col.convert !== CONVERT_NONE) convert = true;
     }
     const out = this.out;
     // A literal field (relaxed quotes) is quoted in the output and its quotes doubled: at most twice its size + 2.
     const bytes = end - start;
     out.reserve((sc.literal ? 2 * bytes + 2 * n : bytes) + LINE_OVERHEAD + (fill ? plan.defaultBytes : 0));
     out.writeInt(this.line);
-    if (!sc.rebuild && !plan.hasUnknown && !fill && !convert) {
+    if (!sc.rebuild && !plan.rebuildAll && !fill) {
       out.byte(this.delimiter);
       out.copy(buf, start, end);
     } else {

@@ -63,18 +63,12 @@ const SCRATCH = new Uint8Array(10);
 /** A decimal-comma number's decimal-point form while it is checked (grown to the longest value seen). */
 let decimalScratch = new Uint8Array(64);
 
-/** isNumeric and numericFits on b[s, e), written with a decimal comma when `comma` (see pointDecimal). */
-function checkNumeric(b: Uint8Array, s: number, e: number, def: ColumnDef, comma: boolean): RejectCode | null {
-  if (comma) {
-    if (decimalScratch.length < e - s) decimalScratch = new Uint8Array(2 * (e - s));
-    const n = pointDecimal(b, s, e, decimalScratch, 0);
-    if (n < 0) return 'invalid_numeric';
-    b = decimalScratch;
-    s = 0;
-    e = n;
-  }
-  if (!isNumeric(b, s, e)) return 'invalid_numeric';
-  return def.precision === undefined || numericFits(b, s, e, def.precision, def.scale ?? 0) ? null : 'out_of_range';
+/** The numeric checks of checkField on b[s, e) written with a decimal comma, as its decimal-point form (see pointDecimal). */
+function checkDecimalComma(b: Uint8Array, s: number, e: number, def: ColumnDef): RejectCode | null {
+  if (decimalScratch.length < e - s) decimalScratch = new Uint8Array(2 * (e - s));
+  const n = pointDecimal(b, s, e, decimalScratch, 0);
+  if (n < 0 || !isNumeric(decimalScratch, 0, n)) return 'invalid_numeric';
+  return def.precision === undefined || numericFits(decimalScratch, 0, n, def.precision, def.scale ?? 0) ? null : 'out_of_range';
 }
 
 /** b[s, s+10) is a real date written in `layout`. */
@@ -120,7 +114,9 @@ export function checkField(b: Buffer, s: number, e: number, flags: number, col: 
       return r === INT_OUT_OF_RANGE ? 'out_of_range' : 'invalid_integer';
     }
     case 'numeric':
-      return checkNumeric(b, s, e, def, col.convert === CONVERT_DECIMAL);
+      if (col.convert === CONVERT_DECIMAL) return checkDecimalComma(b, s, e, def);
+      if (!isNumeric(b, s, e)) return 'invalid_numeric';
+      return def.precision === undefined || numericFits(b, s, e, def.precision, def.scale ?? 0) ? null : 'out_of_range';
     case 'boolean':
       return isBoolean(b, s, e) ? null : 'invalid_boolean';
     case 'date': {

@@ -1,7 +1,7 @@
 // Header record → which dataset column each CSV position feeds (or none).
 
 import type { DatasetDef } from '../datasets/types.ts';
-import { type CompiledColumn, compileColumn, decodeValue } from './fields.ts';
+import { type CompiledColumn, compileColumn, CONVERT_NONE, decodeValue } from './fields.ts';
 import { DEFAULT_INPUT_FORMAT, type InputFormat } from './input-format.ts';
 import { MALFORMED_NONE, type RecordScanner } from './scan.ts';
 import { CsvFileError, type HeaderInfo } from './types.ts';
@@ -12,7 +12,9 @@ export interface HeaderPlan {
   columns: (CompiledColumn | null)[];
   /** Per CSV position: the header name as written (trimmed). */
   names: string[];
-  hasUnknown: boolean;
+  /** Every record is re-assembled: there are unknown columns to drop, or values in the file's own spelling
+   * (dates, decimal commas) to rewrite. */
+  rebuildAll: boolean;
   /** Bytes of every default together: the most an empty-field fill can add to a record. */
   defaultBytes: number;
 }
@@ -59,7 +61,8 @@ export function planHeader(dataset: DatasetDef, buf: Buffer, start: number, scan
     throw new CsvFileError('missing_columns', `missing required column(s): ${missing.join(', ')}`, missing);
   }
   const defaultBytes = columns.reduce((n, c) => n + (c?.defaultCsv?.length ?? 0), 0);
-  return { info, columns, names, hasUnknown: info.unknownColumns.length > 0, defaultBytes };
+  const rebuildAll = info.unknownColumns.length > 0 || columns.some((c) => c !== null && c.convert !== CONVERT_NONE);
+  return { info, columns, names, rebuildAll, defaultBytes };
 }
 
 /** Lower-cased header name (the column's name or an alias) → the column it feeds. */
