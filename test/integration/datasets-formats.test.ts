@@ -3,7 +3,7 @@
 // loaded by the real worker into real PostgreSQL, and read back with SQL; the format is recorded on the
 // upload (GET /uploads/:id); a dataset's `format` is the default, an upload's field overrides it.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerHandle } from '../../src/ingest/worker.ts';
 import { directClient, putParts } from '../helpers/direct.ts';
 import { useApi } from '../helpers/env.ts';
-import { request, sendJson, upload } from '../helpers/http.ts';
+import { rawRequest, request, sendJson, upload } from '../helpers/http.ts';
+import { fixtureFiles, FIXTURES_DIR } from '../helpers/infer-fixtures.ts';
 import { tusCreate, tusPatch } from '../helpers/tus.ts';
 import { startTestWorker, waitForStatus } from '../helpers/worker.ts';
 
@@ -172,6 +173,30 @@ describe("a dataset's format is the default; an upload's field overrides it", ()
     const completed = await direct.complete(started.uploadId, await putParts(started, file));
     expect(completed.status, completed.text).toBe(202);
     expect((await loaded(started.uploadId)).rows.map((r) => [r.name, r.city])).toEqual([['Direct', 'München']]);
+  });
+});
+
+describe('infer → create → upload without any field', () => {
+  it('every inference fixture loads whole into the dataset proposed for it: its inferred format is the default', async () => {
+    const outcomes: string[] = [];
+    for (const file of await fixtureFiles()) {
+      const bytes = await readFile(path.join(FIXTURES_DIR, file));
+      const name = `fx_${file.replace(/\.csv$/, '').replaceAll('-', '_')}`;
+      const inferred = await rawRequest(ctx.api.url, { path: `/datasets/infer?name=${name}`, key, headers: { 'content-type': 'application/octet-stream' }, body: bytes });
+      expect(inferred.status, inferred.text).toBe(200);
+      const created = await sendJson(ctx.api.url, key, 'POST', '/datasets', inferred.body.definition);
+      expect(created.status, created.text).toBe(201);
+      const sent = await upload(ctx.api.url, key, { file: { content: bytes, filename: file }, fields: { dataset: name } });
+      expect(sent.status, sent.text).toBe(202);
+      const state = await waitForStatus(ctx.t, sent.body.uploadId, ['completed', 'failed']);
+      const { rows } = await ctx.t.pool.query(`SELECT count(*)::int AS n FROM "${schema()}".${name}`);
+      outcomes.push(`${file}: ${state.status} ${state.rows_processed} loaded ${state.rows_failed} rejected, ${rows[0].n} in the table`);
+      expect(state.error_code).toBeNull();
+      expect(state.rows_failed).toBe(0);
+      expect(rows[0].n).toBe(state.rows_processed);
+      expect(state.rows_processed).toBeGreaterThan(0);
+    }
+    expect(outcomes).toHaveLength((await fixtureFiles()).length);
   });
 });
 
