@@ -176,6 +176,18 @@ describe("a dataset's format is the default; an upload's field overrides it", ()
   });
 });
 
+describe('the built-in webhook_events', () => {
+  it('takes the format fields too', async () => {
+    const id = '0b7f2c4e-1111-4a2b-a333-00000000f0f0';
+    const csv = iconv.encode(`event_id;event_type;occurred_at;source\n${id};facturé;31/12/2024 23:30:00+01:00;"a;b"\n`, 'latin1');
+    const res = await upload(ctx.api.url, key, { file: { content: csv }, fields: { delimiter: ';', encoding: 'latin1', dateFormat: 'DD/MM/YYYY' } });
+    expect(res.status, res.text).toBe(202);
+    expect(await waitForStatus(ctx.t, res.body.uploadId, ['completed', 'failed'])).toMatchObject({ status: 'completed', rows_processed: 1, rows_failed: 0 });
+    const { rows } = await ctx.t.pool.query(`SELECT event_type, source, occurred_at FROM webhook_events WHERE upload_id = $1`, [res.body.uploadId]);
+    expect(rows.map((r) => [r.event_type, r.source, (r.occurred_at as Date).toISOString()])).toEqual([['facturé', 'a;b', '2024-12-31T22:30:00.000Z']]);
+  });
+});
+
 describe('infer → create → upload without any field', () => {
   it('every inference fixture loads whole into the dataset proposed for it: its inferred format is the default', async () => {
     const outcomes: string[] = [];
