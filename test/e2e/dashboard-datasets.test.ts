@@ -1,0 +1,219 @@
+// The datasets pages and the upload form's dataset and mode, end to end in a real Chromium: a real API
+// and worker on a test database with the embedded S3 server, the page driven like a person would:
+// create a dataset in the editable columns table, see it listed, add a column (PUT), a destructive edit
+// refused with the server's 409 message, delete refused while an upload is unfinished, an upload through
+// the form (Uppy/tus) choosing the dataset and mode upsert — the rows checked in the tenant's table in
+// PostgreSQL — and delete. Screenshots go to test-artifacts/.
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkerHandle } from '../../src/ingest/worker.ts';
+import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
+import { request, upload } from '../helpers/http.ts';
+import { startTestWorker, waitForStatus } from '../helpers/worker.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const HAS_CHROMIUM = existsSync(CHROMIUM);
+if (!HAS_CHROMIUM) {
+  console.warn(`[dashboard datasets e2e] SKIPPED: ${CHROMIUM} is not installed (CI installs it: apt-get install -y chromium)`);
+}
+
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const UI_TIMEOUT = 30_000;
+
+let t: TestEnv;
+let api: Awaited<ReturnType<typeof startApi>>;
+let worker: WorkerHandle | undefined;
+let key: string;
+let tenantId: string;
+let browser: Browser;
+let page: Page;
+const pageErrors: string[] = [];
+
+describe.skipIf(!HAS_CHROMIUM)(`dashboard datasets pages in Chromium (${CHROMIUM})`, { timeout: 120_000 }, () => {
+  beforeAll(async () => {
+    await mkdir(ARTIFACTS, { recursive: true });
+    t = await createTestEnv();
+    api = await startApi(t);
+    ({ key, tenantId } = await t.newTenantKey());
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+    });
+    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(`pageerror: ${err.message}`));
+    page.on('console', (msg) => {
+      // A refused request is logged by Chromium itself as a failed resource load; anything else is ours.
+      if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) pageErrors.push(`console: ${msg.text()}`);
+    });
+    page.on('dialog', (dialog) => dialog.accept());
+    await page.addInitScript((k) => sessionStorage.setItem('stream-api.apiKey', k), key);
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await worker?.stop();
+    await api?.close();
+    await t?.close();
+  });
+
+  const text = (selector: string) => page.locator(selector).first().innerText();
+  const shot = (name: string) => page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: true, animations: 'disabled' });
+  const apiGet = async (path: string) => (await request(api.url, key, 'GET', path)).body;
+  const schema = () => `t_${tenantId.replaceAll('-', '')}`;
+  const table = () => `"${schema()}".products`;
+  const editorRow = (editorId: string, n: number) => page.locator(`#${editorId} tbody tr`).nth(n);
+  /** Fills row `n` of the editable columns table `editorId`. */
+  async function fillColumn(editorId: string, n: number, c: { name: string; type: string; precision?: string; scale?: string; required?: boolean; key?: boolean; values?: string }) {
+    const row = editorRow(editorId, n);
+    await row.locator('[data-field="name"]').fill(c.name);
+    await row.locator('[data-field="type"]').selectOption(c.type);
+    if (c.precision) await row.locator('[data-field="precision"]').fill(c.precision);
+    if (c.scale) await row.locator('[data-field="scale"]').fill(c.scale);
+    if (c.required) await row.locator('[data-field="required"]').check();
+    if (c.key) await row.locator('[data-field="key"]').check();
+    if (c.values) await row.locator('[data-field="values"]').fill(c.values);
+  }
+  const modeOptions = () => page.locator('#upload-mode option').evaluateAll((options) => options.map((o) => (o as HTMLOptionElement).value));
+
+  it('the nav leads to the datasets page; a dataset created in the editable table is listed and defined as entered', async () => {
+    await page.goto(`${api.url}/`);
+    await page.locator('#view-list').waitFor();
+    await page.getByRole('navigation').getByRole('link', { name: 'Datasets' }).click();
+    await expect.poll(() => page.evaluate(() => location.hash)).toBe('#/datasets');
+    await expect.poll(() => page.locator('#datasets tr[data-key="webhook_events"] td').allInnerTexts(), { timeout: UI_TIMEOUT }).toEqual(['webhook_events', 'built in', expect.any(String), '—', '—']);
+
+    await page.locator('#dataset-name').fill('products');
+    await fillColumn('dataset-columns', 0, { name: 'sku', type: 'text', required: true, key: true });
+    for (const [n, c] of [
+      { name: 'price', type: 'numeric', precision: '8', scale: '2' },
+      { name: 'status', type: 'enum', values: 'new, used' },
+      { name: 'scratch', type: 'integer' },
+    ].entries()) {
+      await page.getByRole('button', { name: 'Add column' }).click();
+      await fillColumn('dataset-columns', n + 1, c);
+    }
+    // the last row goes again: remove takes it out of the definition
+    await editorRow('dataset-columns', 3).getByRole('button', { name: 'Remove' }).click();
+    // (a format that reads these test files as RFC 4180 does, whether or not the loader applies it)
+    await page.locator('#dataset-format-quotes').selectOption('relaxed');
+    await shot('datasets-create');
+    await page.getByRole('button', { name: 'Create dataset' }).click();
+
+    await expect.poll(() => page.evaluate(() => location.hash), { timeout: UI_TIMEOUT }).toBe('#/datasets/products');
+    await expect.poll(() => text('#notice'), { timeout: UI_TIMEOUT }).toContain('Created the dataset "products"');
+    expect(await apiGet('/datasets/products')).toMatchObject({
+      version: 1,
+      key: ['sku'],
+      format: { quotes: 'relaxed' },
+      columns: [
+        { name: 'sku', type: 'text', required: true },
+        { name: 'price', type: 'numeric(8,2)', required: false },
+        { name: 'status', type: 'enum', required: false, values: ['new', 'used'] },
+      ],
+    });
+    await expect.poll(() => page.locator('#view-dataset tr[data-key]').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.key)), { timeout: UI_TIMEOUT }).toEqual(['sku', 'price', 'status']);
+    expect(await text('#view-dataset .facts')).toMatch(/Key\s+sku/);
+    expect(await text('#view-dataset .facts')).toMatch(/Format\s+quotes relaxed/);
+
+    await page.locator('#view-dataset .back').click();
+    await expect.poll(() => page.locator('#datasets tr[data-key="products"] td').allInnerTexts(), { timeout: UI_TIMEOUT }).toEqual(['products', '1', '3', 'sku', 'just now']);
+    // What the API refuses is said in the form: a name that is not an identifier.
+    await page.locator('#dataset-name').fill('Bad Name');
+    await fillColumn('dataset-columns', 0, { name: 'a', type: 'text' });
+    await page.getByRole('button', { name: 'Create dataset' }).click();
+    await expect.poll(() => text('#dataset-create-result'), { timeout: UI_TIMEOUT }).toMatch(/^Not created: dataset name "Bad Name"/);
+    expect((await apiGet('/datasets')).items.map((d: { name: string }) => d.name)).toEqual(['webhook_events', 'products']);
+  });
+
+  it('adds a column and an enum value with PUT (version 2); a destructive edit shows the server\'s 409 message and changes nothing', async () => {
+    await page.goto(`${api.url}/#/datasets/products`);
+    await page.locator('#dataset-edit').click();
+    await page.locator('#dataset-edit-form').getByRole('button', { name: 'Add column' }).click();
+    await fillColumn('dataset-edit-columns', 3, { name: 'note', type: 'text' });
+    await editorRow('dataset-edit-columns', 2).locator('[data-field="values"]').fill('new, used, refurbished');
+    await page.locator('#dataset-edit-format-dateFormat').selectOption('DD/MM/YYYY');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await expect.poll(() => text('#dataset-action-status'), { timeout: UI_TIMEOUT }).toBe('Saved: version 2.');
+    await expect.poll(() => page.locator('#view-dataset tr[data-key]').count()).toBe(4);
+    const { rows } = await t.pool.query(
+      `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'products' AND column_name = 'note'`,
+      [schema()],
+    );
+    expect(rows).toEqual([{ column_name: 'note', data_type: 'text' }]);
+    const changed = await apiGet('/datasets/products');
+    expect(changed.columns[2].values).toEqual(['new', 'used', 'refurbished']);
+    expect(changed.format).toEqual({ quotes: 'relaxed', dateFormat: 'DD/MM/YYYY' });
+
+    // Retyping price is not additive: the server's message, as it sent it, in the form.
+    await page.locator('#dataset-edit').click();
+    await editorRow('dataset-edit-columns', 1).locator('[data-field="type"]').selectOption('integer');
+    const answer = page.waitForResponse((res) => res.request().method() === 'PUT' && res.url().endsWith('/datasets/products'));
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    const refused = await answer;
+    expect(refused.status()).toBe(409);
+    const { error } = (await refused.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe('dataset_change_refused');
+    await expect.poll(() => text('#dataset-edit-result'), { timeout: UI_TIMEOUT }).toBe(`Not saved: ${error.message}`);
+    expect(error.message).toContain('price');
+    await shot('datasets-refused');
+    expect((await apiGet('/datasets/products')).version).toBe(2);
+  });
+
+  it('delete is refused with the server\'s message while an upload is unfinished; the form uploads with dataset and mode upsert into the tenant table', async () => {
+    // A first load through the API, not processed yet (no worker): the dataset is in use.
+    const seed = await upload(api.url, key, { file: { content: 'sku,price,status\nA-1,1.00,new\nA-2,2.50,used\n' }, fields: { dataset: 'products' } });
+    expect(seed.status, JSON.stringify(seed.body)).toBe(202);
+    await page.goto(`${api.url}/#/datasets/products`);
+    await page.getByRole('button', { name: 'Delete dataset' }).click();
+    await expect.poll(() => text('#dataset-action-status'), { timeout: UI_TIMEOUT }).toMatch(/^Not deleted: 1 upload\(s\) of dataset "products" are not finished/);
+    worker = await startTestWorker(t);
+    expect((await waitForStatus(t, seed.body.uploadId, ['completed', 'failed'])).status).toBe('completed');
+
+    // The form offers the tenant's datasets and the modes each allows.
+    await page.getByRole('navigation').getByRole('link', { name: 'Uploads' }).click();
+    await page.locator('#upload-form .uppy-Dashboard').waitFor();
+    await expect.poll(() => page.locator('#upload-dataset option').evaluateAll((o) => o.map((x) => (x as HTMLOptionElement).value)), { timeout: UI_TIMEOUT }).toEqual(['webhook_events', 'products']);
+    expect(await modeOptions()).toEqual(['append']);
+    await page.locator('#upload-dataset').selectOption('products');
+    expect(await modeOptions()).toEqual(['append', 'upsert', 'replace']);
+    await page.locator('#upload-mode').selectOption('upsert');
+    expect(await text('#upload-mode-help')).toContain('(sku)');
+
+    const file = 'sku,status,price,note\nA-2,refurbished,3.75,changed\nA-3,new,10,added\n';
+    await page.locator('#upload-form .uppy-Dashboard-input').first().setInputFiles({ name: 'products.csv', mimeType: 'text/csv', buffer: Buffer.from(file) });
+    await page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await expect.poll(() => text('#upload-result'), { timeout: UI_TIMEOUT }).toContain('Uploaded products.csv');
+    const href = await page.locator('#upload-result a').getAttribute('href');
+    const uploadId = decodeURIComponent(/^#\/uploads\/(.+)$/.exec(href ?? '')![1]!);
+    const state = await waitForStatus(t, uploadId, ['completed', 'failed']);
+    expect(state.status, String(state.error)).toBe('completed');
+    const recorded = await t.pool.query('SELECT dataset, mode, dataset_version, rows_inserted, rows_updated FROM uploads WHERE id = $1', [uploadId]);
+    expect(recorded.rows[0]).toEqual({ dataset: 'products', mode: 'upsert', dataset_version: 2, rows_inserted: 1, rows_updated: 1 });
+    const loaded = await t.pool.query(`SELECT sku, price::text, status, note, upload_id FROM ${table()} ORDER BY sku`);
+    expect(loaded.rows).toEqual([
+      { sku: 'A-1', price: '1.00', status: 'new', note: null, upload_id: seed.body.uploadId },
+      { sku: 'A-2', price: '3.75', status: 'refurbished', note: 'changed', upload_id: uploadId },
+      { sku: 'A-3', price: '10.00', status: 'new', note: 'added', upload_id: uploadId },
+    ]);
+    // Ready for the next file: the built-in dataset again, append only.
+    await expect.poll(() => page.locator('#upload-dataset').inputValue()).toBe('webhook_events');
+    expect(await modeOptions()).toEqual(['append']);
+    await shot('datasets-uploaded');
+  });
+
+  it('deletes the dataset once no upload is unfinished: its table is dropped and the form no longer offers it', async () => {
+    await page.goto(`${api.url}/#/datasets/products`);
+    await page.getByRole('button', { name: 'Delete dataset' }).click();
+    await expect.poll(() => page.evaluate(() => location.hash), { timeout: UI_TIMEOUT }).toBe('#/datasets');
+    await expect.poll(() => text('#notice'), { timeout: UI_TIMEOUT }).toBe('Deleted the dataset "products".');
+    await expect.poll(() => page.locator('#datasets tr[data-key]').count(), { timeout: UI_TIMEOUT }).toBe(1);
+    expect((await t.pool.query('SELECT to_regclass($1) AS t', [table()])).rows[0].t).toBeNull();
+    await page.getByRole('navigation').getByRole('link', { name: 'Uploads' }).click();
+    await expect.poll(() => page.locator('#upload-dataset option').count(), { timeout: UI_TIMEOUT }).toBe(1);
+    expect(pageErrors).toEqual([]);
+  });
+});
