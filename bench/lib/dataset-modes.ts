@@ -3,7 +3,8 @@
 // bookkeeping) loads the same file of N rows of a keyed 12-column dataset
 //   append   into a table already holding N/2 rows of other keys (same table size and unique index)
 //   upsert   into a table already holding N/2 of the file's keys: N/2 rows updated, N/2 inserted
-// and prints the ratio. The object store is left out of both (the file is read from local disk), so
+// and each again as a dry run (dryRun=true: COPY into a temporary copy of the table, nothing loaded;
+// checked to leave the table as it was), and prints the ratios. The object store is left out of both (the file is read from local disk), so
 // the ratio is the database side's: the staging COPY plus INSERT … ON CONFLICT against the plain COPY.
 import { randomUUID } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
@@ -20,6 +21,14 @@ import { ensureTenant } from '../../src/tenants/tenants.repository.ts';
 import { adminExec, DEFAULT_ADMIN_URL, dropBenchDatabase, randomDatabaseName, withDatabase } from './db.ts';
 
 type Mode = 'append' | 'upsert';
+type Variant = { mode: Mode; dryRun: boolean };
+const VARIANTS: Variant[] = [
+  { mode: 'append', dryRun: false },
+  { mode: 'upsert', dryRun: false },
+  { mode: 'append', dryRun: true },
+  { mode: 'upsert', dryRun: true },
+];
+const label = (v: Variant) => `${v.mode}${v.dryRun ? ' dry run' : ''}`;
 
 /**
  * Runs the modes bench. `writeFile(path, from, to)` writes a CSV of the wide dataset with keys from..to
@@ -57,12 +66,12 @@ export async function benchModes(opts: {
     } as unknown as ObjectStore;
     const task = createProcessUploadTask({ pool, store, logger: createLogger('warn', 'stderr'), gzip: { maxRatio: 1000, maxUncompressedBytes: Number.MAX_SAFE_INTEGER } });
 
-    const runLoad = async (dataset: string, file: string, mode: Mode) => {
+    const runLoad = async (dataset: string, file: string, mode: Mode, dryRun = false) => {
       const id = randomUUID();
       byKey.set(id, file);
       await pool.query(
-        `INSERT INTO uploads (id, tenant_id, dataset, mode, filename, size_bytes, object_key) VALUES ($1::uuid, $2, $3, $4, 'bench.csv', $5, $1::text)`,
-        [id, tenant.id, dataset, mode, statSync(file).size],
+        `INSERT INTO uploads (id, tenant_id, dataset, mode, dry_run, filename, size_bytes, object_key) VALUES ($1::uuid, $2, $3, $4, $6, 'bench.csv', $5, $1::text)`,
+        [id, tenant.id, dataset, mode, statSync(file).size, dryRun],
       );
       const t0 = process.hrtime.bigint();
       await task({ uploadId: id }, helpersFor(id, pool));
@@ -72,30 +81,42 @@ export async function benchModes(opts: {
       return { seconds, ...(r[0] as { rows_processed: number; rows_inserted: number | null; rows_updated: number | null }) };
     };
 
-    const best = new Map<Mode, number>();
+    const best = new Map<string, number>();
     for (let run = 0; run < runs; run++) {
-      for (const mode of ['append', 'upsert'] as const) {
+      for (const variant of VARIANTS) {
+        const { mode, dryRun } = variant;
         // a fresh table each time: the same starting size, the same index, a warm cache (seeded just before)
-        const name = `${mode}_${run}`;
+        const name = `${mode}_${dryRun ? 'dry_' : ''}${run}`;
         await applyDataset(db, tenant.id, normaliseDefinition({ ...opts.keyed, name }), { createOnly: true });
         await runLoad(name, mode === 'append' ? files.seedDisjoint : files.seedOverlap, 'append');
         await pool.query('CHECKPOINT');
-        const r = await runLoad(name, files.load, mode);
+        const r = await runLoad(name, files.load, mode, dryRun);
         const expected = mode === 'append' ? { rows_processed: rows } : { rows_processed: rows, rows_inserted: rows - half, rows_updated: half };
         for (const [k, v] of Object.entries(expected)) {
-          if ((r as Record<string, unknown>)[k] !== v) throw new Error(`${mode}: ${k} is ${(r as Record<string, unknown>)[k]}, expected ${v}`);
+          if ((r as Record<string, unknown>)[k] !== v) throw new Error(`${label(variant)}: ${k} is ${(r as Record<string, unknown>)[k]}, expected ${v}`);
         }
-        best.set(mode, Math.min(best.get(mode) ?? Infinity, r.seconds));
+        if (dryRun) {
+          const { rows: left } = await pool.query(`SELECT count(*)::int AS n FROM "t_${tenant.id.replaceAll('-', '')}"."${name}"`);
+          if (left[0].n !== half) throw new Error(`${label(variant)} changed the table: ${left[0].n} rows, expected ${half}`);
+        }
+        best.set(label(variant), Math.min(best.get(label(variant)) ?? Infinity, r.seconds));
       }
     }
     const mb = statSync(files.load).size / 1e6;
     console.log(`\nloading modes: ${rows.toLocaleString('en')} rows (${mb.toFixed(0)} MB, 12 columns, key order_id) into a table of ${half.toLocaleString('en')} rows, best of ${runs}`);
     console.log('the real process-upload task against PostgreSQL (object store left out: the file is read from local disk)\n');
-    for (const [mode, s] of best) {
-      const what = mode === 'append' ? 'append (plain COPY)' : `upsert (${(rows - half).toLocaleString('en')} new, ${half.toLocaleString('en')} updated)`;
-      console.log(`${what.padEnd(40)} ${s.toFixed(2).padStart(7)} s  ${Math.round(rows / s).toLocaleString('en').padStart(9)} rows/s`);
+    const what: Record<string, string> = {
+      append: 'append (plain COPY)',
+      upsert: `upsert (${(rows - half).toLocaleString('en')} new, ${half.toLocaleString('en')} updated)`,
+      'append dry run': 'append dry run (nothing loaded)',
+      'upsert dry run': 'upsert dry run (nothing loaded)',
+    };
+    for (const [name, s] of best) {
+      console.log(`${what[name]!.padEnd(40)} ${s.toFixed(2).padStart(7)} s  ${Math.round(rows / s).toLocaleString('en').padStart(9)} rows/s`);
     }
-    console.log(`\nratio upsert / append throughput: ${(best.get('append')! / best.get('upsert')!).toFixed(2)}×`);
+    const ratio = (a: string, b: string) => (best.get(b)! / best.get(a)!).toFixed(2);
+    console.log(`\nratio upsert / append throughput: ${ratio('upsert', 'append')}×`);
+    console.log(`dry run / load time: append ${(best.get('append dry run')! / best.get('append')!).toFixed(2)}, upsert ${(best.get('upsert dry run')! / best.get('upsert')!).toFixed(2)}`);
   } finally {
     await db.destroy().catch(() => {}); // ends the pool too
     await dropBenchDatabase(adminUrl, dbName);

@@ -47,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
     case 'list':
     case 'errors':
     case 'retry':
+    case 'remove-rows':
     case 'deliveries':
     case 'redeliver':
     case 'endpoints':

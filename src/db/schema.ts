@@ -57,6 +57,11 @@ export interface UploadsTable {
   /** rows an upsert or replace inserted / an upsert updated; null for append (rows_processed are inserted) */
   rows_inserted: number | null;
   rows_updated: number | null;
+  /** migrations/018_load_undo_and_dry_run.sql: validated in full, nothing loaded */
+  dry_run: ColumnType<boolean, boolean | undefined, never>;
+  /** when DELETE /uploads/:id/rows removed the rows the upload appended, and how many; null before */
+  rows_removed_at: Timestamp | null;
+  rows_removed: number | null;
   created_at: DefaultTimestamp;
   started_at: Timestamp | null;
   completed_at: Timestamp | null;
@@ -88,6 +93,7 @@ export interface DirectUploadsTable {
   max_errors: number | null;
   max_error_ratio: number | null;
   mode: ColumnType<'append' | 'upsert' | 'replace', 'append' | 'upsert' | 'replace' | undefined, never>;
+  dry_run: ColumnType<boolean, boolean | undefined, never>;
   idempotency_key: string | null;
   request_hash: string;
   created_at: DefaultTimestamp;

@@ -16,6 +16,7 @@ export const UploadStatusBody = Type.Object(
     mode: Type.Union([Type.Literal('append'), Type.Literal('upsert'), Type.Literal('replace')], {
       description: 'how the load treats the dataset\'s rows: append, upsert by its key, or replace them all',
     }),
+    dryRun: Type.Boolean({ description: 'true: validated in full (counts, errors.csv) and nothing loaded (AIP-163 validate_only)' }),
     filename: Type.String(),
     sizeBytes: Type.Integer({ description: 'bytes stored: the file as sent (compressed, for a gzip file)' }),
     sha256: Nullable(Type.String({ description: 'hex SHA-256 of the file; null for a direct upload (its bytes never pass through the API)' })),
@@ -33,6 +34,8 @@ export const UploadStatusBody = Type.Object(
     error: Type.Union([Type.Object({ code: Type.Union([Type.String(), Type.Null()]), message: Type.String() }), Type.Null()]),
     unknownColumns: Type.Array(Type.String()),
     callbackUrl: Nullable(Type.String()),
+    rowsRemovedAt: Nullable(Type.String({ format: 'date-time', description: 'when DELETE /uploads/:id/rows removed the rows this upload appended; null while they are in place' })),
+    rowsRemoved: Type.Union([Type.Integer(), Type.Null()], { description: 'rows that removal deleted (rows a later upsert took over, or a replace deleted, are no longer this upload\'s); null before' }),
     createdAt: Type.String({ format: 'date-time' }),
     startedAt: Nullable(Type.String({ format: 'date-time' })),
     completedAt: Nullable(Type.String({ format: 'date-time' })),

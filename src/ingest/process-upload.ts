@@ -13,6 +13,7 @@ import { lockDatasetForLoad } from '../datasets/datasets.repository.ts';
 import { compileDefinition } from '../datasets/definition.ts';
 import { getDataset, type DatasetDef } from './datasets/index.ts';
 import { mergeStaged, prepareMode, type MergeOutcome } from './load-modes.ts';
+import { judgeDryRun, prepareDryRun } from './dry-run.ts';
 import { asGzipFailure, decodingFor, GZIP_MAGIC, peekHead, type Decoding, type DecompressionLimits } from './decompress.ts';
 import { asPermanent, PermanentFailure, StaleRun } from './failures.ts';
 import { RejectRecorder } from './rejects.ts';
@@ -150,7 +151,10 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Progress
     const decoding = decodingFor(await peekHead(source, GZIP_MAGIC.length, deps.abortSignal), deps.gzip);
     progress.compression = decoding.compression;
     if (decoding.compression !== 'none') log.info({ compression: decoding.compression }, 'decompressing while loading');
-    const plan = await prepareMode(client, dataset, upload.mode ?? 'append');
+    // A dry run COPYs into a discarded copy of the table (dry-run.ts): the same validation, nothing loaded.
+    const plan = upload.dry_run
+      ? await prepareDryRun(client, dataset, upload.mode ?? 'append')
+      : await prepareMode(client, dataset, upload.mode ?? 'append');
     const sink = new CopySink(client, () => copyStatement(plan.copyTarget, header!));
     const destination = deps.wrapSink ? deps.wrapSink(sink) : sink;
     timer = setInterval(() => {
@@ -172,8 +176,10 @@ async function load(deps: ProcessDeps, upload: ClaimedUpload, progress: Progress
       throw new Error(`COPY stored ${sink.rowCount} rows but ${rowsAccepted} were sent`);
     }
     let merged: MergeOutcome | null = null;
-    if (plan.staged) {
-      merged = await mergeStaged(client, dataset, (header as HeaderInfo | null)?.columns ?? [], { uploadId: upload.id, rejectLimit: rejects.room });
+    const columns = (header as HeaderInfo | null)?.columns ?? [];
+    if (plan.dryRun) merged = await judgeDryRun(client, dataset, plan.mode, columns, { uploadId: upload.id, rejectLimit: rejects.room });
+    else if (plan.staged) merged = await mergeStaged(client, dataset, columns, { uploadId: upload.id, rejectLimit: rejects.room });
+    if (merged) {
       // The later line of a repeated key moves from loaded to rejected: the line books still balance.
       progress.rowsProcessed -= merged.duplicates;
       progress.rowsFailed += merged.duplicates;

@@ -13,6 +13,8 @@ export interface ClaimedUpload {
   dataset: string;
   /** append | upsert | replace (migrations/016_loading_modes.sql); absent: append */
   mode?: 'append' | 'upsert' | 'replace';
+  /** validate in full, load nothing (migrations/018_load_undo_and_dry_run.sql); absent: false */
+  dry_run?: boolean;
   object_key: string;
   size_bytes: number;
   max_errors: number | null;
@@ -46,7 +48,7 @@ export async function claimUpload(db: Queryable, uploadId: string): Promise<(Cla
             error_code = NULL, error = NULL,
             load_backend_pid = NULL, load_backend_start = NULL, updated_at = now()
        FROM previous WHERE u.id = previous.id
-  RETURNING u.id, u.tenant_id, u.dataset, u.mode, u.object_key, u.size_bytes, u.max_errors, u.max_error_ratio, u.attempt,
+  RETURNING u.id, u.tenant_id, u.dataset, u.mode, u.dry_run, u.object_key, u.size_bytes, u.max_errors, u.max_error_ratio, u.attempt,
             u.started_at, previous.load_backend_pid AS previous_pid, previous.load_backend_start::text AS previous_start),
      started AS (
        INSERT INTO outbox_events (tenant_id, event_type, upload_id, upload_attempt, payload)
@@ -55,7 +57,7 @@ export async function claimUpload(db: Queryable, uploadId: string): Promise<(Cla
                                  'timestamp', to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
          FROM claimed
        ON CONFLICT ON CONSTRAINT outbox_events_once DO NOTHING)
-     SELECT id, tenant_id, dataset, mode, object_key, size_bytes, max_errors, max_error_ratio, attempt, previous_pid, previous_start
+     SELECT id, tenant_id, dataset, mode, dry_run, object_key, size_bytes, max_errors, max_error_ratio, attempt, previous_pid, previous_start
        FROM claimed`,
     [uploadId],
   );
@@ -295,7 +297,9 @@ async function insertEvent(trx: Queryable, uploadId: string, type: 'upload.compl
               'rowsProcessed', u.rows_processed, 'rowsFailed', u.rows_failed,
               'timestamp', to_char(c.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
             || CASE WHEN u.error IS NULL THEN '{}'::jsonb
-                    ELSE jsonb_build_object('error', u.error, 'errorCode', u.error_code) END,
+                    ELSE jsonb_build_object('error', u.error, 'errorCode', u.error_code) END
+            -- a dry run says so: its rows were validated, not loaded
+            || CASE WHEN u.dry_run THEN '{"dryRun": true}'::jsonb ELSE '{}'::jsonb END,
             c.at
        -- clock_timestamp(): in the load transaction now() is when the load began, minutes early
        FROM uploads u, (SELECT clock_timestamp() AS at) c WHERE u.id = $1

@@ -24,6 +24,7 @@ export const UploadCompletedPayload = Type.Object(
     status: Type.Literal('completed'),
     rowsProcessed: Type.Integer({ minimum: 0, description: 'rows loaded' }),
     rowsFailed: Type.Integer({ minimum: 0, description: 'rows rejected (see GET /uploads/:id/errors)' }),
+    dryRun: Type.Optional(Type.Literal(true, { description: 'present on a dry run (dryRun=true): the rows were validated and counted, nothing was loaded' })),
     timestamp: Timestamp,
   },
   { additionalProperties: false },
@@ -38,6 +39,18 @@ export const UploadFailedPayload = Type.Object(
     rowsFailed: Type.Integer({ minimum: 0 }),
     error: Type.String({ description: 'what went wrong, for people' }),
     errorCode: Type.String({ description: 'what went wrong, stable (e.g. too_many_errors, worker_lost)' }),
+    dryRun: Type.Optional(Type.Literal(true, { description: 'present on a dry run (dryRun=true): the rows were validated and counted, nothing was loaded' })),
+    timestamp: Timestamp,
+  },
+  { additionalProperties: false },
+);
+
+export const UploadRowsRemovedPayload = Type.Object(
+  {
+    type: Type.Literal('upload.rows_removed'),
+    uploadId: UploadId,
+    dataset: Type.String({ description: 'the dataset whose table the rows were removed from' }),
+    rowsRemoved: Type.Integer({ minimum: 0, description: 'rows deleted: those still the upload\'s (a later upsert takes over the rows it updates)' }),
     timestamp: Timestamp,
   },
   { additionalProperties: false },
@@ -56,7 +69,7 @@ export const EndpointDisabledPayload = Type.Object(
   { additionalProperties: false },
 );
 
-export type EventType = 'upload.processing' | 'upload.completed' | 'upload.failed' | 'endpoint.disabled';
+export type EventType = 'upload.processing' | 'upload.completed' | 'upload.failed' | 'upload.rows_removed' | 'endpoint.disabled';
 
 export interface EventTypeInfo {
   name: EventType;
@@ -85,6 +98,12 @@ export const EVENT_TYPES: readonly EventTypeInfo[] = [
     description: 'an upload failed: nothing of it is committed; POST /uploads/:id/retry may try again',
     toCallbackUrl: true,
     schema: UploadFailedPayload,
+  },
+  {
+    name: 'upload.rows_removed',
+    description: 'the rows an append loaded were taken back (DELETE /uploads/:id/rows), in one transaction with this event',
+    toCallbackUrl: false,
+    schema: UploadRowsRemovedPayload,
   },
   {
     name: 'endpoint.disabled',

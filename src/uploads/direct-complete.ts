@@ -117,6 +117,7 @@ function uploadRecord(row: DirectUploadRow) {
     objectKey: row.object_key,
     dataset: row.dataset,
     mode: row.mode,
+    dryRun: row.dry_run,
     filename: row.filename,
     sizeBytes: row.size_bytes,
     sha256: null, // the bytes never passed through the API

@@ -33,6 +33,7 @@ export interface DirectUploadRequest {
   size: number;
   dataset?: string;
   mode?: string;
+  dryRun?: boolean;
   callbackUrl?: string;
   callbackChannel?: 'webhook' | 'slack';
   maxErrors?: number;
@@ -103,6 +104,7 @@ export async function startDirectUpload(
         tenant_id: req.tenantId,
         dataset: options.dataset,
         mode: options.mode,
+        dry_run: options.dryRun,
         filename,
         size_bytes: body.size,
         object_key: objectKey,

@@ -7,6 +7,7 @@ export function presentUpload(row: UploadRow) {
     status: row.status,
     dataset: row.dataset,
     mode: row.mode,
+    dryRun: row.dry_run,
     filename: row.filename,
     sizeBytes: row.size_bytes,
     sha256: row.sha256,
@@ -24,6 +25,9 @@ export function presentUpload(row: UploadRow) {
     error: row.error === null ? null : { code: row.error_code, message: row.error },
     unknownColumns: row.unknown_columns ?? [],
     callbackUrl: row.callback_url,
+    // DELETE /uploads/:id/rows: when it took the upload's rows back, and how many were still its own
+    rowsRemovedAt: iso(row.rows_removed_at),
+    rowsRemoved: row.rows_removed === null ? null : Number(row.rows_removed),
     createdAt: iso(row.created_at),
     startedAt: iso(row.started_at),
     completedAt: iso(row.completed_at),

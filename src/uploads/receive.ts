@@ -45,6 +45,8 @@ export const LOAD_MODES: readonly LoadMode[] = ['append', 'upsert', 'replace'];
 interface UploadOptions {
   dataset: string;
   mode: LoadMode;
+  /** validate in full, load nothing (Google AIP-163 validate_only) */
+  dryRun: boolean;
   callbackUrl: string | null;
   callbackChannel: 'webhook' | 'slack';
   maxErrors: number | null;
@@ -56,7 +58,7 @@ class KeyTaken extends Error {}
 /** An Idempotency-Key: 1–255 printable ASCII characters. */
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-const OPTION_FIELDS = ['dataset', 'mode', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio'] as const;
+export const OPTION_FIELDS = ['dataset', 'mode', 'dryRun', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio'] as const;
 
 /**
  * Receives one multipart upload: checks the options (query first, then form fields before the file),
@@ -72,7 +74,7 @@ export async function receiveUpload(deps: ReceiveDeps, req: ReceiveRequest): Pro
   for (const name of OPTION_FIELDS) {
     // the route's schema has typed (and checked) the query; form fields arrive as text, so both go on as text
     const value = req.query[name];
-    if (typeof value === 'string' || typeof value === 'number') raw[name] = String(value);
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') raw[name] = String(value);
   }
   parseOptions(raw, deps.allowedCidrs); // fail fast on bad query parameters, before reading the file
 
@@ -191,6 +193,7 @@ export function uploadRecord(
     objectKey,
     dataset: options.dataset,
     mode: options.mode,
+    dryRun: options.dryRun,
     filename: file.filename,
     sizeBytes: file.bytes,
     sha256: file.sha256,
@@ -221,6 +224,8 @@ export function parseOptions(raw: Record<string, string>, allowedCidrs?: Address
   // overwrite another tenant's row, and a replace would delete every tenant's rows. Append only.
   if (getDataset(dataset) && mode !== 'append') throw new AppError('mode_not_supported', `dataset "${dataset}" is built in and loaded with mode=append only`);
 
+  const dryRun = parseDryRun(raw.dryRun);
+
   let callbackUrl: string | null = null;
   if (raw.callbackUrl !== undefined && raw.callbackUrl.trim() !== '') {
     const checked = checkUrl(raw.callbackUrl.trim(), allowedCidrs);
@@ -247,7 +252,15 @@ export function parseOptions(raw: Record<string, string>, allowedCidrs?: Address
       throw new AppError('validation_failed', 'maxErrorRatio must be a number between 0 and 1');
     }
   }
-  return { dataset, mode, callbackUrl, callbackChannel, maxErrors, maxErrorRatio };
+  return { dataset, mode, dryRun, callbackUrl, callbackChannel, maxErrors, maxErrorRatio };
+}
+
+/** `dryRun`: true or false (absent or empty: false); anything else is 400 validation_failed. */
+function parseDryRun(value: string | undefined): boolean {
+  const text = value?.trim() ?? '';
+  if (text === '' || text === 'false') return false;
+  if (text === 'true') return true;
+  throw new AppError('validation_failed', 'dryRun must be true or false');
 }
 
 /** What makes two keyed uploads "the same request": the file's hash, size and name, and the options. */

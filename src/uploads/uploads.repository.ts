@@ -14,6 +14,8 @@ export interface NewUpload {
   dataset: string;
   /** append | upsert | replace (parseOptions checked it against a built-in dataset) */
   mode: LoadMode;
+  /** validate in full, load nothing */
+  dryRun: boolean;
   filename: string;
   sizeBytes: number;
   /** null when the bytes never passed through the API (a direct upload) */
@@ -48,6 +50,7 @@ export async function insertUploadWithJob(trx: Transaction<DB>, upload: NewUploa
       tenant_id: upload.tenantId,
       dataset: upload.dataset,
       mode: upload.mode,
+      dry_run: upload.dryRun,
       filename: upload.filename,
       size_bytes: upload.sizeBytes,
       sha256: upload.sha256,

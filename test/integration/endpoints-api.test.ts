@@ -160,12 +160,12 @@ describe('event types', () => {
     const { key } = await env.t.newTenantKey();
     const res = await call(key, 'GET', '/event-types');
     expect(res.status).toBe(200);
-    expect(res.body.items.map((t: { name: string }) => t.name)).toEqual(['upload.processing', 'upload.completed', 'upload.failed', 'endpoint.disabled']);
+    expect(res.body.items.map((t: { name: string }) => t.name)).toEqual(['upload.processing', 'upload.completed', 'upload.failed', 'upload.rows_removed', 'endpoint.disabled']);
     for (const [i, served] of (res.body.items as { name: string; toCallbackUrl: boolean; schema: unknown }[]).entries()) {
       expect(served.schema).toEqual(JSON.parse(JSON.stringify(EVENT_TYPES[i]!.schema))); // plain JSON Schema, as defined
       expect(served.schema).toMatchObject({ type: 'object', properties: { type: { const: served.name } } });
     }
-    expect(res.body.items.map((t: { toCallbackUrl: boolean }) => t.toCallbackUrl)).toEqual([false, true, true, false]);
+    expect(res.body.items.map((t: { toCallbackUrl: boolean }) => t.toCallbackUrl)).toEqual([false, true, true, false, false]);
     const schemaOf = (name: string) => EVENT_TYPES.find((t) => t.name === name)!.schema;
     const uploadId = '0b7f2c4e-1111-4a2b-a333-123456789abc';
     const timestamp = '2025-01-01T00:00:00.000Z';

@@ -173,6 +173,10 @@ describe('POST /upload', () => {
     // Fault injection through graphile-worker's public function: add_job runs read-only (as on a
     // standby after a failover), so its writes fail after the upload row was inserted in the same
     // transaction.
+    const { rows: before } = await t.pool.query<{ proconfig: string[] | null }>(
+      `SELECT proconfig FROM pg_proc WHERE proname = 'add_job' AND pronamespace = 'graphile_worker'::regnamespace`,
+    );
+    expect(before).toEqual([{ proconfig: null }]); // so RESET ALL below restores it exactly
     await t.pool.query('ALTER FUNCTION graphile_worker.add_job SET transaction_read_only = on');
     try {
       const res = await upload(api.url, fresh.key, { file: { content: CSV } });
@@ -182,7 +186,8 @@ describe('POST /upload', () => {
       expect(await uploadRows(fresh.tenantId)).toHaveLength(0);
       expect(await t.listObjects(`uploads/${fresh.tenantId}/`)).toEqual([]);
     } finally {
-      await t.pool.query('ALTER FUNCTION graphile_worker.add_job RESET transaction_read_only');
+      // RESET ALL: recent PostgreSQL minor releases (15.20 here) refuse `RESET transaction_read_only`.
+      await t.pool.query('ALTER FUNCTION graphile_worker.add_job RESET ALL');
     }
     // The fault is gone: the same upload goes through.
     expect((await upload(api.url, fresh.key, { file: { content: CSV } })).status).toBe(202);

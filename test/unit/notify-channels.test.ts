@@ -64,6 +64,13 @@ describe('slack channel', () => {
     expect(req.headers['webhook-signature']).toBeUndefined();
   });
 
+  it('says what a dry run found and what a removal took back', () => {
+    const text = (p: Record<string, unknown>) => JSON.parse(channels.slack!.build(claimed({ channel: 'slack', payload: p }), NOW_MS / 1000).body).text;
+    expect(text({ type: 'upload.completed', uploadId: 'u-2', status: 'completed', rowsProcessed: 9, rowsFailed: 1, dryRun: true }))
+      .toBe(':white_check_mark: upload u-2 completed: dry run, 9 rows valid (none loaded), 1 rejected');
+    expect(text({ type: 'upload.rows_removed', uploadId: 'u-3', dataset: 'orders', rowsRemoved: 40 })).toBe(':wastebasket: upload u-3: 40 rows removed from orders');
+  });
+
   it('has no adapter for `none`: such rows are written skipped and never claimed', () => {
     expect(Object.keys(channels).sort()).toEqual(['slack', 'webhook']);
   });

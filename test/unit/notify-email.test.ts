@@ -21,4 +21,13 @@ describe('email channel', () => {
     expect(failed.text).toContain('Error: too many (too_many_errors)');
   });
 
+  it('says a dry run loaded nothing, and how many rows a removal took back', () => {
+    const dry = composeMail({ type: 'upload.completed', uploadId: 'u3', status: 'completed', rowsProcessed: 5, rowsFailed: 0, dryRun: true }, 'b.csv', null);
+    expect(dry.text).toContain('Rows: 5 rows valid (dry run: none loaded), 0 rejected\n');
+    const removed = composeMail({ type: 'upload.rows_removed', uploadId: 'u4', rowsRemoved: 12 }, 'c.csv', null);
+    expect(removed.subject).toBe('Upload c.csv: 12 rows removed');
+    expect(removed.text).toContain('Rows removed: 12\n');
+    expect(removed.text).not.toContain('Status:');
+  });
+
 });

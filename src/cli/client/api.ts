@@ -51,7 +51,7 @@ export class ApiClient {
     return this.config.url;
   }
 
-  async json<T>(method: 'GET' | 'POST' | 'PATCH', path: string, opts: RequestOptions = {}): Promise<T> {
+  async json<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, opts: RequestOptions = {}): Promise<T> {
     const res = await this.open(method, path, { ...opts, headers: { accept: 'application/json', ...opts.headers } });
     const text = await readText(res);
     try {

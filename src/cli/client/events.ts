@@ -17,6 +17,10 @@ export interface UploadBody {
   mode?: 'append' | 'upsert' | 'replace';
   rowsInserted?: number | null;
   rowsUpdated?: number | null;
+  /** absent from services older than dry runs and undo */
+  dryRun?: boolean;
+  rowsRemovedAt?: string | null;
+  rowsRemoved?: number | null;
   bytesProcessed: number;
   /** absent from services older than compressed uploads */
   compression?: 'gzip' | 'none' | null;

@@ -13,7 +13,7 @@ import { runCommand } from './common.ts';
 import { waitAndSummarize } from './wait.ts';
 
 export const UPLOAD_USAGE =
-  'upload FILE [--dataset D] [--mode append|upsert|replace] [--callback URL] [--max-errors N] [--max-error-ratio R] [--idempotency-key K] [--tus | --no-tus] [--wait]';
+  'upload FILE [--dataset D] [--mode append|upsert|replace] [--dry-run] [--callback URL] [--max-errors N] [--max-error-ratio R] [--idempotency-key K] [--tus | --no-tus] [--wait]';
 
 export function uploadCommand(argv: string[]): Promise<number> {
   const spec = {
@@ -24,6 +24,7 @@ export function uploadCommand(argv: string[]): Promise<number> {
     options: {
       dataset: { type: 'string' },
       mode: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
       callback: { type: 'string' },
       'max-errors': { type: 'string' },
       'max-error-ratio': { type: 'string' },
@@ -43,6 +44,7 @@ export function uploadCommand(argv: string[]): Promise<number> {
     const fields: Record<string, string> = {};
     if (values.dataset !== undefined) fields.dataset = values.dataset;
     if (values.mode !== undefined) fields.mode = values.mode; // checked by the service (400 invalid_mode)
+    if (values['dry-run']) fields.dryRun = 'true';
     if (values.callback !== undefined) fields.callbackUrl = values.callback;
     if (values['max-errors'] !== undefined) fields.maxErrors = values['max-errors'];
     if (values['max-error-ratio'] !== undefined) fields.maxErrorRatio = values['max-error-ratio'];

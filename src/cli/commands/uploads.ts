@@ -1,4 +1,5 @@
-// `status ID` and `list`: an upload as the API shows it, and the tenant's uploads newest first.
+// `status ID` and `list`: an upload as the API shows it, and the tenant's uploads newest first;
+// `remove-rows ID`: undo a load (DELETE /uploads/:id/rows).
 import type { UploadBody } from '../client/events.ts';
 import { UsageError } from '../client/errors.ts';
 import { fields, table } from '../client/output.ts';
@@ -16,6 +17,30 @@ export function statusCommand(argv: string[]): Promise<number> {
   return runCommand(argv, { usage: 'status ID', options: {}, positionals: ['ID'] }, async ({ args, out, client }) => {
     const upload = await client.json<UploadBody>('GET', `/uploads/${encodeURIComponent(args[0]!)}`);
     out.result(upload, () => describeUpload(upload));
+    return 0;
+  });
+}
+
+/** The answer of DELETE /uploads/:id/rows (src/uploads/remove-rows.ts). */
+interface RowsRemoved {
+  uploadId: string;
+  dataset: string;
+  rowsRemoved: number;
+  rowsRemovedAt: string;
+}
+
+/** `remove-rows ID`: removes the rows an append loaded; a repeated call answers the first removal. */
+export function removeRowsCommand(argv: string[]): Promise<number> {
+  return runCommand(argv, { usage: 'remove-rows ID', options: {}, positionals: ['ID'] }, async ({ args, out, client }) => {
+    const removed = await client.json<RowsRemoved>('DELETE', `/uploads/${encodeURIComponent(args[0]!)}/rows`);
+    out.result(removed, () =>
+      fields([
+        ['upload', removed.uploadId],
+        ['dataset', removed.dataset],
+        ['removed', `${formatCount(removed.rowsRemoved)} rows`],
+        ['at', removed.rowsRemovedAt],
+      ]),
+    );
     return 0;
   });
 }
@@ -69,7 +94,8 @@ export function describeUpload(u: UploadBody): string {
     ['dataset', u.dataset],
     ['file', describeFile(u)],
     ['bytes', describeBytes(u)],
-    ['rows', `${formatCount(u.rowsProcessed)} loaded, ${formatCount(u.rowsFailed)} rejected`],
+    ['rows', `${formatCount(u.rowsProcessed)} ${u.dryRun ? 'valid (dry run: none loaded)' : 'loaded'}, ${formatCount(u.rowsFailed)} rejected`],
+    ['removed', typeof u.rowsRemovedAt === 'string' ? `${formatCount(Number(u.rowsRemoved ?? 0))} rows, ${u.rowsRemovedAt}` : null],
     ['progress', formatPercent(u.progress)],
     ['attempt', String(u.attempt)],
     ['error', u.error ? `${u.error.code ?? 'error'}: ${u.error.message}` : null],

@@ -15,6 +15,7 @@ const DirectUploadBody = Type.Object(
     size: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'the file\'s exact size in bytes; over MAX_UPLOAD_BYTES → 413' }),
     dataset: Type.Optional(Type.String({ maxLength: 64, description: 'default webhook_events' })),
     mode: Type.Optional(Type.String({ maxLength: 16, description: 'append (default) | upsert (by the dataset\'s key) | replace (the dataset\'s rows); webhook_events: append only' })),
+    dryRun: Type.Optional(Type.Boolean({ description: 'true: parse and validate in full (counts, errors.csv), load nothing (AIP-163 validate_only); default false' })),
     callbackUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'absolute http(s) URL, no credentials, not a private address' })),
     callbackChannel: Type.Optional(Type.Union([Type.Literal('webhook'), Type.Literal('slack')])),
     maxErrors: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),

@@ -95,7 +95,7 @@ export async function tusRoutes(app: FastifyInstance, deps: RouteDeps): Promise<
           description:
             TUS_HEADERS +
             'Headers: `Upload-Length` (bytes, ≤ MAX_UPLOAD_BYTES, else 413) or `Upload-Defer-Length: 1`; `Upload-Metadata` ' +
-            '(base64 values): `filename`, `dataset`, `mode`, `callbackUrl`, `callbackChannel`, `maxErrors`, `maxErrorRatio`, ' +
+            '(base64 values): `filename`, `dataset`, `mode`, `dryRun`, `callbackUrl`, `callbackChannel`, `maxErrors`, `maxErrorRatio`, ' +
             '`idempotencyKey` (or the `Idempotency-Key` header). A body of type application/offset+octet-stream is the first bytes.',
           response: { 201: Type.Null(), ...errors(400, 401, 409, 412, 413, 415, 422, 429, 503) },
         },

@@ -20,6 +20,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { errors, UploadIdParams, UploadStatusBody } from '../schemas.ts';
 import { directUploadRoutes } from './direct-uploads.ts';
 import { uploadProcessingRoutes } from './upload-processing.ts';
+import { uploadRowsRoutes } from './upload-rows.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -33,6 +34,7 @@ const UploadStatusParam = Type.Union(
 const UploadOptionsQuery = Type.Object({
   dataset: Type.Optional(Type.String({ maxLength: 64, description: 'default webhook_events' })),
   mode: Type.Optional(Type.String({ maxLength: 16, description: 'append (default) | upsert (by the dataset\'s key) | replace (the dataset\'s rows); webhook_events: append only' })),
+  dryRun: Type.Optional(Type.Boolean({ description: 'true: parse and validate in full (counts, errors.csv), load nothing (AIP-163 validate_only); default false' })),
   callbackUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'absolute http(s) URL, no credentials, not a private address' })),
   callbackChannel: Type.Optional(Type.Union([Type.Literal('webhook'), Type.Literal('slack')])),
   maxErrors: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
@@ -78,7 +80,7 @@ export async function uploadRoutes(app: FastifyInstance, deps: RouteDeps): Promi
     tags: ['uploads'],
     summary: 'Upload a CSV (multipart/form-data): stored in object storage, then processed in the background',
     description:
-      'Fields: `file` (required), `dataset` (default webhook_events), `mode` (append|upsert|replace, default append), `callbackUrl`, `callbackChannel` (webhook|slack), ' +
+      'Fields: `file` (required), `dataset` (default webhook_events), `mode` (append|upsert|replace, default append), `dryRun` (true: validate, load nothing), `callbackUrl`, `callbackChannel` (webhook|slack), ' +
       '`maxErrors`, `maxErrorRatio`; each may also be a query parameter. Header `Idempotency-Key` replays the first response for 24 h.',
     consumes: ['multipart/form-data'],
     querystring: UploadOptionsQuery,
@@ -173,5 +175,6 @@ export async function uploadRoutes(app: FastifyInstance, deps: RouteDeps): Promi
   );
 
   await uploadProcessingRoutes(app, deps);
+  await uploadRowsRoutes(app, deps);
   await directUploadRoutes(app, deps);
 }

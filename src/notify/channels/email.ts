@@ -36,6 +36,8 @@ interface Payload {
   attempt?: number;
   rowsProcessed?: number;
   rowsFailed?: number;
+  rowsRemoved?: number;
+  dryRun?: boolean;
   error?: string;
   errorCode?: string;
   endpointId?: string;
@@ -47,7 +49,7 @@ interface Payload {
 /** The mail for a delivery: subject naming the event and upload, a text body of its key figures. */
 export function composeMail(payload: Payload, filename: string | null, statusUrl: string | null): { subject: string; text: string } {
   const name = filename ?? payload.uploadId ?? 'unknown';
-  const rows = `${payload.rowsProcessed ?? 0} rows loaded, ${payload.rowsFailed ?? 0} rejected`;
+  const rows = `${payload.rowsProcessed ?? 0} rows ${payload.dryRun ? 'valid (dry run: none loaded)' : 'loaded'}, ${payload.rowsFailed ?? 0} rejected`;
   let subject: string;
   switch (payload.type) {
     case 'upload.completed':
@@ -59,6 +61,9 @@ export function composeMail(payload: Payload, filename: string | null, statusUrl
     case 'upload.processing':
       subject = `Upload ${name} processing (attempt ${payload.attempt ?? 1})`;
       break;
+    case 'upload.rows_removed':
+      subject = `Upload ${name}: ${payload.rowsRemoved ?? 0} rows removed`;
+      break;
     case 'endpoint.disabled':
       subject = `Endpoint ${payload.url ?? payload.endpointId} disabled`;
       break;
@@ -66,9 +71,11 @@ export function composeMail(payload: Payload, filename: string | null, statusUrl
       subject = `stream-api: ${payload.type ?? 'notification'}`;
   }
   const lines = [`Event: ${payload.type ?? 'unknown'}`];
-  if (payload.uploadId) lines.push(`Upload: ${name} (${payload.uploadId})`, `Status: ${payload.status ?? ''}`);
+  if (payload.uploadId) lines.push(`Upload: ${name} (${payload.uploadId})`);
+  if (payload.status) lines.push(`Status: ${payload.status}`);
   if (payload.type === 'upload.completed' || payload.type === 'upload.failed') lines.push(`Rows: ${rows}`);
   if (payload.type === 'upload.processing') lines.push(`Attempt: ${payload.attempt ?? 1}`);
+  if (payload.type === 'upload.rows_removed') lines.push(`Rows removed: ${payload.rowsRemoved ?? 0}`);
   if (payload.error) lines.push(`Error: ${payload.error}${payload.errorCode ? ` (${payload.errorCode})` : ''}`);
   if (payload.type === 'endpoint.disabled') {
     lines.push(`Endpoint: ${payload.endpointId} (${payload.url})`, `Reason: ${payload.reason ?? ''}`);

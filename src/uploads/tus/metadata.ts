@@ -2,18 +2,17 @@
 // by @tus/server) carries what the multipart path takes as form fields: the same names, checked by the
 // same parseOptions, at creation — so a bad option is refused before any byte is sent.
 import type { AddressList } from '../../notify/ssrf.ts';
-import { checkIdempotencyKey, displayFilename, parseOptions } from '../receive.ts';
+import { checkIdempotencyKey, displayFilename, OPTION_FIELDS, parseOptions } from '../receive.ts';
 
 /** Upload-Metadata as @tus/server parses it: a key sent without a value is null. */
 export type TusMetadata = Record<string, string | null>;
 
-/** The option keys, named as the multipart form fields (see POST /uploads). */
-const OPTION_KEYS = ['dataset', 'mode', 'callbackUrl', 'callbackChannel', 'maxErrors', 'maxErrorRatio'] as const;
 
 /** The upload options of `metadata` as parseOptions takes them (text by name). */
 export function optionFields(metadata: TusMetadata | undefined): Record<string, string> {
   const raw: Record<string, string> = {};
-  for (const key of OPTION_KEYS) {
+  // the option keys are named as the multipart form fields (see POST /uploads)
+  for (const key of OPTION_FIELDS) {
     const value = metadata?.[key];
     if (typeof value === 'string') raw[key] = value;
   }
