@@ -3,7 +3,7 @@
 // create a dataset in the editable columns table, see it listed, add a column (PUT), a destructive edit
 // refused with the server's 409 message, delete refused while an upload is unfinished, an upload through
 // the form (Uppy/tus) choosing the dataset and mode upsert — the rows checked in the tenant's table in
-// PostgreSQL — and delete. Screenshots go to test-artifacts/.
+// PostgreSQL — narrow screen, and delete. Screenshots go to test-artifacts/.
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -203,6 +203,23 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard datasets pages in Chromium (${CHROMIUM
     await expect.poll(() => page.locator('#upload-dataset').inputValue()).toBe('webhook_events');
     expect(await modeOptions()).toEqual(['append']);
     await shot('datasets-uploaded');
+  });
+
+  it('is readable at 390 px wide: the columns tables stack into labelled cards', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    await page.goto(`${api.url}/#/datasets/products`);
+    await page.locator('#dataset-edit').click();
+    await page.locator('#dataset-edit-form').waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(0);
+    const label = await editorRow('dataset-edit-columns', 0).locator('td').nth(1).evaluate((td) => getComputedStyle(td, '::before').content);
+    expect(label).toBe('"Type"');
+    await shot('dataset-narrow');
+    await page.locator('a.back').click();
+    await page.locator('#dataset-form').waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(0);
+    await shot('datasets-narrow');
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   it('deletes the dataset once no upload is unfinished: its table is dropped and the form no longer offers it', async () => {
