@@ -136,6 +136,7 @@ function createForm({ navigate }) {
     }
     const proposed = name.value.trim() || file.name.replace(/\.[^.]*$/, '');
     inferButton.disabled = true;
+    say(result, 'info');
     say(inferResult, 'info', `Reading ${file.name}…`);
     try {
       const inferred = await sendJson(`/datasets/infer?${new URLSearchParams({ name: proposed })}`, 'POST', file.slice(0, SAMPLE_BYTES), 'text/csv');
@@ -145,7 +146,7 @@ function createForm({ navigate }) {
       editor.setColumns(definition.columns, definition.key ?? [], hints);
       format.setFormat({ ...dialect, ...definition.format });
       say(inferResult, 'ok',
-        el('p', { text: `Proposed ${columns.length} columns from ${sampledRows} rows (${describeFormat(definition.format)}). Check the types below, then create the dataset.` }),
+        el('p', { text: `Proposed ${columns.length} columns from ${sampledRows} rows; format: ${describeFormat(definition.format)}. Check the types below, then create the dataset.` }),
         (inferred.warnings ?? []).length > 0 ? el('ul', {}, inferred.warnings.map((w) => el('li', { text: w }))) : null);
     } catch (err) {
       say(inferResult, 'error', `Could not infer a definition: ${err.message}`);

@@ -227,10 +227,10 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard datasets pages in Chromium (${CHROMIUM
     await page.getByRole('button', { name: 'Delete dataset' }).click();
     await expect.poll(() => page.evaluate(() => location.hash), { timeout: UI_TIMEOUT }).toBe('#/datasets');
     await expect.poll(() => text('#notice'), { timeout: UI_TIMEOUT }).toBe('Deleted the dataset "products".');
-    await expect.poll(() => page.locator('#datasets tr[data-key]').count(), { timeout: UI_TIMEOUT }).toBe(1);
+    await expect.poll(() => page.locator('#datasets tr[data-key="products"]').count(), { timeout: UI_TIMEOUT }).toBe(0);
     expect((await t.pool.query('SELECT to_regclass($1) AS t', [table()])).rows[0].t).toBeNull();
     await page.getByRole('navigation').getByRole('link', { name: 'Uploads' }).click();
-    await expect.poll(() => page.locator('#upload-dataset option').count(), { timeout: UI_TIMEOUT }).toBe(1);
+    await expect.poll(() => page.locator('#upload-dataset option[value="products"]').count(), { timeout: UI_TIMEOUT }).toBe(0);
     expect(pageErrors).toEqual([]);
   });
 });
