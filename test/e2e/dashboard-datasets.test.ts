@@ -199,6 +199,11 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard datasets pages in Chromium (${CHROMIUM
       { sku: 'A-2', price: '3.75', status: 'refurbished', note: 'changed', upload_id: uploadId },
       { sku: 'A-3', price: '10.00', status: 'new', note: 'added', upload_id: uploadId },
     ]);
+    // Its page says where it went and how: the dataset (a link to it) and the mode with its counts.
+    await page.locator('#upload-result a').click();
+    await expect.poll(() => text('#view-detail .facts'), { timeout: UI_TIMEOUT }).toMatch(/Dataset\s+products · upsert: 1 inserted, 1 updated/);
+    expect(await page.locator('#view-detail .facts a').getAttribute('href')).toBe('#/datasets/products');
+    await page.goBack();
     // Ready for the next file: the built-in dataset again, append only.
     await expect.poll(() => page.locator('#upload-dataset').inputValue()).toBe('webhook_events');
     expect(await modeOptions()).toEqual(['append']);
