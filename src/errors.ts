@@ -25,6 +25,8 @@ export const errorTable = {
   mode_not_supported: { status: 400, message: 'the built-in dataset webhook_events is loaded with mode=append only' },
   dataset_has_no_key: { status: 400, message: 'mode=upsert needs a dataset with a key; add one with PUT /datasets/:name' },
   dataset_busy: { status: 409, message: 'the dataset is being loaded or changed; try again shortly' },
+  sample_empty: { status: 400, message: 'the sample holds no complete line of CSV' },
+  sample_no_header: { status: 400, message: 'the first line of the sample must be a header naming the columns' },
   missing_file: { status: 400, message: 'multipart field "file" is required' },
   not_multipart: { status: 406, message: 'request must be multipart/form-data' },
   malformed_multipart: { status: 400, message: 'the multipart/form-data body cannot be parsed' },

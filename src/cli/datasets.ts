@@ -1,11 +1,13 @@
 // `stream-api datasets apply FILE --tenant NAME`: an operator's (or a deploy script's) way to define a
 // dataset from a JSON file — the same definition as POST /datasets, applied straight to the database
 // like the other admin commands. Idempotent: the same file again changes nothing (the version stays).
-// JSON only: no YAML parser is a dependency of the project.
+// JSON only: no YAML parser is a dependency of the project. `datasets list|show|infer` are client commands
+// over HTTP (src/cli/commands/datasets.ts).
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Value } from '@sinclair/typebox/value';
 import type { DatabaseRuntime } from '../runtime.ts';
+import { DATASETS_CLIENT_COMMANDS, DATASETS_CLIENT_USAGE } from './commands/datasets.ts';
 
 export const DATASETS_USAGE = `  datasets apply FILE --tenant NAME          create or change (additively) the dataset defined in the JSON file
 `;
@@ -15,9 +17,11 @@ type WithRuntime = (fn: (rt: DatabaseRuntime) => Promise<void>) => Promise<numbe
 /** Exit code 0 when applied (or already so), 1 when the file or the change is refused, 2 on bad usage. */
 export async function datasetsCommand(args: string[], withRuntime: WithRuntime): Promise<number> {
   const [sub, ...rest] = args;
+  const client = sub === undefined ? undefined : DATASETS_CLIENT_COMMANDS[sub];
+  if (client) return client(rest);
   const { values, positionals } = parseArgs({ args: rest, options: { tenant: { type: 'string' } }, allowPositionals: true });
   if (sub !== 'apply' || positionals.length !== 1 || !values.tenant) {
-    process.stderr.write(`usage:\n${DATASETS_USAGE}`);
+    process.stderr.write(`usage:\n${DATASETS_USAGE}${DATASETS_CLIENT_USAGE}`);
     return 2;
   }
   const [file] = positionals as [string];

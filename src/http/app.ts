@@ -23,6 +23,7 @@ import { liveRoutes } from './routes/live.ts';
 import { ErrorResponse, UploadStatusBody } from './schemas.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { datasetRoutes } from './routes/datasets.ts';
+import { datasetInferRoutes } from './routes/datasets-infer.ts';
 import { deliveryRoutes } from './routes/deliveries.ts';
 import { endpointRoutes } from './routes/endpoints.ts';
 import { operationRoutes } from './routes/operations.ts';
@@ -140,6 +141,7 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
     const routeDeps = { ...deps, limits };
     await api.register(uploadRoutes, routeDeps);
     await api.register(datasetRoutes, routeDeps);
+    await api.register(datasetInferRoutes, routeDeps);
     await api.register(deliveryRoutes, routeDeps);
     await api.register(endpointRoutes, routeDeps);
     await api.register(operationRoutes, routeDeps);

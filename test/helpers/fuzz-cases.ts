@@ -101,7 +101,9 @@ export class FuzzCases {
       Buffer.from(`${method} ${target} HTTP/1.1\r\n${[...headers, ...extra].map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`, 'latin1');
     const length = (n: number): [string, string] => ['Content-Length', String(n)];
     const what = `#${index} ${transport} ${method} ${target.slice(0, 120)} ${kind} ${contentType ?? '-'} auth=${auth ? auth.slice(0, 20) : '-'}`;
-    const base = { what, cut: false, stall: false, isUpload };
+    // Whether the request sent could create an upload: the method actually sent (a GET /uploads case may
+    // be sent as POST, with a multipart body that is accepted).
+    const base = { what, cut: false, stall: false, isUpload: method === 'POST' && UPLOAD_PATHS.includes(op.path) };
     switch (transport) {
       case 'plain':
         return { ...base, chunks: [head(body.length > 0 || method === 'POST' ? [length(body.length)] : []), body] };

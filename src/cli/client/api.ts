@@ -14,7 +14,7 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** socket idle time after which the request fails with ETIMEDOUT */
   idleTimeoutMs?: number;
-  /** sent as JSON (content-type: application/json) */
+  /** sent as JSON (content-type: application/json); a Buffer is sent as it is, with the content-type of `headers` */
   body?: unknown;
 }
 
@@ -63,8 +63,9 @@ export class ApiClient {
 
   /** A 2xx response whose body the caller reads (and must consume or destroy). */
   open(method: string, path: string, opts: RequestOptions = {}): Promise<http.IncomingMessage> {
-    const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
-    const headers = payload ? { ...opts.headers, 'content-type': 'application/json', 'content-length': String(payload.length) } : opts.headers;
+    const raw = Buffer.isBuffer(opts.body);
+    const payload = opts.body === undefined ? undefined : raw ? (opts.body as Buffer) : Buffer.from(JSON.stringify(opts.body));
+    const headers = payload ? { ...opts.headers, ...(!raw && { 'content-type': 'application/json' }), 'content-length': String(payload.length) } : opts.headers;
     return new Promise((resolve, reject) => {
       const req = this.request(method, path, { ...opts, headers });
       req.on('response', (res) => checked(res).then(resolve, reject));

@@ -1,4 +1,5 @@
 // The client commands: they talk to a running service over HTTP (never to the database).
+import { DATASETS_CLIENT_USAGE } from './datasets.ts';
 import { deliveriesCommand, redeliverCommand } from './deliveries.ts';
 import { endpointsCommand, ENDPOINTS_USAGE } from './endpoints.ts';
 import { errorsCommand } from './errors.ts';
@@ -31,4 +32,4 @@ or --url / --key; --json prints machine-readable output only):
   remove-rows ID                                        undo a load: remove the rows an append loaded
   deliveries ID                                         an upload's notifications and their attempts
   redeliver DELIVERY_ID                                 send a notification again
-${ENDPOINTS_USAGE}`;
+${ENDPOINTS_USAGE}${DATASETS_CLIENT_USAGE}`;
