@@ -3,7 +3,7 @@
 // create a dataset in the editable columns table, see it listed, add a column (PUT), a destructive edit
 // refused with the server's 409 message, delete refused while an upload is unfinished, an upload through
 // the form (Uppy/tus) choosing the dataset and mode upsert — the rows checked in the tenant's table in
-// PostgreSQL — narrow screen, and delete. Screenshots go to test-artifacts/.
+// PostgreSQL — narrow screen, a definition inferred from a sample file and created, and delete. Screenshots go to test-artifacts/.
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -225,6 +225,67 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard datasets pages in Chromium (${CHROMIUM
     expect(await overflow()).toBeLessThanOrEqual(0);
     await shot('datasets-narrow');
     await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it('infers a definition from a sample file (only its first MiB is sent), fills the editable table, and creates it in one click', async () => {
+    // ~1.9 MiB of readings: the page sends the first MiB (file.slice), the server judges it
+    const lines = ['Meter ID,Read On,kWh,Estimated,Site'];
+    for (let i = 0; i < 30_000; i++) {
+      lines.push(`9b3f0c1e-7a2d-4e5f-8a6b-${String(i).padStart(12, '0')},2025-01-${String(1 + (i % 28)).padStart(2, '0')},${(i % 997) + 0.5},${i % 2 === 0},site ${i % 40}`);
+    }
+    const sample = Buffer.from(`${lines.join('\n')}\n`);
+    expect(sample.length).toBeGreaterThan(1024 * 1024);
+    await page.goto(`${api.url}/#/datasets`);
+    await page.locator('#dataset-name').fill(''); // (left from the refused create): the file names the dataset
+    await page.locator('#dataset-sample').setInputFiles({ name: 'meter-readings.csv', mimeType: 'text/csv', buffer: sample });
+    const answer = page.waitForResponse((res) => res.request().method() === 'POST' && new URL(res.url()).pathname === '/datasets/infer');
+    await page.getByRole('button', { name: 'Infer from sample' }).click();
+    const res = await answer;
+    expect(res.status()).toBe(200);
+    expect(new URL(res.url()).searchParams.get('name')).toBe('meter-readings');
+    // (a Blob body is not readable from the request: its length is, and the server judged all of it)
+    const sent = await res.request().allHeaders();
+    expect(sent['content-type']).toBe('text/csv');
+    expect(sent['content-length']).toBe(String(1024 * 1024));
+    const inferred = (await res.json()) as { definition: { name: string; columns: { name: string; type: string; required?: boolean }[]; key?: string[] }; sampledRows: number; sampleBytes: number };
+    expect(inferred.sampleBytes).toBe(1024 * 1024);
+    expect(inferred.definition.columns.map((c) => c.name)).toEqual(['meter_id', 'read_on', 'kwh', 'estimated', 'site']);
+
+    // The table shows the proposal as it came; the name field takes the proposed identifier.
+    await expect.poll(() => text('#dataset-infer-result'), { timeout: UI_TIMEOUT }).toContain(`Proposed 5 columns from ${inferred.sampledRows} rows`);
+    expect(await page.locator('#dataset-name').inputValue()).toBe(inferred.definition.name);
+    const shownTypes = await page.locator('#dataset-columns tbody tr').evaluateAll((rows) =>
+      rows.map((r) => {
+        const field = (name: string) => r.querySelector(`[data-field="${name}"]`) as HTMLInputElement;
+        const p = field('precision').value;
+        return [field('name').value, field('type').value === 'numeric' && p ? `numeric(${p},${field('scale').value || 0})` : field('type').value];
+      }),
+    );
+    expect(shownTypes).toEqual(inferred.definition.columns.map((c) => [c.name, c.type]));
+    await shot('datasets-inferred');
+
+    await page.getByRole('button', { name: 'Create dataset' }).click();
+    await expect.poll(() => page.evaluate(() => location.hash), { timeout: UI_TIMEOUT }).toBe(`#/datasets/${inferred.definition.name}`);
+    const created = await apiGet(`/datasets/${inferred.definition.name}`);
+    expect(created.columns.map((c: { name: string; type: string; required: boolean }) => [c.name, c.type, c.required])).toEqual(
+      inferred.definition.columns.map((c) => [c.name, c.type, c.required ?? false]),
+    );
+    expect(created.key).toEqual(inferred.definition.key ?? null);
+
+    // The whole file (past the sample) loads into it through the form: every row, none rejected.
+    await page.getByRole('navigation').getByRole('link', { name: 'Uploads' }).click();
+    await expect.poll(() => page.locator(`#upload-dataset option[value="${created.name}"]`).count(), { timeout: UI_TIMEOUT }).toBe(1);
+    await page.locator('#upload-dataset').selectOption(created.name);
+    expect(await modeOptions()).toEqual(['append', 'replace']);
+    await page.locator('#upload-form .uppy-Dashboard-input').first().setInputFiles({ name: 'meter-readings.csv', mimeType: 'text/csv', buffer: sample });
+    await page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await expect.poll(() => text('#upload-result'), { timeout: UI_TIMEOUT }).toContain('Uploaded meter-readings.csv');
+    const uploadId = decodeURIComponent(/^#\/uploads\/(.+)$/.exec((await page.locator('#upload-result a').getAttribute('href')) ?? '')![1]!);
+    const state = await waitForStatus(t, uploadId, ['completed', 'failed']);
+    expect(state).toMatchObject({ status: 'completed', rows_processed: 30_000, rows_failed: 0 });
+    const { rows } = await t.pool.query(`SELECT count(*)::int AS n, count(DISTINCT meter_id)::int AS meters, sum(kwh)::text AS kwh FROM "${schema()}"."${created.name}"`);
+    const kwh = lines.slice(1).reduce((sum, line) => sum + Number(line.split(',')[2]) * 10, 0) / 10;
+    expect(rows[0]).toEqual({ n: 30_000, meters: 30_000, kwh: kwh.toFixed(1) });
   });
 
   it('deletes the dataset once no upload is unfinished: its table is dropped and the form no longer offers it', async () => {
