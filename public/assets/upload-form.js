@@ -14,7 +14,7 @@ const RETRY_DELAYS_MS = [0, 1000, 3000, 5000, 10000, 20000];
 const BUILT_IN = { name: 'webhook_events', builtIn: true, key: null };
 const MODE_HELP = {
   append: 'Adds the file\'s rows.',
-  upsert: 'Adds new rows and updates those whose key exists',
+  upsert: 'Adds new rows and updates the rows whose key is already there',
   replace: 'Replaces all the dataset\'s rows with the file\'s, at once.',
 };
 
@@ -109,6 +109,7 @@ export function bindUploadForm(form, { onAccepted }) {
       callbackInput.focus();
       return;
     }
+    if (modeSelect.value === 'replace' && !window.confirm(`Replace every row of "${datasetSelect.value}" with the rows of ${files[0].name}?`)) return;
     // Upload-Metadata carries every meta field: dataset and mode, callbackUrl only when there is one.
     const options = { dataset: datasetSelect.value, mode: modeSelect.value };
     for (const file of files) {
@@ -135,7 +136,7 @@ export function bindUploadForm(form, { onAccepted }) {
   function showModeHelp() {
     const dataset = datasets.get(datasetSelect.value) ?? BUILT_IN;
     const help = MODE_HELP[modeSelect.value];
-    modeHelp.textContent = modeSelect.value === 'upsert' ? `${help} (${dataset.key.join(', ')}).` : dataset.builtIn ? `${help} The built-in dataset takes append only.` : help;
+    modeHelp.textContent = modeSelect.value === 'upsert' ? `${help} (key: ${dataset.key.join(', ')}).` : dataset.builtIn ? `${help} The built-in dataset takes append only.` : help;
   }
   function showDatasets(items) {
     datasets = new Map(items.map((d) => [d.name, d]));

@@ -31,6 +31,9 @@ let tenantId: string;
 let browser: Browser;
 let page: Page;
 const pageErrors: string[] = [];
+/** what the page's confirm() dialogs are answered, and their texts */
+let confirmAnswer = true;
+const dialogs: string[] = [];
 
 describe.skipIf(!HAS_CHROMIUM)(`dashboard datasets pages in Chromium (${CHROMIUM})`, { timeout: 120_000 }, () => {
   beforeAll(async () => {
@@ -49,7 +52,10 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard datasets pages in Chromium (${CHROMIUM
       // A refused request is logged by Chromium itself as a failed resource load; anything else is ours.
       if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) pageErrors.push(`console: ${msg.text()}`);
     });
-    page.on('dialog', (dialog) => dialog.accept());
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      return confirmAnswer ? dialog.accept() : dialog.dismiss();
+    });
     await page.addInitScript((k) => sessionStorage.setItem('stream-api.apiKey', k), key);
   }, 120_000);
 
@@ -181,7 +187,7 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard datasets pages in Chromium (${CHROMIUM
     await page.locator('#upload-dataset').selectOption('products');
     expect(await modeOptions()).toEqual(['append', 'upsert', 'replace']);
     await page.locator('#upload-mode').selectOption('upsert');
-    expect(await text('#upload-mode-help')).toContain('(sku)');
+    expect(await text('#upload-mode-help')).toContain('(key: sku)');
 
     const file = 'sku,status,price,note\nA-2,refurbished,3.75,changed\nA-3,new,10,added\n';
     await page.locator('#upload-form .uppy-Dashboard-input').first().setInputFiles({ name: 'products.csv', mimeType: 'text/csv', buffer: Buffer.from(file) });
@@ -227,7 +233,7 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard datasets pages in Chromium (${CHROMIUM
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 
-  it('infers a definition from a sample file (only its first MiB is sent), fills the editable table, and creates it in one click', async () => {
+  it('infers a definition from a sample file (only its first MiB is sent), creates it in one click; the whole file loads through the form, and a confirmed replace leaves only the new rows', async () => {
     // ~1.9 MiB of readings: the page sends the first MiB (file.slice), the server judges it
     const lines = ['Meter ID,Read On,kWh,Estimated,Site'];
     for (let i = 0; i < 30_000; i++) {
@@ -286,6 +292,29 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard datasets pages in Chromium (${CHROMIUM
     const { rows } = await t.pool.query(`SELECT count(*)::int AS n, count(DISTINCT meter_id)::int AS meters, sum(kwh)::text AS kwh FROM "${schema()}"."${created.name}"`);
     const kwh = lines.slice(1).reduce((sum, line) => sum + Number(line.split(',')[2]) * 10, 0) / 10;
     expect(rows[0]).toEqual({ n: 30_000, meters: 30_000, kwh: kwh.toFixed(1) });
+
+    // replace asks first: declined, nothing is sent; accepted, the file's rows are all the table holds
+    await page.locator('#upload-dataset').selectOption(created.name);
+    await page.locator('#upload-mode').selectOption('replace');
+    const replacement = `${lines.slice(0, 3).join('\n')}\n`;
+    await page.locator('#upload-form .uppy-Dashboard-input').first().setInputFiles({ name: 'two.csv', mimeType: 'text/csv', buffer: Buffer.from(replacement) });
+    const creations: string[] = [];
+    page.on('request', (req) => req.method() === 'POST' && new URL(req.url()).pathname === '/files/' && creations.push(req.headers()['upload-metadata'] ?? ''));
+    confirmAnswer = false;
+    await page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await expect.poll(() => dialogs.at(-1)).toBe(`Replace every row of "${created.name}" with the rows of two.csv?`);
+    await page.waitForTimeout(500);
+    expect(creations).toEqual([]);
+    confirmAnswer = true;
+    await page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await expect.poll(() => text('#upload-result'), { timeout: UI_TIMEOUT }).toContain('Uploaded two.csv');
+    // tus metadata: each value base64 (tus 1.0 creation)
+    const metadata = Object.fromEntries(creations[0]!.split(',').map((pair) => pair.split(' ')).map(([k, v]) => [k, Buffer.from(v ?? '', 'base64').toString()]));
+    expect(metadata).toMatchObject({ dataset: created.name, mode: 'replace', name: 'two.csv' });
+    const replaceId = decodeURIComponent(/^#\/uploads\/(.+)$/.exec((await page.locator('#upload-result a').getAttribute('href')) ?? '')![1]!);
+    expect(await waitForStatus(t, replaceId, ['completed', 'failed'])).toMatchObject({ status: 'completed', rows_processed: 2 });
+    const after = await t.pool.query(`SELECT meter_id::text, upload_id FROM "${schema()}"."${created.name}" ORDER BY meter_id`);
+    expect(after.rows).toEqual(lines.slice(1, 3).map((line) => ({ meter_id: line.split(',')[0], upload_id: replaceId })));
   });
 
   it('deletes the dataset once no upload is unfinished: its table is dropped and the form no longer offers it', async () => {
