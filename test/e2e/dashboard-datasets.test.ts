@@ -22,6 +22,7 @@ if (!HAS_CHROMIUM) {
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const UI_TIMEOUT = 30_000;
+const HOSTILE = '<img src=x onerror=window.__pwned=1>';
 
 let t: TestEnv;
 let api: Awaited<ReturnType<typeof startApi>>;
@@ -94,6 +95,7 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard datasets pages in Chromium (${CHROMIUM
 
     await page.locator('#dataset-name').fill('products');
     await fillColumn('dataset-columns', 0, { name: 'sku', type: 'text', required: true, key: true });
+    await editorRow('dataset-columns', 0).locator('[data-field="aliases"]').fill(`SKU code, ${HOSTILE}`);
     for (const [n, c] of [
       { name: 'price', type: 'numeric', precision: '8', scale: '2' },
       { name: 'status', type: 'enum', values: 'new, used' },
@@ -116,13 +118,16 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard datasets pages in Chromium (${CHROMIUM
       key: ['sku'],
       format: { quotes: 'relaxed' },
       columns: [
-        { name: 'sku', type: 'text', required: true },
+        { name: 'sku', type: 'text', required: true, aliases: ['SKU code', HOSTILE] },
         { name: 'price', type: 'numeric(8,2)', required: false },
         { name: 'status', type: 'enum', required: false, values: ['new', 'used'] },
       ],
     });
     await expect.poll(() => page.locator('#view-dataset tr[data-key]').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.key)), { timeout: UI_TIMEOUT }).toEqual(['sku', 'price', 'status']);
     expect(await text('#view-dataset .facts')).toMatch(/Key\s+sku/);
+    // server data is text, never markup
+    expect(await page.locator('#view-dataset tr[data-key="sku"] td').last().innerText()).toBe(`SKU code, ${HOSTILE}`);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
     expect(await text('#view-dataset .facts')).toMatch(/Format\s+quotes relaxed/);
 
     await page.locator('#view-dataset .back').click();
