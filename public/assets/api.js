@@ -1,5 +1,5 @@
-// Talking to the API: the key (this tab only), JSON calls that turn error bodies into readable
-// errors, and authenticated file downloads. (Uploads go through Uppy's tus client: upload-form.js.)
+// Talking to the API: the key (this tab only), JSON calls (reads, and writes with a body) that turn error
+// bodies into readable errors, and authenticated file downloads. (Uploads go through Uppy's tus client: upload-form.js.)
 
 const STORAGE_KEY = 'stream-api.apiKey';
 
@@ -12,6 +12,9 @@ export class ApiError extends Error {
     this.code = code;
   }
 }
+
+/** Dispatched on window when this tab created, changed or deleted one of the tenant's datasets. */
+export const DATASETS_CHANGED = 'stream-api:datasets-changed';
 
 const unauthorizedListeners = new Set();
 
@@ -94,6 +97,31 @@ export async function api(path, { method = 'GET', key, signal } = {}) {
   const body = parseJson(text);
   if (!res.ok) throw errorFrom(res.status, body, text, key === undefined);
   return body;
+}
+
+/**
+ * A call with a body: `body` is sent as JSON, or as it is (a Blob, e.g. a slice of a file) when
+ * `contentType` names its type. Resolves to the parsed answer (null for 204); rejects with ApiError
+ * carrying the API's own message, like api().
+ * @param {string} path @param {'POST' | 'PUT' | 'PATCH'} method @param {unknown} body @param {string} [contentType]
+ */
+export async function sendJson(path, method, body, contentType) {
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: { accept: 'application/json', 'content-type': contentType ?? 'application/json', ...authHeaders() },
+      body: contentType ? body : JSON.stringify(body),
+    });
+  } catch {
+    throw networkError();
+  }
+  noteServerDate(res);
+  if (res.status === 204) return null;
+  const text = await res.text();
+  const parsed = parseJson(text);
+  if (!res.ok) throw errorFrom(res.status, parsed, text);
+  return parsed;
 }
 
 /**

@@ -1,5 +1,6 @@
-// Entry point: the API key, the hash router (#/, #/uploads/<id>, #/endpoints[/<id>]), the live stream and its fallback.
+// Entry point: the API key, the hash router (#/, #/uploads/<id>, #/endpoints[/<id>], #/datasets[/<name>]), the live stream and its fallback.
 import { api, apiKey } from './api.js';
+import { createDatasetPages } from './datasets-view.js';
 import { createDetailView } from './detail-view.js';
 import { refreshRelativeTimes } from './dom.js';
 import { createEndpointPages } from './endpoints-view.js';
@@ -19,6 +20,7 @@ const $ = (selector) => document.querySelector(selector);
 const views = {
   welcome: $('#view-welcome'), list: $('#view-list'), detail: $('#view-detail'),
   endpoints: $('#view-endpoints'), endpoint: $('#view-endpoint'),
+  datasets: $('#view-datasets'), dataset: $('#view-dataset'),
 };
 const notice = $('#notice');
 const liveBadge = $('#live');
@@ -59,6 +61,7 @@ function onRouteChange() {
 const list = createListView(views.list);
 const detail = createDetailView(views.detail, { navigate, onDeleted: (id) => list.remove(id) });
 const endpointPages = createEndpointPages({ list: views.endpoints, detail: views.endpoint }, { navigate, show });
+const datasetPages = createDatasetPages({ list: views.datasets, detail: views.dataset }, { navigate, show });
 let liveState = 'off';
 const live = createLiveStream({
   onUpload(event) {
@@ -89,10 +92,13 @@ function route({ focus = true } = {}) {
   if (!apiKey.get()) {
     detail.hide();
     endpointPages.hide();
+    datasetPages.hide();
     return show('welcome');
   }
   if (endpointPages.route(location.hash, { focus })) return detail.hide();
   endpointPages.hide();
+  if (datasetPages.route(location.hash, { focus })) return detail.hide();
+  datasetPages.hide();
   const match = /^#\/uploads\/([^/?#]+)$/.exec(location.hash);
   if (match) {
     let id = match[1];

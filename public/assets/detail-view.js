@@ -127,7 +127,7 @@ export function createDetailView(root, { navigate, onDeleted }) {
         : null,
       el('dl', { className: 'facts' },
         fact('Upload id', el('code', { text: u.uploadId })),
-        fact('Dataset', u.dataset ?? '—'),
+        fact('Dataset', u.dataset ? [el('a', { href: `#/datasets/${encodeURIComponent(u.dataset)}`, text: u.dataset }), ` · ${modeText(u)}`] : '—'),
         u.dryRun ? fact('Dry run', 'yes: validated in full, nothing loaded') : null,
         u.rowsRemovedAt ? fact('Rows removed', [`${formatNumber(u.rowsRemoved ?? 0)} · `, timeAgo(u.rowsRemovedAt)]) : null,
         fact('Size', u.sizeBytes === undefined ? '—' : `${formatBytes(u.sizeBytes)} (${formatNumber(u.sizeBytes)} bytes)`),
@@ -207,4 +207,11 @@ export function createDetailView(root, { navigate, onDeleted }) {
       }
     },
   };
+}
+
+/** The load mode, with what an upsert or replace did once completed ("upsert: 1 inserted, 1 updated"). */
+function modeText(u) {
+  const mode = u.mode ?? 'append';
+  if (mode === 'append' || typeof u.rowsInserted !== 'number') return mode;
+  return `${mode}: ${formatNumber(u.rowsInserted)} inserted, ${formatNumber(u.rowsUpdated ?? 0)} updated`;
 }

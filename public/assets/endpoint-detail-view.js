@@ -1,10 +1,10 @@
 // One endpoint (#/endpoints/<id>): its settings and health (re-read every few seconds), enable/disable,
 // rotate secret (the new one shown once), delete, recover since a time (a long-running operation whose
 // status is polled until done), and its delivery log (endpoint-log.js).
-import { api } from './api.js';
+import { api, sendJson } from './api.js';
 import { el, formatPercent, setChildren, timeAgo } from './dom.js';
 import { createEndpointLog } from './endpoint-log.js';
-import { endpointPath, healthBadge, secretBox, sendJson, successRate } from './endpoints-common.js';
+import { endpointPath, healthBadge, secretBox, successRate } from './endpoints-common.js';
 
 const POLL_MS = 3000;
 const OPERATION_POLL_MS = 1000;

@@ -1,30 +1,5 @@
-// What the endpoints pages share: JSON calls with a body (POST/PATCH; plain reads go through api.js),
-// the health badge and success rate, and the one-time display of a signing secret.
-import { ApiError, authHeaders, errorFrom, parseJson } from './api.js';
+// What the endpoints pages share: the health badge and success rate, and the one-time display of a signing secret.
 import { badge, el } from './dom.js';
-
-/**
- * A JSON call with a JSON body. Resolves to the parsed answer (null for 204); rejects with ApiError
- * carrying the API's own message, like api().
- * @param {string} path @param {'POST' | 'PATCH'} method @param {unknown} body
- */
-export async function sendJson(path, method, body) {
-  let res;
-  try {
-    res = await fetch(path, {
-      method,
-      headers: { accept: 'application/json', 'content-type': 'application/json', ...authHeaders() },
-      body: JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection and try again.');
-  }
-  if (res.status === 204) return null;
-  const text = await res.text();
-  const parsed = parseJson(text);
-  if (!res.ok) throw errorFrom(res.status, parsed, text);
-  return parsed;
-}
 
 export const endpointPath = (id, tail = '') => `/endpoints/${encodeURIComponent(id)}${tail}`;
 

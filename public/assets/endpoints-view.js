@@ -1,9 +1,9 @@
 // The endpoints pages: #/endpoints (the list with each endpoint's health, and the create form that shows
 // the new secret once) and #/endpoints/<id> (endpoint-detail-view.js). Health changes without a live
 // event (the dispatcher works on its own), so the list is read again every few seconds while shown.
-import { api } from './api.js';
+import { api, sendJson } from './api.js';
 import { createEndpointDetailView } from './endpoint-detail-view.js';
-import { healthBadge, secretBox, sendJson, successRate } from './endpoints-common.js';
+import { healthBadge, secretBox, successRate } from './endpoints-common.js';
 import { el, emptyState, setChildren, table, timeAgo } from './dom.js';
 
 const POLL_MS = 4000;

@@ -35,7 +35,7 @@ export function createListView(root) {
   /** ids that had events while a page load was out (its snapshot may be older for them) */
   let touchedDuringLoad = null;
 
-  bindUploadForm(root.querySelector('#upload-form'), { onAccepted: (id) => fetchRow(id) });
+  const form = bindUploadForm(root.querySelector('#upload-form'), { onAccepted: (id) => fetchRow(id) });
   moreButton.addEventListener('click', () => loadPage(true));
 
   // ---- stats ----
@@ -231,6 +231,7 @@ export function createListView(root) {
   return {
     refresh() {
       loadStats();
+      form.loadDatasets();
       return loadPage(false);
     },
     applyEvent,
@@ -241,6 +242,7 @@ export function createListView(root) {
       resetTable();
       setChildren(statsEl);
       setChildren(listEl);
+      form.clearDatasets();
       moreButton.hidden = true;
     },
   };

@@ -148,7 +148,7 @@ describe('files in other formats load with the right values', () => {
 describe("a dataset's format is the default; an upload's field overrides it", () => {
   it('people_eu reads semicolons and decimal commas without any field; a field overrides one key only', async () => {
     const def = await request(ctx.api.url, key, 'GET', '/datasets/people_eu');
-    expect(def.body.format).toEqual({ delimiter: ';', encoding: 'utf-8', dateFormat: 'DD/MM/YYYY', decimalSeparator: ',', quotes: 'strict' });
+    expect(def.body.format).toEqual({ delimiter: ';', dateFormat: 'DD/MM/YYYY', decimalSeparator: ',' });
     const byDefault = await upload(ctx.api.url, key, { file: { content: 'name;balance;born\nAna;1,5;31/01/2020\n' }, fields: { dataset: 'people_eu' } });
     const a = await loaded(byDefault.body.uploadId, 'people_eu');
     expect(a.rows.map((r) => [r.name, r.balance, r.born])).toEqual([['Ana', '1.50', '2020-01-31']]);

@@ -154,6 +154,8 @@ describe('processing', () => {
   it('is idempotent: running the job again after it committed loads nothing twice', async () => {
     const id = await send(generate(2_000));
     await waitForStatus(t, id, ['completed']);
+    // The object is deleted after the commit; the state to compare is the settled one.
+    await waitFor(async () => (await uploadState(t, id)).object_deleted_at !== null, 30_000, 'the object deleted');
     const before = await uploadState(t, id);
     await t.pool.query(
       `SELECT graphile_worker.add_job('process-upload', json_build_object('uploadId', $1::text), job_key => 'upload:' || $1)`,

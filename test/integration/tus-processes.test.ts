@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListPartsCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestEnv, startApi, type TestEnv } from '../helpers/env.ts';
 import { generateCsv } from '../helpers/generate.ts';
@@ -24,6 +24,17 @@ const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
 async function openUploads(t: TestEnv, tenantId: string): Promise<string[]> {
   const res = await t.s3.send(new ListMultipartUploadsCommand({ Bucket: t.config.s3.bucket, Prefix: `uploads/${tenantId}/` }));
   return (res.Uploads ?? []).map((u) => u.Key!);
+}
+
+/** Parts stored so far of every multipart upload open under the tenant's prefix. */
+async function storedParts(t: TestEnv, tenantId: string): Promise<number> {
+  const res = await t.s3.send(new ListMultipartUploadsCommand({ Bucket: t.config.s3.bucket, Prefix: `uploads/${tenantId}/` }));
+  let parts = 0;
+  for (const u of res.Uploads ?? []) {
+    const listed = await t.s3.send(new ListPartsCommand({ Bucket: t.config.s3.bucket, Key: u.Key, UploadId: u.UploadId }));
+    parts += listed.Parts?.length ?? 0;
+  }
+  return parts;
 }
 
 function startApiProcess(t: TestEnv): Promise<{ child: ChildProcess; url: string }> {
@@ -52,7 +63,7 @@ describe('tus across processes', () => {
     cleanups.push(() => t.close());
     const worker = await startTestWorker(t);
     cleanups.push(() => worker.stop());
-    const { key } = await t.newTenantKey();
+    const { key, tenantId } = await t.newTenantKey();
     const file = generateCsv(120_000, { seed: 11 }); // ~21 MB: parts of 8 MiB
     const first = await startApiProcess(t);
     const { path } = await tusCreate(first.url, key, file.length);
@@ -71,7 +82,8 @@ describe('tus across processes', () => {
     });
     req.on('error', () => {});
     req.write(file.subarray(0, 14 * MiB));
-    await new Promise((r) => setTimeout(r, 1500));
+    // Kill once the first 8 MiB part is in storage (a fixed pause was too short on a loaded machine).
+    await waitFor(async () => (await storedParts(t, tenantId)) >= 1, 60_000, "the first part in storage", 100);
     first.child.kill('SIGKILL');
     await once(first.child, 'exit');
     req.destroy();

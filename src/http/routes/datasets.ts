@@ -14,11 +14,11 @@ import { BUILT_IN_DATASETS, ColumnBody, DatasetBody, DefinitionError, normaliseD
 import { qualifiedTable } from '../../datasets/ddl.ts';
 import { tenantSchema } from '../../datasets/identifiers.ts';
 import { AppError } from '../../errors.ts';
+import { InputFormatBody } from '../../ingest/csv/input-format.ts';
 import { getDataset } from '../../ingest/datasets/index.ts';
 import type { DatasetDef } from '../../ingest/datasets/types.ts';
 import type { AppDeps } from '../app.ts';
-import { resolveInputFormat } from '../../ingest/csv/input-format.ts';
-import { errors, ResolvedInputFormat } from '../schemas.ts';
+import { errors } from '../schemas.ts';
 
 const Timestamp = Type.String({ format: 'date-time' });
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
@@ -30,7 +30,7 @@ const DatasetResponse = Type.Object({
   table: Type.String({ description: 'the table to query, schema-qualified and quoted' }),
   columns: Type.Array(ColumnBody),
   key: Nullable(Type.Array(Type.String())),
-  format: Type.Object(ResolvedInputFormat.properties, { description: 'how uploads of it are read unless they say otherwise: the definition\'s `format` over the defaults' }),
+  format: Type.Object(InputFormatBody.properties, { description: "how the dataset's files are written where they differ from RFC 4180 (empty: every default)" }),
   createdAt: Nullable(Timestamp),
   updatedAt: Nullable(Timestamp),
 });
@@ -143,7 +143,7 @@ function presentRow(row: DatasetRow) {
     table: qualifiedTable(tenantSchema(row.tenant_id), row.name),
     columns: spec.columns,
     key: spec.key ?? null,
-    format: resolveInputFormat(spec.format),
+    format: spec.format ?? {},
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
   };
@@ -163,7 +163,7 @@ function presentBuiltIn(def: DatasetDef) {
       ...(c.pattern && { pattern: c.pattern.source }),
     })),
     key: null,
-    format: resolveInputFormat(def.format),
+    format: {},
     createdAt: null,
     updatedAt: null,
   };
