@@ -1,7 +1,8 @@
 // The upload form: Uppy's Dashboard (file picker, drop area, byte progress with pause / resume / cancel)
 // and its Tus plugin, which sends the file resumably to /files/ (tus 1.0): a pause, a dropped connection
-// or a reload of the page continues from the bytes the server already holds. The dataset, the mode and
-// the callback URL travel in the tus metadata, as form fields do for POST /uploads. The dataset choice is
+// or a reload of the page continues from the bytes the server already holds. The dataset, the mode, the
+// file format fields chosen (delimiter, encoding, dateFormat, decimalSeparator, quotes: blank ones are left
+// to the dataset's format) and the callback URL travel in the tus metadata, as form fields do for POST /uploads. The dataset choice is
 // GET /datasets (built-in webhook_events and the tenant's); the modes offered are those the dataset
 // allows (upsert needs a key; webhook_events is append only). Uppy is served from the server itself
 // (/assets/vendor/uppy/, its prebuilt bundle): no CDN.
@@ -28,6 +29,7 @@ export function bindUploadForm(form, { onAccepted }) {
   const datasetSelect = form.querySelector('#upload-dataset');
   const modeSelect = form.querySelector('#upload-mode');
   const modeHelp = form.querySelector('#upload-mode-help');
+  const formatSelects = [...form.querySelectorAll('#upload-format select')];
   /** name → { name, builtIn, key } as GET /datasets lists them */
   let datasets = new Map([[BUILT_IN.name, BUILT_IN]]);
   const submit = form.querySelector('#upload-submit');
@@ -65,7 +67,7 @@ export function bindUploadForm(form, { onAccepted }) {
   function setBusy(value) {
     busy = value;
     submit.disabled = value;
-    for (const input of [callbackInput, datasetSelect, modeSelect]) input.disabled = value;
+    for (const input of [callbackInput, datasetSelect, modeSelect, ...formatSelects]) input.disabled = value;
     form.setAttribute('aria-busy', String(value));
   }
 
@@ -110,11 +112,13 @@ export function bindUploadForm(form, { onAccepted }) {
       return;
     }
     if (modeSelect.value === 'replace' && !window.confirm(`Replace every row of "${datasetSelect.value}" with the rows of ${files[0].name}?`)) return;
-    // Upload-Metadata carries every meta field: dataset and mode, callbackUrl only when there is one.
+    // Upload-Metadata carries every meta field: dataset and mode, the format fields and callbackUrl only when set.
     const options = { dataset: datasetSelect.value, mode: modeSelect.value };
+    const format = Object.fromEntries(formatSelects.filter((s) => s.value !== '').map((s) => [s.name, s.value]));
     for (const file of files) {
       const { callbackUrl: _previous, ...meta } = file.meta;
-      uppy.setFileState(file.id, { meta: { ...meta, ...options, ...(callbackUrl && { callbackUrl }) } });
+      for (const s of formatSelects) delete meta[s.name];
+      uppy.setFileState(file.id, { meta: { ...meta, ...options, ...format, ...(callbackUrl && { callbackUrl }) } });
     }
     showResult('info');
     setBusy(true);
