@@ -70,9 +70,10 @@ export function uploadIndexSql(schema: string, name: string): string {
 
 /**
  * Run first in a transaction that finds a dataset's rows by upload (`WHERE upload_id = $1`). Upload ids
- * are random (v4), so the column's correlation statistic is near 0 and the planner prices the BRIN scan
- * as if every range matched, then picks a sequential scan of the whole table although one load's rows
- * are contiguous; this setting (SET LOCAL: this transaction only) makes it take the index.
+ * are random (v4), so the column's correlation statistic is near 0, and BRIN costing divides by it: the
+ * planner may price the index scan as reading every range and pick a sequential scan of the whole
+ * table, although one load's rows are contiguous (it often picks the index, not always). This setting
+ * (SET LOCAL: this transaction only) makes it take the index.
  */
 export const BY_UPLOAD_PLAN = 'SET LOCAL enable_seqscan = off';
 
