@@ -65,6 +65,11 @@ async function identicalTable(pool: pg.Pool, name: string, like: string): Promis
     ALTER TABLE ${name} ALTER COLUMN line_number SET DEFAULT nextval('${name}_line')`);
 }
 
+/**
+ * Runs the wide dataset bench on `rows` rows and prints its tables and ratios (a measurement: a missed
+ * target prints MISSED, it does not throw). Throws when a load does not store exactly the file's rows.
+ * Everything it creates is undone by bench/lib/cleanup.ts.
+ */
 export async function benchWideDataset(opts: { rows: number; verbose: boolean }): Promise<void> {
   const { rows } = opts;
   const half = Math.floor(rows / 2);
