@@ -17,7 +17,7 @@
 //                   bench_<random> is created there and dropped at the end (also on error / Ctrl-C)
 //   S3_ENDPOINT     use this S3 server (with S3_BUCKET, S3_ACCESS_KEY_ID, …); default: an embedded
 //                   s3rver started in this process, its data under the run's temp dir
-//   --dataset wide     instead: a tenant's dataset of 20 mixed columns, --rows N (default 1M), the service
+//   --dataset wide     instead: a tenant's dataset of 20 mixed columns, --rows N (default 1M), --repeat N, the service
 //                      against psql \copy into an identical and into a plain table, append and upsert
 //                      (bench/lib/wide-bench.ts)
 // Exits 0 when targets are missed (it is a measurement) and prints MISSED; non-zero only on errors.
@@ -559,7 +559,7 @@ async function main(): Promise<void> {
   if (opts.dataset === 'wide') {
     // Its database, s3rver and temp folder are registered with the shared cleanup (bench/lib/cleanup.ts).
     onCleanup('wide dataset bench', () => cleanupShared());
-    await benchWideDataset({ rows: opts.rows, verbose: opts.verbose });
+    await benchWideDataset({ rows: opts.rows, repeat: opts.repeat, verbose: opts.verbose });
     return;
   }
   const config = loadConfig();
