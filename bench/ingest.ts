@@ -17,6 +17,9 @@
 //                   bench_<random> is created there and dropped at the end (also on error / Ctrl-C)
 //   S3_ENDPOINT     use this S3 server (with S3_BUCKET, S3_ACCESS_KEY_ID, …); default: an embedded
 //                   s3rver started in this process, its data under the run's temp dir
+//   --dataset wide     instead: a tenant's dataset of 20 mixed columns, --rows N (default 1M), --repeat N, the service
+//                      against psql \copy into an identical and into a plain table, append and upsert
+//                      (bench/lib/wide-bench.ts)
 // Exits 0 when targets are missed (it is a measurement) and prints MISSED; non-zero only on errors.
 
 import { spawn } from 'node:child_process';
@@ -38,9 +41,11 @@ import { ensureTenant } from '../src/tenants/tenants.repository.ts';
 import { killChildren, runHelper, trackChild } from './lib/child.ts';
 import { DEFAULT_ADMIN_URL, dropBenchDatabase, adminExec, randomDatabaseName, withDatabase } from './lib/db.ts';
 import { fixed, int, mbytes, mib, table, verdict } from './lib/format.ts';
+import { cleanup as cleanupShared } from './lib/cleanup.ts';
 import type { RunTaskInput, RunTaskResult } from './lib/run-task.ts';
 import { describeWaits, Sampler, type SampleResult, type Snapshot } from './lib/sampler.ts';
 import type { StageInput, StageResult } from './lib/stages.ts';
+import { benchWideDataset } from './lib/wide-bench.ts';
 
 // The product's own generator (`stream-api generate`), run as a child so it is not in the bench's memory.
 const BIN = fileURLToPath(new URL('../bin/stream-api.mjs', import.meta.url));
@@ -63,10 +68,11 @@ interface Options {
   repeat: number;
   bigSkipBaseline: boolean;
   verbose: boolean;
+  dataset: 'webhook_events' | 'wide';
 }
 
 function parseOptions(argv: string[]): Options {
-  const opts: Options = { rows: 1_000_000, big: 5_000_000, skipBig: false, breakdown: 'auto', repeat: 1, bigSkipBaseline: false, verbose: false };
+  const opts: Options = { rows: 1_000_000, big: 5_000_000, skipBig: false, breakdown: 'auto', repeat: 1, bigSkipBaseline: false, verbose: false, dataset: 'webhook_events' };
   const count = (name: string, value: string | undefined): number => {
     const n = Number((value ?? '').replaceAll('_', '').replaceAll(',', ''));
     if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} needs a positive integer, got ${JSON.stringify(value)}`);
@@ -84,8 +90,14 @@ function parseOptions(argv: string[]): Options {
       case '--breakdown': opts.breakdown = 'on'; break;
       case '--no-breakdown': opts.breakdown = 'off'; break;
       case '--verbose': opts.verbose = true; break;
+      case '--dataset': {
+        const name = value();
+        if (name !== 'wide' && name !== 'webhook_events') throw new Error(`--dataset is wide or webhook_events, got ${JSON.stringify(name)}`);
+        opts.dataset = name;
+        break;
+      }
       case '--help': case '-h':
-        console.log('npm run bench -- [--rows N] [--big N] [--skip-big] [--big-no-baseline] [--repeat N] [--breakdown|--no-breakdown] [--verbose]');
+        console.log('npm run bench -- [--dataset wide] [--rows N] [--big N] [--skip-big] [--big-no-baseline] [--repeat N] [--breakdown|--no-breakdown] [--verbose]');
         process.exit(0);
       default: throw new Error(`unknown option ${flag}`);
     }
@@ -544,6 +556,12 @@ const peakOf = (r: SizeResult): number => Math.max(...r.b.map((x) => x.task.hwmK
 
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
+  if (opts.dataset === 'wide') {
+    // Its database, s3rver and temp folder are registered with the shared cleanup (bench/lib/cleanup.ts).
+    onCleanup('wide dataset bench', () => cleanupShared());
+    await benchWideDataset({ rows: opts.rows, repeat: opts.repeat, verbose: opts.verbose });
+    return;
+  }
   const config = loadConfig();
   const adminUrl = config.databaseUrl ?? DEFAULT_ADMIN_URL;
 

@@ -58,7 +58,7 @@ describe('definitions', () => {
       `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'u'`,
       [`"${schema()}".orders`],
     );
-    expect(unique.rows.map((r) => r.def).sort()).toEqual(['UNIQUE (order_id)', 'UNIQUE (upload_id, line_number)']);
+    expect(unique.rows.map((r) => r.def).sort()).toEqual(['UNIQUE (order_id)']);
 
     expect((await request(url(), key, 'GET', '/datasets/orders')).body).toMatchObject({ name: 'orders', version: 1 });
     const list = await request(url(), key, 'GET', '/datasets');

@@ -64,7 +64,7 @@ describe('upsert', () => {
       `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'u' ORDER BY 1`,
       [table('products')],
     );
-    expect(unique.map((r) => r.def)).toEqual(['UNIQUE (sku)', 'UNIQUE (upload_id, line_number)']);
+    expect(unique.map((r) => r.def)).toEqual(['UNIQUE (sku)']);
 
     const first = await load('products', 'sku,name,price,note\nA,apple,1.00,n1\nB,banana,2.00,n2\nC,cherry,3.00,n3\nD,date,4.00,n4\n', { mode: 'upsert' });
     expect(first.state).toMatchObject({ status: 'completed', rows_processed: 4, rows_failed: 0 });
