@@ -91,6 +91,10 @@ export async function buildApp(deps: AppDeps, beforeRoutes?: (app: FastifyInstan
   app.addHook('preHandler', async (request) => {
     const field = nonFiniteField(request.query);
     if (field) throw new AppError('validation_failed', `${field} must be a finite number`);
+    // PostgreSQL text cannot hold U+0000 (the driver refuses the whole statement): refuse it here, for every
+    // route, rather than answer a client's NUL with a database error.
+    const nul = nulField(request.body, 'body') ?? nulField(request.query, 'query');
+    if (nul) throw new AppError('validation_failed', `${nul} contains a NUL character (U+0000), which text cannot hold`);
   });
   await app.register(multipart, {
     limits: {
@@ -190,6 +194,25 @@ function nonFiniteField(query: unknown): string | undefined {
   for (const [name, value] of Object.entries(query)) {
     const values: unknown[] = Array.isArray(value) ? value : [value];
     if (values.some((v) => typeof v === 'number' && !Number.isFinite(v))) return name;
+  }
+  return undefined;
+}
+
+/** The path (e.g. `body.columns[0].default`) of the first string or key holding U+0000 in a parsed JSON value, or undefined. */
+export function nulField(value: unknown, path: string, depth = 0): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  if (!value || typeof value !== 'object' || Buffer.isBuffer(value) || depth > 64) return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = nulField(value[i], `${path}[${i}]`, depth + 1);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  for (const [key, v] of Object.entries(value)) {
+    if (key.includes('\u0000')) return `${path} (a key)`;
+    const found = nulField(v, `${path}.${key}`, depth + 1);
+    if (found) return found;
   }
   return undefined;
 }

@@ -41,6 +41,27 @@ const orders = {
 };
 
 describe('definitions', () => {
+  it('refuses U+0000 anywhere in a JSON body with 400 naming the field (PostgreSQL text cannot hold it)', async () => {
+    const col = (extra: Record<string, unknown>) => ({ name: 'nul_case', columns: [{ name: 'a', type: 'text', ...extra }] });
+    const cases: [unknown, string][] = [
+      [col({ default: 'x\u0000y' }), 'body.columns[0].default'],
+      [col({ aliases: ['x\u0000'] }), 'body.columns[0].aliases[0]'],
+      [col({ pattern: '\u0000' }), 'body.columns[0].pattern'],
+      [{ name: 'nul_case', columns: [{ name: 'a', type: 'enum', values: ['x\u0000'] }] }, 'body.columns[0].values[0]'],
+    ];
+    for (const [body, field] of cases) {
+      for (const res of [await post(body), await put('nul_case', body)]) {
+        expect(res.status, res.text).toBe(400);
+        expect(res.body.error).toMatchObject({ code: 'validation_failed' });
+        expect(res.body.error.message).toContain(field);
+      }
+    }
+    const endpoint = await sendJson(url(), key, 'POST', '/endpoints', { url: 'https://example.com/h', description: 'a\u0000b' });
+    expect(endpoint.status, endpoint.text).toBe(400);
+    expect(endpoint.body.error.message).toContain('body.description');
+    expect((await request(url(), key, 'GET', '/datasets/nul_case')).status).toBe(404);
+  });
+
   it('creates a dataset and its table in the tenant schema; GET, list and versions show it', async () => {
     const res = await post(orders);
     expect(res.status).toBe(201);
